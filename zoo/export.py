@@ -1,0 +1,141 @@
+"""SavedModel exports in the TF Serving layout, per ../shared/SERVING_CONTRACT.md, shared by every model.
+
+    exports/<name>/<version>/            version = 1, 2, ...; never overwritten
+        saved_model.pb, variables/       signatures: the model's SIGNATURES (`sample` is also serving_default)
+        assets/model_card.json           kind, config, dataset, training steps, final metrics, versions
+
+An export is written to exports/<name>/.tmp-* and renamed into place only when complete, so a crash never
+leaves a half-written version where TF Serving would load it.
+
+    python -m zoo.export --list exports/     what is there
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+
+import zoo
+
+CARD = os.path.join("assets", "model_card.json")
+
+
+def _images(name="images"):
+    return tf.TensorSpec([None, 28, 28, 1], tf.float32, name=name)
+
+
+def _seed():
+    return tf.TensorSpec([], tf.int32, name="seed")
+
+
+def endpoint(model, verb):
+    """The serving function of one verb and its input signature, with the contract's tensor names."""
+    if verb == "sample":
+        return (lambda num_samples, seed: {"images": model.sample(num_samples, seed)},
+                [tf.TensorSpec([], tf.int32, name="num_samples"), _seed()])
+    if verb == "reconstruct":
+        return lambda images: {"images": model.reconstruct(images)}, [_images()]
+    if verb == "encode":
+        return lambda images: dict(model.encode(images)), [_images()]
+    if verb == "decode":
+        return (lambda latent: {"images": model.decode(latent)},
+                [tf.TensorSpec([None, model.latent_dim], tf.float32, name="latent")])
+    if verb == "inpaint":
+        return lambda images, mask, seed: {"images": model.inpaint(images, mask, seed)}, [
+            _images(), _images("mask"), _seed()]
+    raise ValueError(f"unknown serving signature {verb!r}; the contract has sample, reconstruct, encode, decode, "
+                     "inpaint")
+
+
+def next_version(folder):
+    versions = [int(entry) for entry in os.listdir(folder) if entry.isdigit()] if os.path.isdir(folder) else []
+    return max(versions, default=0) + 1
+
+
+def export_model(model, export_dir, name, card):
+    """Write `model` to export_dir/name/<next version>/ and return that path."""
+    if "sample" in model.SIGNATURES and model.SIGNATURES[0] != "sample":
+        raise ValueError("`sample` must come first in SIGNATURES: the first endpoint becomes serving_default")
+    model.build_for_images()
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for verb in model.SIGNATURES:
+        function, signature = endpoint(model, verb)
+        archive.add_endpoint(verb, function, input_signature=signature)
+
+    folder = os.path.join(export_dir, name)
+    os.makedirs(folder, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".tmp-", dir=folder)  # hidden from TF Serving, which loads integer folders
+    try:
+        archive.write_out(staging, verbose=False)
+        card = dict(card, name=name, signatures=list(model.SIGNATURES), zoo_version=zoo.__version__,
+                    tensorflow_version=tf.__version__, keras_version=keras.__version__,
+                    exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
+        with open(os.path.join(staging, CARD), "w") as f:
+            json.dump(card, f, indent=2, default=str)
+        while True:  # another process may take a version number first: then take the next one
+            path = os.path.join(folder, str(next_version(folder)))
+            try:
+                os.rename(staging, path)
+                return path
+            except OSError:
+                if not os.path.exists(path):
+                    raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def read_card(path):
+    with open(os.path.join(path, CARD)) as f:
+        return json.load(f)
+
+
+def list_exports(export_dir):
+    """(name, version, path) of every complete export under export_dir, sorted."""
+    found = []
+    if os.path.isdir(export_dir):
+        for name in sorted(os.listdir(export_dir)):
+            folder = os.path.join(export_dir, name)
+            if os.path.isdir(folder) and not name.startswith("."):
+                for version in sorted((v for v in os.listdir(folder) if v.isdigit()), key=int):
+                    found.append((name, int(version), os.path.join(folder, version)))
+    return found
+
+
+def format_listing(export_dir):
+    rows = [("export", "kind", "dataset", "steps", "final metrics", "signatures")]
+    for name, version, path in list_exports(export_dir):
+        try:
+            card = read_card(path)
+        except (OSError, ValueError):
+            rows.append((f"{name}/{version}", "?", "?", "?", "(no readable model card)", ""))
+            continue
+        metrics = ", ".join(f"{k}={v:.2f}" for k, v in card.get("final_metrics", {}).items() if k.startswith("val_"))
+        rows.append((f"{name}/{version}", card.get("kind", "?"), card.get("data", {}).get("dataset", "?"),
+                     str(card.get("steps", "?")), metrics, " ".join(card.get("signatures", []))))
+    if len(rows) == 1:
+        return f"no exports under {export_dir}"
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m zoo.export", description="Inspect the zoo's SavedModel exports.")
+    parser.add_argument("--list", metavar="EXPORT_DIR", required=True, help="list the exports under this folder")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.list):
+        parser.error(f"{args.list} is not a folder; exports live in exports/<name>/<version>/")
+    print(format_listing(args.list))
+
+
+if __name__ == "__main__":
+    main()

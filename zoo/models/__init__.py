@@ -1,0 +1,7 @@
+"""The zoo's models by the name `python -m zoo.train <name>` knows them."""
+
+from zoo.models.vae import VAE
+
+MODELS = {
+    "vae": VAE,
+}

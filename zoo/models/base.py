@@ -1,0 +1,90 @@
+"""What every model of the zoo shares: its config, the serving verbs, and two facts about tf.distribute.
+
+Every model is a `keras.Model` subclass built from a small config dataclass, trained by `fit` through its own
+`train_step`, and speaks in images of shape [batch, 28, 28, 1] with values in [0, 1] at its boundary, whatever it
+uses inside. The verbs it offers (`sample`, `reconstruct`, `encode`, `decode`, `inpaint`) are listed in
+`SIGNATURES`; `zoo.export` turns exactly those into SavedModel signatures, and `zoo.callbacks` draws them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+class ZooModel(keras.Model):
+    Config: type = None  # the model's config dataclass
+    SIGNATURES: tuple[str, ...] = ()  # serving verbs it implements, `sample` first (it is also serving_default)
+    DATA: dict = {}  # what it wants from zoo.data: e.g. dict(binarize="none", pixel_range=(0, 1), image_size=28)
+
+    def __init__(self, config=None, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config if config is not None else self.Config()
+        self.seed = int(seed)  # keys every stateless random draw of training, so a seed fixes a run
+
+    @property
+    def latent_dim(self):
+        """Width of the code that `encode` returns and `decode` takes."""
+        return self.config.latent_dim
+
+    def default_optimizer(self):
+        return keras.optimizers.Adam(self.config.learning_rate)
+
+    def compile(self, optimizer=None, **kwargs):
+        super().compile(optimizer=optimizer or self.default_optimizer(), **kwargs)
+
+    def build_for_images(self):
+        """Create the variables by running the model once on a dummy batch (export and checkpoints need them)."""
+        if not self.built:
+            self(tf.zeros((1,) + IMAGE_SHAPE))
+
+    def config_dict(self):
+        return dataclasses.asdict(self.config)
+
+
+def check_images(images, name="images"):
+    """Images as float32 [batch, 28, 28, 1]; a clear error for anything else."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    shape = images.shape
+    if shape.rank is not None and (shape.rank != 4 or tuple(shape[1:]) != IMAGE_SHAPE):
+        raise ValueError(
+            f"{name} must have shape [batch, 28, 28, 1] with values in [0, 1], got shape {list(shape)}; "
+            "reshape flat [batch, 784] arrays with images.reshape(-1, 28, 28, 1)"
+        )
+    return images
+
+
+def replica():
+    """(number of replicas, this replica's index); (1, 0) outside a replicated step."""
+    context = tf.distribute.get_replica_context()
+    if context is None:  # cross-replica context, e.g. a callback running under strategy.scope()
+        return 1, 0
+    return context.num_replicas_in_sync, context.replica_id_in_sync_group
+
+
+def num_replicas():
+    """How many replicas compute this step: Keras sums their gradients, so per-replica losses divide by it."""
+    return replica()[0]
+
+
+def replica_normal(shape, seed):
+    """Standard normal noise for this replica's share of the global batch.
+
+    The noise of the whole global batch is drawn from one stateless seed and each replica takes its rows, so a
+    seeded run draws the same numbers for the same images on one device or on many.
+    """
+    replicas, index = replica()
+    rows, width = shape[0], shape[1]
+    noise = tf.random.stateless_normal([rows * replicas, width], seed)
+    start = rows * index
+    return noise[start: start + rows]
+
+
+def step_seed(model, stream: int):
+    """A stateless seed for this training step: (model seed, step * 16 + stream), distinct per step and use."""
+    step = tf.cast(model.optimizer.iterations, tf.int32)
+    return tf.stack([tf.constant(model.seed, tf.int32), step * 16 + stream])

@@ -1,0 +1,167 @@
+"""Variational autoencoder (Kingma and Welling 2014) with an MLP encoder and a Bernoulli decoder.
+
+    q(z|x) = N(mean(x), diag(exp(log_var(x))))     encoder
+    p(z)   = N(0, I)
+    p(x|z) = Bernoulli(sigmoid(logits(z)))          decoder
+
+Training maximises the evidence lower bound, one reparameterised sample z = mean + exp(log_var / 2) * eps per
+image:
+    ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z))
+            = -BCE(x, logits(z)) - 1/2 sum_j (exp(log_var_j) + mean_j^2 - 1 - log_var_j)
+The reported `loss` is -ELBO per image in nats (for real-valued [0, 1] pixels the cross-entropy is the usual
+reconstruction term rather than a log-likelihood; train with --binarize dynamic for comparable likelihoods).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+import tensorflow as tf
+
+from zoo.models.base import ZooModel, check_images, num_replicas, replica_normal, step_seed
+
+
+@dataclass
+class VAEConfig:
+    latent_dim: int = field(default=2, metadata={"help": "size of the code z"})
+    hidden: tuple[int, ...] = field(default=(256,), metadata={"help": "encoder hidden sizes; the decoder mirrors"})
+    activation: str = field(default="relu", metadata={"help": "hidden activation: relu, softplus, tanh, ..."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    inpaint_steps: int = field(default=50, metadata={"help": "pseudo-Gibbs steps of inpaint"})
+
+    def __post_init__(self):
+        self.hidden = tuple(self.hidden)
+        if self.latent_dim <= 0 or not self.hidden or min(self.hidden) <= 0:
+            raise ValueError(f"latent_dim and hidden sizes must be positive, got {self.latent_dim} and {self.hidden}")
+        if self.learning_rate <= 0 or self.inpaint_steps < 2:
+            raise ValueError("learning_rate must be positive and inpaint_steps at least 2")
+        keras.activations.get(self.activation)  # raises ValueError naming an unknown activation
+
+
+# The configurations the seeds ask for: 784-256-z-256-784 ReLU, and the lab's 784-200-200-20-200-200-784 softplus.
+PRESETS = {
+    "z2": dict(latent_dim=2),
+    "z8": dict(latent_dim=8),
+    "z16": dict(latent_dim=16),
+    "softplus20": dict(latent_dim=20, hidden=(200, 200), activation="softplus"),
+}
+
+
+def bernoulli_nll(images, logits):
+    """-log p(x|z) per image: binary cross-entropy summed over the 784 pixels, in nats."""
+    targets = tf.reshape(images, tf.shape(logits))
+    return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits), axis=-1)
+
+
+class VAE(ZooModel):
+    Config = VAEConfig
+    SIGNATURES = ("sample", "reconstruct", "encode", "decode", "inpaint")
+    DATA = dict(binarize="none")
+    PRESETS = PRESETS
+
+    def __init__(self, config=None, seed=0, **kwargs):
+        super().__init__(config, seed, **kwargs)
+        c = self.config
+        self.encoder = keras.Sequential(
+            [keras.layers.Dense(n, activation=c.activation) for n in c.hidden]
+            + [keras.layers.Dense(2 * c.latent_dim)],  # mean and log_var side by side
+            name="encoder")
+        self.decoder = keras.Sequential(
+            [keras.layers.Dense(n, activation=c.activation) for n in reversed(c.hidden)]
+            + [keras.layers.Dense(28 * 28)],  # Bernoulli logits
+            name="decoder")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def posterior(self, images):
+        """Mean and log-variance of q(z|x)."""
+        flat = tf.reshape(images, (-1, 28 * 28))
+        mean, log_var = tf.split(self.encoder(flat), 2, axis=-1)
+        return mean, log_var
+
+    def call(self, images, training=False):
+        """Decoder logits for one posterior sample per image; adds the KL term through add_loss."""
+        mean, log_var = self.posterior(images)
+        # Fresh noise every training step; a fixed draw for evaluation so validation curves are comparable.
+        seed = step_seed(self, stream=0) if training else tf.constant([self.seed, -1])
+        z = mean + tf.exp(0.5 * log_var) * replica_normal(tf.shape(mean), seed)
+        kl = 0.5 * tf.reduce_sum(tf.exp(log_var) + tf.square(mean) - 1.0 - log_var, axis=-1)
+        self.add_loss(tf.reduce_mean(kl))
+        return self.decoder(z)
+
+    def compute_terms(self, images, training):
+        logits = self(images, training=training)
+        reconstruction = tf.reduce_mean(bernoulli_nll(images, logits))
+        kl = tf.add_n(self.losses)  # what call() added through add_loss
+        return reconstruction + kl, reconstruction, kl
+
+    def train_step(self, images):
+        with tf.GradientTape() as tape:
+            loss, reconstruction, kl = self.compute_terms(images, training=True)
+            # Keras sums gradients across replicas, so each replica's mean loss is divided by their number.
+            scaled_loss = self.optimizer.scale_loss(loss / num_replicas())
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self.update_metrics(images, loss, reconstruction, kl)
+
+    def test_step(self, images):
+        loss, reconstruction, kl = self.compute_terms(images, training=False)
+        return self.update_metrics(images, loss, reconstruction, kl)
+
+    def update_metrics(self, images, loss, reconstruction, kl):
+        batch = tf.cast(tf.shape(images)[0], tf.float32)  # weight by images: exact per-image epoch means
+        for tracker, value in zip(self.metrics, (loss, reconstruction, kl)):
+            tracker.update_state(value, sample_weight=batch)
+        return {m.name: m.result() for m in self.metrics}
+
+    # -- the serving verbs ------------------------------------------------------------------------------------
+
+    def encode(self, images):
+        mean, log_var = self.posterior(check_images(images))
+        return {"latent": mean, "log_var": log_var}
+
+    def decode(self, latent):
+        """Bernoulli means p(x=1|z) as images."""
+        return tf.reshape(tf.sigmoid(self.decoder(latent)), (-1, 28, 28, 1))
+
+    def reconstruct(self, images):
+        return self.decode(self.encode(images)["latent"])
+
+    def sample(self, num_samples, seed):
+        z = tf.random.stateless_normal([num_samples, self.config.latent_dim], _seed_pair(seed, 0))
+        return self.decode(z)
+
+    def inpaint(self, images, mask, seed, steps=None):
+        """Fill the pixels where mask == 0 by pseudo-Gibbs sampling (Rezende et al. 2014, appendix F).
+
+        Repeat: z ~ q(z|x), then the missing pixels of x <- p(x|z) means, the observed ones clamped. The
+        completion is the average of the decoder means over the second half of the chain, an estimate of
+        E[x_missing | x_observed] and so a better fill under squared error than the chain's last state.
+        """
+        images, mask = check_images(images), check_images(mask, "mask")
+        steps = steps or self.config.inpaint_steps
+        observed = mask > 0.5
+        burn_in = steps // 2
+
+        def gibbs_step(step, x, total):
+            mean, log_var = self.posterior(x)
+            noise = tf.random.stateless_normal(tf.shape(mean), _seed_pair(seed, 1 + step))
+            means = self.decode(mean + tf.exp(0.5 * log_var) * noise)
+            total += tf.where(step >= burn_in, means, tf.zeros_like(means))
+            return step + 1, tf.where(observed, images, means), total
+
+        start = tf.where(observed, images, tf.zeros_like(images))
+        _, _, total = tf.while_loop(lambda step, *_: step < steps, gibbs_step,
+                                    (tf.constant(0), start, tf.zeros_like(images)))
+        completion = total / float(steps - burn_in)
+        return tf.where(observed, images, completion)
+
+
+def _seed_pair(seed, stream):
+    return tf.stack([tf.cast(seed, tf.int32), tf.cast(stream, tf.int32)])

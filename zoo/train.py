@@ -1,0 +1,260 @@
+"""Train any model of the zoo with model.fit, log it to TensorBoard, and export it.
+
+    python -m zoo.train --help            the models
+    python -m zoo.train vae --help        a model's flags: the common ones, then its config's
+    python -m zoo.train vae               the standard VAE (784-256-2-256-784), 30 epochs, exported to exports/vae/
+
+Rerunning an interrupted command resumes it from its last epoch's checkpoint. `--batch-size` is the global batch:
+under `--strategy mirrored` it is split across the replicas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+import typing
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from zoo import callbacks, data, export
+from zoo.models import MODELS
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    seed: int = 0  # fixes data order, initialisation and every random draw of training
+    strategy: str = "default"
+    logdir: str = "tensorboard_logs"
+    export_dir: str = "exports"
+    name: str | None = None  # export and TensorBoard folder name; default: the model's name
+    run: str | None = None  # TensorBoard run name; default: seed<seed>, then seed<seed>-2, ...
+    export: bool = True
+
+
+@dataclass
+class Result:
+    model: keras.Model
+    history: dict
+    run_dir: str
+    export_path: str | None
+
+
+def make_strategy(name, devices=None):
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multiworker":  # the cluster comes from the TF_CONFIG environment variable
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def data_config_for(model_name, **settings):
+    """The DataConfig a model wants (its DATA), with the given settings on top."""
+    given = {k: v for k, v in settings.items() if v is not None}
+    return data.DataConfig(**{**MODELS[model_name].DATA, **given})
+
+
+def run_directory(logdir, name, run, seed, identity):
+    """(run folder, resuming?): the first run of this name with an unfinished checkpoint of the same
+    configuration is resumed; otherwise a new folder, seed0, seed0-2, ..."""
+    base = run or f"seed{seed}"
+    for attempt in range(1, 10_000):
+        folder = os.path.join(logdir, name, base if attempt == 1 else f"{base}-{attempt}")
+        if not os.path.exists(folder):
+            return folder, False
+        checkpoint = os.path.join(folder, "backup", "training_metadata.json")
+        try:
+            with open(os.path.join(folder, "run.json")) as f:
+                same = json.load(f)["identity"] == identity
+        except (OSError, ValueError, KeyError):
+            same = False
+        if same and os.path.exists(checkpoint):
+            return folder, True
+    raise RuntimeError(f"too many runs named {base} under {os.path.join(logdir, name)}")
+
+
+def train(model_name, model_config=None, data_config=None, train_config=None, extra_callbacks=(), verbose=None,
+          strategy=None):
+    """Train, log and (unless train_config.export is False) export one model; returns a Result."""
+    train_config = train_config or TrainConfig()
+    model_class = MODELS[model_name]
+    model_config = model_config or model_class.Config()
+    data_config = dataclasses.replace(data_config or data_config_for(model_name), seed=train_config.seed)
+    name = train_config.name or model_name
+
+    keras.utils.set_random_seed(train_config.seed)
+    strategy = strategy or make_strategy(train_config.strategy)
+    train_data, validation_data, _, splits = data.datasets(data_config)
+
+    identity = {"model": model_name, "config": dataclasses.asdict(model_config),
+                "data": dataclasses.asdict(data_config)}
+    run_dir, resuming = run_directory(train_config.logdir, name, train_config.run, train_config.seed, identity)
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "run.json"), "w") as f:
+        json.dump({"identity": identity, "train": dataclasses.asdict(train_config)}, f, indent=2)
+
+    with strategy.scope():
+        model = model_class(model_config, seed=train_config.seed)
+        model.compile()
+        model.build_for_images()
+
+    devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
+    print(f"Training {model_name} on {len(splits.train)} {data_config.dataset} images ({splits.source}) on {devices}, "
+          f"{strategy.num_replicas_in_sync} replica(s); TensorBoard run {run_dir}"
+          + (" (resuming from its checkpoint)" if resuming else ""), flush=True)
+
+    test_images = splits.test.images[:10, ..., None] / 255.0
+    started = time.time()
+    history = model.fit(
+        train_data, validation_data=validation_data, epochs=train_config.epochs, shuffle=False,
+        callbacks=callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed) + list(extra_callbacks),
+        verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+    ).history
+    seconds = time.time() - started
+
+    export_path = None
+    if train_config.export:
+        card = {
+            "kind": model_name,
+            "config": dataclasses.asdict(model_config),
+            "data": dict(dataclasses.asdict(data_config), source_used=splits.source, train_images=len(splits.train)),
+            "seed": train_config.seed,
+            "epochs": train_config.epochs,
+            "steps": int(model.optimizer.iterations.numpy()),
+            "train_seconds_this_session": round(seconds, 1),
+            "final_metrics": {k: float(v[-1]) for k, v in history.items() if v},
+            "tensorboard_run": run_dir,
+        }
+        export_path = export.export_model(model, train_config.export_dir, name, card)
+        print(f"Exported to {export_path}", flush=True)
+    return Result(model, history, run_dir, export_path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Command line: common flags, then each model's config fields as flags.
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
+    return value
+
+
+def int_tuple(text):
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 256,256") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
+    return values
+
+
+def add_common_flags(parser):
+    group = parser.add_argument_group("common to every model")
+    group.add_argument("--epochs", type=positive_int, default=TrainConfig.epochs)
+    group.add_argument("--batch-size", type=positive_int, default=data.DataConfig.batch_size,
+                       help="global batch size (default: %(default)s)")
+    group.add_argument("--limit", type=positive_int, help="train on the first N training images only")
+    group.add_argument("--validation-size", type=int, default=data.DataConfig.validation_size,
+                       help="images held out from the end of the training set (default: %(default)s)")
+    group.add_argument("--seed", type=int, default=TrainConfig.seed, help="fixes the whole run (default: 0)")
+    group.add_argument("--dataset", choices=data.DATASETS, default="mnist")
+    group.add_argument("--source", choices=data.SOURCES, default="auto",
+                       help="auto: --data-dir if given, else prepared TFDS, else the packaged MNIST")
+    group.add_argument("--data-dir", help="folder with the four IDX files (optionally .gz) or a Keras mnist.npz; "
+                                          "with --source tfds, the TFDS data_dir")
+    group.add_argument("--binarize", choices=data.BINARIZATIONS, help="default: the model's own choice")
+    group.add_argument("--strategy", choices=STRATEGIES, default="default",
+                       help="tf.distribute strategy (default: one device, a GPU if there is one)")
+    group.add_argument("--logdir", default=TrainConfig.logdir, help="TensorBoard root (default: %(default)s)")
+    group.add_argument("--export-dir", default=TrainConfig.export_dir, help="exports root (default: %(default)s)")
+    group.add_argument("--name", help="export and TensorBoard name (default: the model's name, or MODEL_PRESET)")
+    group.add_argument("--run", help="TensorBoard run name (default: seed<SEED>); rerunning resumes it")
+    group.add_argument("--no-export", dest="export", action="store_false", help="train without exporting")
+
+
+def add_config_flags(parser, model_class):
+    group = parser.add_argument_group(f"{model_class.__name__} configuration")
+    if getattr(model_class, "PRESETS", None):
+        group.add_argument("--preset", choices=sorted(model_class.PRESETS),
+                           help="a configuration from the seeds; explicit flags override it")
+    hints = typing.get_type_hints(model_class.Config)
+    for f in dataclasses.fields(model_class.Config):
+        kind = hints[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata.get('help', '')} (default: {','.join(map(str, f.default)) if isinstance(f.default, tuple) else f.default})"
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif typing.get_origin(kind) is tuple:
+            group.add_argument(flag, type=int_tuple, default=None, metavar="N,N,...", help=help_text)
+        else:
+            group.add_argument(flag, type=kind, default=None, help=help_text)
+
+
+def build_parser():
+    summaries = {name: (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
+                 for name, cls in MODELS.items()}
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo.train", description=__doc__.strip().splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="models:\n" + "\n".join(f"  {name:10s} {text}" for name, text in summaries.items())
+        + "\n\nrun `python -m zoo.train MODEL --help` for a model's flags")
+    models = parser.add_subparsers(dest="model", metavar="MODEL", required=True,
+                                   help=f"one of: {', '.join(MODELS)}")
+    for name, model_class in MODELS.items():
+        sub = models.add_parser(name, help=summaries[name], description=summaries[name])
+        add_common_flags(sub)
+        add_config_flags(sub, model_class)
+    return parser
+
+
+def configs_from_args(args):
+    model_class = MODELS[args.model]
+    preset = getattr(args, "preset", None)
+    settings = dict(model_class.PRESETS[preset]) if preset else {}
+    for f in dataclasses.fields(model_class.Config):
+        if getattr(args, f.name) is not None:
+            settings[f.name] = getattr(args, f.name)
+    model_config = model_class.Config(**settings)
+    data_config = data_config_for(
+        args.model, dataset=args.dataset, source=args.source, data_dir=args.data_dir, batch_size=args.batch_size,
+        limit=args.limit, validation_size=args.validation_size, binarize=args.binarize, seed=args.seed)
+    train_config = TrainConfig(
+        epochs=args.epochs, seed=args.seed, strategy=args.strategy, logdir=args.logdir, export_dir=args.export_dir,
+        name=args.name or (f"{args.model}_{preset}" if preset else args.model), run=args.run, export=args.export)
+    return model_config, data_config, train_config
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prefix = f"{parser.prog} {args.model}: error:"
+    try:
+        model_config, data_config, train_config = configs_from_args(args)
+    except ValueError as error:  # a flag value the config refuses: bad input, exit 2 like argparse
+        parser.exit(2, f"{prefix} {error}\n")
+    try:
+        train(args.model, model_config, data_config, train_config)
+    except data.DataError as error:  # a missing or corrupt data file: say what and how to fix it
+        parser.exit(2, f"{prefix} {error}\n")
+    except callbacks.TrainingDiverged as error:
+        parser.exit(1, f"{prefix} {error}\n")
+
+
+if __name__ == "__main__":
+    main()
