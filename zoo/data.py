@@ -190,13 +190,16 @@ def read_folder(folder):
 
 
 def read_npz(path):
+    keys = ("x_train", "y_train", "x_test", "y_test")
     try:
         with np.load(path) as f:
-            arrays = [f[key] for key in ("x_train", "y_train", "x_test", "y_test")]
-    except KeyError as error:
-        raise DataError(f"{path} lacks {error}; a Keras-format MNIST .npz has x_train, y_train, x_test, y_test")
+            found = {key: f[key] for key in keys if key in f.files}
     except (OSError, ValueError, EOFError) as error:
         raise DataError(f"cannot read {path}: {error}; the file is corrupt, download it again") from None
+    missing = [key for key in keys if key not in found]
+    if missing:
+        raise DataError(f"{path} lacks {', '.join(missing)}; a Keras-format MNIST .npz has {', '.join(keys)}")
+    arrays = [found[key] for key in keys]
     for images, labels in (arrays[0:2], arrays[2:4]):
         if images.ndim != 3 or images.shape[1:] != (28, 28) or len(labels) != len(images):
             raise DataError(f"{path}: images of shape {images.shape} with {len(labels)} labels; expected [n, 28, 28]")
@@ -309,40 +312,56 @@ def preprocess(images, config: DataConfig, seed=None):
     return x
 
 
-def make_dataset(split: Split, config: DataConfig, training: bool):
+@dataclass
+class Pipelines:
+    train: tf.data.Dataset  # endless: pass steps_per_epoch to fit
+    validation: tf.data.Dataset | None
+    test: tf.data.Dataset
+    steps_per_epoch: int
+    splits: Splits
+
+
+def make_dataset(split: Split, config: DataConfig, training: bool, first_epoch: int = 0):
     """A batched pipeline over one split.
 
-    Training: reshuffled every epoch and freshly binarized every epoch (when dynamic), both from config.seed.
-    Evaluation: fixed order, and a fixed binarization cached after the first pass.
-    Shuffling and batching run on uint8 and preprocessing on whole batches, so the pipeline stays far ahead
+    Training: an endless stream of epochs, epoch e in the order and with the binarization drawn from the stateless
+    seed (config.seed, e). It depends on nothing else: not on TensorFlow's global seed, not on how many replicas
+    read it, not on how often Keras re-creates iterators, and a run resumed at epoch e (first_epoch=e) sees what
+    an uninterrupted one would have. Pass steps_per_epoch = ceil(n / batch_size) to fit.
+    Evaluation: one pass in a fixed order with a fixed binarization, cached after the first pass.
+    Batches are gathered from the uint8 arrays by index and preprocessed whole, so the pipeline stays far ahead
     of even the smallest model.
     """
-    ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+    images, labels = tf.constant(split.images), tf.constant(split.labels)
+
+    def prepare(batch_index, indices, seed):
+        x = preprocess(tf.gather(images, indices), config, tf.random.experimental.stateless_fold_in(seed, batch_index))
+        return (x, tf.gather(labels, indices)) if config.labels else x
+
+    def one_pass(order, seed):
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(config.batch_size).enumerate()
+        return batches.map(lambda i, indices: prepare(i, indices, seed), num_parallel_calls=tf.data.AUTOTUNE)
+
+    def epoch(e):
+        seed = tf.stack([tf.constant(config.seed, tf.int64), e])
+        return one_pass(tf.random.experimental.stateless_shuffle(tf.range(len(split)), seed), seed)
+
     if training:
-        ds = ds.shuffle(len(split), seed=config.seed, reshuffle_each_iteration=True)
-    ds = ds.batch(config.batch_size)
-    # One stateless seed pair per batch: new each epoch for training, the same each epoch for evaluation.
-    seeds = tf.data.Dataset.random(seed=config.seed + (0 if training else 1),
-                                   rerandomize_each_iteration=training).batch(2)
-
-    def prepare(batch, seed):
-        images, labels = batch
-        x = preprocess(images, config, seed)
-        return (x, labels) if config.labels else x
-
-    ds = tf.data.Dataset.zip((ds, seeds)).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    if not training:
-        ds = ds.cache()
+        ds = tf.data.Dataset.range(first_epoch, 2 ** 62).flat_map(epoch)
+    else:
+        ds = one_pass(tf.range(len(split)), tf.constant([config.seed, -1], tf.int64)).cache()
     options = tf.data.Options()
     # Under MultiWorkerMirroredStrategy each worker takes its share of every batch's elements.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def datasets(config: DataConfig):
-    """(train, validation, test) pipelines and the Splits they come from."""
+def datasets(config: DataConfig, first_epoch: int = 0) -> Pipelines:
+    """The train, validation and test pipelines, the steps per training epoch, and the splits behind them."""
     splits = load(config)
-    return (make_dataset(splits.train, config, training=True),
-            make_dataset(splits.validation, config, training=False) if len(splits.validation) else None,
-            make_dataset(splits.test, config, training=False),
-            splits)
+    return Pipelines(
+        train=make_dataset(splits.train, config, training=True, first_epoch=first_epoch),
+        validation=make_dataset(splits.validation, config, training=False) if len(splits.validation) else None,
+        test=make_dataset(splits.test, config, training=False),
+        steps_per_epoch=-(-len(splits.train) // config.batch_size),
+        splits=splits)

@@ -83,6 +83,12 @@ def run_directory(logdir, name, run, seed, identity):
     raise RuntimeError(f"too many runs named {base} under {os.path.join(logdir, name)}")
 
 
+def completed_epochs(run_dir):
+    """Epochs done by the run whose checkpoint is in run_dir/backup (BackupAndRestore's own record)."""
+    with open(os.path.join(run_dir, "backup", "training_metadata.json")) as f:
+        return int(json.load(f)["epoch"])
+
+
 def train(model_name, model_config=None, data_config=None, train_config=None, extra_callbacks=(), verbose=None,
           strategy=None):
     """Train, log and (unless train_config.export is False) export one model; returns a Result."""
@@ -94,7 +100,6 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
 
     keras.utils.set_random_seed(train_config.seed)
     strategy = strategy or make_strategy(train_config.strategy)
-    train_data, validation_data, _, splits = data.datasets(data_config)
 
     identity = {"model": model_name, "config": dataclasses.asdict(model_config),
                 "data": dataclasses.asdict(data_config)}
@@ -102,6 +107,9 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "run.json"), "w") as f:
         json.dump({"identity": identity, "train": dataclasses.asdict(train_config)}, f, indent=2)
+    first_epoch = completed_epochs(run_dir) if resuming else 0
+    pipelines = data.datasets(data_config, first_epoch=first_epoch)
+    splits = pipelines.splits
 
     with strategy.scope():
         model = model_class(model_config, seed=train_config.seed)
@@ -111,12 +119,13 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
     print(f"Training {model_name} on {len(splits.train)} {data_config.dataset} images ({splits.source}) on {devices}, "
           f"{strategy.num_replicas_in_sync} replica(s); TensorBoard run {run_dir}"
-          + (" (resuming from its checkpoint)" if resuming else ""), flush=True)
+          + (f" (resuming after epoch {first_epoch})" if resuming else ""), flush=True)
 
     test_images = splits.test.images[:10, ..., None] / 255.0
     started = time.time()
     history = model.fit(
-        train_data, validation_data=validation_data, epochs=train_config.epochs, shuffle=False,
+        pipelines.train, steps_per_epoch=pipelines.steps_per_epoch, validation_data=pipelines.validation,
+        epochs=train_config.epochs, shuffle=False,
         callbacks=callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed) + list(extra_callbacks),
         verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
     ).history

@@ -1,0 +1,49 @@
+"""Shared fixtures. Two logical CPU devices are made before TensorFlow starts, for the MirroredStrategy tests."""
+
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    _cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+
+from zoo import data  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_data(**changes):
+    """A few hundred real MNIST images: 300 to train on, 100 for validation."""
+    settings = dict(limit=300, validation_size=100, batch_size=50)
+    settings.update(changes)
+    return data.DataConfig(**settings)
+
+
+def run_python(code, *args, timeout=300):
+    """Run code in a fresh Python process (no zoo import unless the code makes one)."""
+    env = dict(os.environ, PYTHONPATH="", TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd="/", env=env)
+
+
+def run_zoo(*args, timeout=300):
+    """Run `python -m zoo.<module> ...` in a fresh process from the repo root."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                          env=env)
+
+
+@pytest.fixture(scope="session")
+def mnist_arrays():
+    return data.load_arrays("mnist", "packaged", None)
+
+
+def pytest_configure(config):
+    # Keras nags that fit's default shuffle=True does not apply to a tf.data.Dataset; the pipelines shuffle.
+    config.addinivalue_line("filterwarnings", "ignore:`shuffle=True` was passed")

@@ -1,0 +1,100 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import tiny_data
+from zoo import data
+from zoo.models.vae import VAE, VAEConfig
+
+TINY = VAEConfig(latent_dim=2, hidden=(32,))
+
+
+def tiny_vae(seed=0, optimizer=None, config=TINY):
+    keras.utils.set_random_seed(seed)
+    model = VAE(config, seed=seed)
+    model.compile(optimizer=optimizer)
+    model.build_for_images()
+    return model
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    return data.load(tiny_data()).test.images[:16, ..., None].astype(np.float32) / 255.0
+
+
+def test_loss_falls_over_a_few_hundred_steps():
+    p = data.datasets(tiny_data(batch_size=30))
+    model = tiny_vae()
+    history = model.fit(p.train, steps_per_epoch=p.steps_per_epoch, validation_data=p.validation, epochs=20,
+                        verbose=0).history  # 200 steps
+    assert int(model.optimizer.iterations) == 200
+    assert history["loss"][-1] < 0.6 * history["loss"][0]
+    assert history["val_loss"][-1] < 0.7 * history["val_loss"][0]
+    for split in ("", "val_"):  # loss = reconstruction + kl, each per image
+        np.testing.assert_allclose(history[f"{split}loss"], np.add(history[f"{split}reconstruction"],
+                                                                   history[f"{split}kl"]), rtol=1e-4)
+    assert min(history["kl"]) > 0
+
+
+def test_kl_term_comes_through_add_loss(test_images):
+    model = tiny_vae()
+    model(test_images)
+    (kl,) = model.losses
+    code = model.encode(test_images)
+    mean, log_var = code["latent"].numpy(), code["log_var"].numpy()
+    expected = 0.5 * np.sum(np.exp(log_var) + mean ** 2 - 1 - log_var, axis=1).mean()
+    assert float(kl) == pytest.approx(expected, rel=1e-5)
+    model(test_images[:4])
+    assert len(model.losses) == 1  # cleared on every call, not accumulated
+
+
+def test_serving_verbs(test_images):
+    model = tiny_vae()
+    a, b, c = model.sample(8, 1), model.sample(8, 1), model.sample(8, 2)
+    assert a.shape == (8, 28, 28, 1) and float(tf.reduce_min(a)) >= 0 and float(tf.reduce_max(a)) <= 1
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert model.reconstruct(test_images).shape == test_images.shape
+    np.testing.assert_allclose(model.decode(model.encode(test_images)["latent"]), model.reconstruct(test_images))
+
+    mask = (np.random.default_rng(0).random(test_images.shape) > 0.5).astype(np.float32)
+    filled = model.inpaint(test_images, mask, seed=3).numpy()
+    observed = mask == 1
+    np.testing.assert_array_equal(filled[observed], test_images[observed])
+    assert filled.min() >= 0 and filled.max() <= 1
+    np.testing.assert_array_equal(filled, model.inpaint(test_images, mask, seed=3))
+
+
+def test_wrong_image_shape_is_a_clear_error():
+    model = tiny_vae()
+    with pytest.raises(ValueError, match=r"shape \[batch, 28, 28, 1\].*got shape \[4, 784\]"):
+        model.reconstruct(np.zeros((4, 784), np.float32))
+    with pytest.raises(ValueError, match="must be positive"):
+        VAEConfig(latent_dim=0)
+    with pytest.raises(ValueError, match="activation"):
+        VAEConfig(activation="wobbly")
+
+
+def test_mirrored_strategy_on_two_devices_matches_one_device():
+    """The same seeded run on one device and on two replicas gives the same weights and metrics.
+
+    SGD, not Adam: Adam is invariant to the scale of the gradient, so it would hide a loss that is not divided by
+    the number of replicas; with SGD that mistake doubles every step.
+    """
+    config = tiny_data(batch_size=60)
+    results = []
+    for strategy in (tf.distribute.get_strategy(), tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
+        p = data.datasets(config)
+        with strategy.scope():
+            model = tiny_vae(optimizer=keras.optimizers.SGD(1e-3))
+        history = model.fit(p.train, steps_per_epoch=p.steps_per_epoch, validation_data=p.validation, epochs=2,
+                            verbose=0).history
+        assert strategy.num_replicas_in_sync == len(results) + 1
+        results.append((history, [v.numpy() for v in model.trainable_variables]))
+    (history_one, weights_one), (history_two, weights_two) = results
+    for key in history_one:
+        np.testing.assert_allclose(history_one[key], history_two[key], rtol=1e-4, err_msg=key)
+    for w1, w2 in zip(weights_one, weights_two):
+        np.testing.assert_allclose(w1, w2, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(weights_one[0], tiny_vae(optimizer=keras.optimizers.SGD(1e-3)).trainable_variables[0])
