@@ -68,6 +68,7 @@ def run_directory(logdir, name, run, seed, identity):
     """(run folder, resuming?): the first run of this name with an unfinished checkpoint of the same
     configuration is resumed; otherwise a new folder, seed0, seed0-2, ..."""
     base = run or f"seed{seed}"
+    identity = json.loads(json.dumps(identity))  # as run.json holds it: tuples become lists
     for attempt in range(1, 10_000):
         folder = os.path.join(logdir, name, base if attempt == 1 else f"{base}-{attempt}")
         if not os.path.exists(folder):

@@ -1,0 +1,134 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from conftest import run_python, run_zoo, tiny_data
+from zoo import export, train
+from zoo.models.vae import VAEConfig
+
+# Runs in a fresh process that imports nothing from zoo: checks every signature of an export against the contract.
+CHECK_EXPORT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+path, latent_dim = sys.argv[1], int(sys.argv[2])
+model = tf.saved_model.load(path)
+assert not any(name == "zoo" or name.startswith("zoo.") for name in sys.modules), "zoo was imported"
+sig = model.signatures
+assert sorted(sig) == ["decode", "encode", "inpaint", "reconstruct", "sample", "serving_default"], sorted(sig)
+
+def inputs(name):
+    return {k: (v.dtype.name, v.shape.as_list()) for k, v in sig[name].structured_input_signature[1].items()}
+
+def outputs(name):
+    return {k: (v.dtype.name, v.shape.as_list()) for k, v in sig[name].structured_outputs.items()}
+
+images_spec = ("float32", [None, 28, 28, 1])
+assert inputs("sample") == {"num_samples": ("int32", []), "seed": ("int32", [])}, inputs("sample")
+assert inputs("serving_default") == inputs("sample") and outputs("serving_default") == outputs("sample")
+assert outputs("sample") == {"images": images_spec}, outputs("sample")
+assert inputs("reconstruct") == {"images": images_spec} and outputs("reconstruct") == {"images": images_spec}
+assert inputs("encode") == {"images": images_spec}
+assert outputs("encode") == {"latent": ("float32", [None, latent_dim]), "log_var": ("float32", [None, latent_dim])}
+assert inputs("decode") == {"latent": ("float32", [None, latent_dim])} and outputs("decode") == {"images": images_spec}
+assert inputs("inpaint") == {"images": images_spec, "mask": images_spec, "seed": ("int32", [])}, inputs("inpaint")
+assert outputs("inpaint") == {"images": images_spec}
+
+def sample(n, seed, key="sample"):
+    return sig[key](num_samples=tf.constant(n), seed=tf.constant(seed))["images"].numpy()
+
+a, b, c = sample(6, 1), sample(6, 1), sample(6, 2)
+assert a.shape == (6, 28, 28, 1) and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+assert np.array_equal(a, b), "same seed, different samples"
+assert not np.allclose(a, c), "different seeds, same samples"
+assert np.array_equal(sample(6, 1, "serving_default"), a)
+
+rng = np.random.default_rng(0)
+images = (rng.random((5, 28, 28, 1)) < 0.3).astype(np.float32)
+recon = sig["reconstruct"](images=tf.constant(images))["images"].numpy()
+assert recon.shape == (5, 28, 28, 1) and 0 <= recon.min() and recon.max() <= 1
+code = sig["encode"](images=tf.constant(images))
+assert code["latent"].shape == (5, latent_dim) and code["log_var"].shape == (5, latent_dim)
+decoded = sig["decode"](latent=code["latent"])["images"].numpy()
+assert np.allclose(decoded, recon, atol=1e-6), "decode(encode(x)) != reconstruct(x)"
+
+mask = (rng.random((5, 28, 28, 1)) < 0.5).astype(np.float32)
+def inpaint(seed):
+    return sig["inpaint"](images=tf.constant(images), mask=tf.constant(mask), seed=tf.constant(seed))["images"].numpy()
+filled = inpaint(7)
+observed = mask == 1
+assert np.array_equal(filled[observed], images[observed]), "inpaint changed observed pixels"
+assert 0 <= filled.min() and filled.max() <= 1 and np.array_equal(filled, inpaint(7))
+assert not np.array_equal(filled[~observed], inpaint(8)[~observed])
+
+card = json.load(open(f"{path}/assets/model_card.json"))
+print(json.dumps({"ok": True, "card": card}))
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny VAE trained for two epochs through zoo.train.train and exported."""
+    root = tmp_path_factory.mktemp("run")
+    config = train.TrainConfig(epochs=2, logdir=str(root / "logs"), export_dir=str(root / "exports"))
+    result = train.train("vae", VAEConfig(latent_dim=3, hidden=(32,)), tiny_data(), config, verbose=0)
+    return result, root
+
+
+def test_export_loads_in_a_fresh_process_with_every_signature(trained):
+    result, _ = trained
+    assert result.export_path.endswith(os.path.join("exports", "vae", "1"))
+    done = run_python(CHECK_EXPORT, result.export_path, "3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    card = json.loads(done.stdout.strip().splitlines()[-1])["card"]
+    assert card["kind"] == "vae" and card["config"]["latent_dim"] == 3 and card["data"]["dataset"] == "mnist"
+    assert card["steps"] == 2 * 6 and card["epochs"] == 2
+    assert card["final_metrics"]["val_loss"] == pytest.approx(result.history["val_loss"][-1])
+    assert card["signatures"] == ["sample", "reconstruct", "encode", "decode", "inpaint"]
+
+
+def test_saved_model_cli_lists_the_signatures(trained):
+    result, _ = trained
+    cli = shutil.which("saved_model_cli", path=os.path.dirname(sys.executable)) or shutil.which("saved_model_cli")
+    shown = subprocess.run([cli, "show", "--dir", result.export_path, "--tag_set", "serve"],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    for key in ("sample", "reconstruct", "encode", "decode", "inpaint", "serving_default"):
+        assert f'"{key}"' in shown.stdout
+    detail = subprocess.run([cli, "show", "--dir", result.export_path, "--tag_set", "serve",
+                             "--signature_def", "inpaint"], capture_output=True, text=True, timeout=120)
+    for name in ("inputs['images']", "inputs['mask']", "inputs['seed']", "outputs['images']"):
+        assert name in detail.stdout
+
+
+def test_new_exports_never_overwrite_and_leave_no_temporary_folders(trained, monkeypatch):
+    result, root = trained
+    model, export_dir = result.model, str(root / "exports")
+    second = export.export_model(model, export_dir, "vae", {"kind": "vae"})
+    assert second.endswith(os.path.join("vae", "2")) and os.path.exists(result.export_path)
+
+    def broken_write_out(self, path, **kwargs):
+        os.makedirs(path, exist_ok=True)
+        raise OSError("disk full")
+
+    archive_class = type(keras.export.ExportArchive())  # the backend's subclass, which does the writing
+    monkeypatch.setattr(archive_class, "write_out", broken_write_out)
+    with pytest.raises(OSError, match="disk full"):
+        export.export_model(model, export_dir, "vae", {"kind": "vae"})
+    assert sorted(os.listdir(os.path.join(export_dir, "vae"))) == ["1", "2"]
+
+
+def test_export_listing(trained):
+    _, root = trained
+    listed = run_zoo("zoo.export", "--list", str(root / "exports"))
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "vae/1" in listed.stdout and "sample reconstruct encode decode inpaint" in listed.stdout
+    assert "val_loss=" in listed.stdout
+    missing = run_zoo("zoo.export", "--list", str(root / "nowhere"))
+    assert missing.returncode == 2 and "is not a folder" in missing.stderr

@@ -1,0 +1,120 @@
+import glob
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_zoo, tiny_data
+from zoo import callbacks, train
+from zoo.models.vae import VAEConfig
+
+TINY = VAEConfig(latent_dim=2, hidden=(16,))
+
+
+def config_in(root, **changes):
+    settings = dict(epochs=2, logdir=str(root / "logs"), export_dir=str(root / "exports"))
+    settings.update(changes)
+    return train.TrainConfig(**settings)
+
+
+def event_tags(folder):
+    tags = set()
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def test_tensorboard_gets_scalars_histograms_and_image_grids(tmp_path):
+    result = train.train("vae", TINY, tiny_data(), config_in(tmp_path, export=False), verbose=0)
+    assert result.run_dir == str(tmp_path / "logs" / "vae" / "seed0")
+    for split in ("train", "validation"):
+        assert {"epoch_loss", "epoch_reconstruction", "epoch_kl"} <= event_tags(os.path.join(result.run_dir, split))
+    assert any(tag.endswith("/histogram") for tag in event_tags(os.path.join(result.run_dir, "train")))
+    assert {"samples", "reconstructions"} <= event_tags(os.path.join(result.run_dir, "images"))
+    assert not os.path.exists(os.path.join(result.run_dir, "backup"))  # a finished run keeps no checkpoint
+
+
+class Interrupt(Exception):
+    pass
+
+
+class InterruptAfter(keras.callbacks.Callback):
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise Interrupt()
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tmp_path, capsys):
+    data_config = tiny_data()
+    interrupted = config_in(tmp_path / "a", epochs=4)
+    with pytest.raises(Interrupt):
+        train.train("vae", TINY, data_config, interrupted, extra_callbacks=[InterruptAfter(2)], verbose=0)
+    run_dir = tmp_path / "a" / "logs" / "vae" / "seed0"
+    assert os.path.exists(run_dir / "backup" / "training_metadata.json")
+    assert not os.path.exists(tmp_path / "a" / "exports" / "vae")  # nothing exported from a broken run
+
+    resumed = train.train("vae", TINY, data_config, interrupted, verbose=0)
+    assert "resuming after epoch 2" in capsys.readouterr().out
+    assert resumed.run_dir == str(run_dir) and len(resumed.history["loss"]) == 2
+    assert int(resumed.model.optimizer.iterations.numpy()) == 4 * 6
+
+    straight = train.train("vae", TINY, data_config, config_in(tmp_path / "b", epochs=4), verbose=0)
+    np.testing.assert_allclose(resumed.history["val_loss"], straight.history["val_loss"][2:], rtol=1e-5)
+    for a, b in zip(resumed.model.trainable_variables, straight.model.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+    # The run finished, so a new run of the same command starts afresh in a new folder.
+    again = train.train("vae", TINY, data_config, config_in(tmp_path / "a", epochs=1), verbose=0)
+    assert again.run_dir.endswith("seed0-2") and again.export_path.endswith(os.path.join("vae", "2"))
+
+
+def test_a_nan_loss_stops_training_with_a_message_and_exports_nothing(tmp_path):
+    exploding = VAEConfig(latent_dim=2, hidden=(16,), learning_rate=1e30)
+    with pytest.raises(callbacks.TrainingDiverged, match="Lower the learning rate"):
+        train.train("vae", exploding, tiny_data(), config_in(tmp_path), verbose=0)
+    assert not os.path.exists(tmp_path / "exports" / "vae")
+
+
+def test_help_lists_the_models():
+    shown = run_zoo("zoo.train", "--help")
+    assert shown.returncode == 0 and "vae" in shown.stdout and "models:" in shown.stdout
+    model_help = run_zoo("zoo.train", "vae", "--help")
+    for flag in ("--epochs", "--batch-size", "--limit", "--seed", "--source", "--data-dir", "--dataset",
+                 "--strategy", "--logdir", "--export-dir", "--latent-dim", "--hidden", "--preset"):
+        assert flag in model_help.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["gan_of_dreams"], "invalid choice: 'gan_of_dreams'"),
+    ([], "required: MODEL"),
+    (["vae", "--epochs", "0"], "must be a positive integer"),
+    (["vae", "--hidden", "256,x"], "not a comma-separated list of integers"),
+    (["vae", "--latent-dim", "0"], "must be positive"),
+    (["vae", "--activation", "wobbly"], "activation"),
+    (["vae", "--dataset", "cifar10"], "invalid choice: 'cifar10'"),
+    (["vae", "--preset", "z3"], "invalid choice: 'z3'"),
+    (["vae", "--data-dir", "/no/such/folder"], "does not exist"),
+    (["vae", "--source", "dir"], "needs a data_dir"),
+])
+def test_bad_command_line_input_is_a_clear_error_with_exit_code_2(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        train.main(argv + ["--logdir", str(tmp_path), "--export-dir", str(tmp_path)] if argv else argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_command_line_trains_and_exports(tmp_path):
+    done = run_zoo("zoo.train", "vae", "--epochs", "1", "--limit", "200", "--validation-size", "100",
+                   "--hidden", "16", "--preset", "z8", "--logdir", str(tmp_path / "logs"),
+                   "--export-dir", str(tmp_path / "exports"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Exported to" in done.stdout
+    card = train.export.read_card(str(tmp_path / "exports" / "vae_z8" / "1"))
+    assert card["config"]["latent_dim"] == 8 and card["config"]["hidden"] == [16]  # the preset, then the flag
