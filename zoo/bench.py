@@ -1,0 +1,166 @@
+"""Training speed, next to what this machine can do, measured in one run.
+
+    python -m zoo.bench vae [--batch-size 128 --epochs 4]
+
+Prints a table: float32 matrix-multiply GFLOP/s (a large square GEMM and the model's own shapes), the input
+pipeline alone, the zoo's model trained through zoo.train's settings, and a straightforward Keras implementation
+of the same model (the keras.io example's pattern) as a baseline. Throughput is the median over the epochs after
+the first (which includes tracing and compilation). Not a test: run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import data, train
+from zoo.models.vae import VAE, VAEConfig
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.started)
+
+
+def gemm_gflops(m, k, n, seconds=2.0):
+    """float32 GFLOP/s of [m, k] @ [k, n], repeated in a compiled loop so dispatch does not count."""
+    a, b = tf.random.normal([m, k]), tf.random.normal([k, n])
+
+    @tf.function
+    def repeat(times):
+        total = tf.zeros([m, n])
+        for _ in tf.range(times):
+            total += tf.matmul(a, b)
+        return total
+
+    repeat(tf.constant(2)).numpy()
+    times = 4
+    while True:
+        started = time.perf_counter()
+        repeat(tf.constant(times)).numpy()
+        elapsed = time.perf_counter() - started
+        if elapsed > seconds / 4:
+            return 2.0 * m * k * n * times / elapsed / 1e9
+        times *= 4
+
+
+def pipeline_rate(pipelines, steps):
+    iterator = iter(pipelines.train)
+    for _ in range(10):
+        next(iterator)
+    started = time.perf_counter()
+    images = sum(int(next(iterator).shape[0]) for _ in range(steps))
+    return images / (time.perf_counter() - started)
+
+
+# -- the baseline: the keras.io VAE example's pattern, as an MLP -------------------------------------------------
+
+
+class Sampling(keras.layers.Layer):
+    def call(self, inputs):
+        mean, log_var = inputs
+        return mean + tf.exp(0.5 * log_var) * tf.random.normal(tf.shape(mean))
+
+
+class BaselineVAE(keras.Model):
+    def __init__(self, latent_dim=2, hidden=256):
+        super().__init__()
+        inputs = keras.Input((784,))
+        h = keras.layers.Dense(hidden, activation="relu")(inputs)
+        mean, log_var = keras.layers.Dense(latent_dim)(h), keras.layers.Dense(latent_dim)(h)
+        self.encoder = keras.Model(inputs, [mean, log_var, Sampling()([mean, log_var])])
+        z = keras.Input((latent_dim,))
+        self.decoder = keras.Model(z, keras.layers.Dense(784, activation="sigmoid")(
+            keras.layers.Dense(hidden, activation="relu")(z)))
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    def train_step(self, x):
+        with tf.GradientTape() as tape:
+            mean, log_var, z = self.encoder(x)
+            reconstruction = self.decoder(z)
+            bce = tf.reduce_mean(tf.reduce_sum(keras.losses.binary_crossentropy(x[..., None], reconstruction[..., None]),
+                                               axis=1))
+            kl = tf.reduce_mean(-0.5 * tf.reduce_sum(1 + log_var - tf.square(mean) - tf.exp(log_var), axis=1))
+            loss = bce + kl
+        grads = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+
+def timed_fit(model, epochs, **fit_kwargs):
+    timer = EpochTimer()
+    model.fit(epochs=epochs, callbacks=[timer], verbose=0, **{"shuffle": False, **fit_kwargs})
+    return statistics.median(timer.seconds[1:])
+
+
+def bench_vae(batch_size, epochs):
+    config = VAEConfig()  # the standard 784-256-2-256-784 ReLU VAE
+    keras.utils.set_random_seed(0)
+    pipelines = data.datasets(data.DataConfig(batch_size=batch_size))
+    n = len(pipelines.splits.train)
+    rows = [
+        ("float32 GEMM 2048x2048x2048", f"{gemm_gflops(2048, 2048, 2048):.0f} GFLOP/s", ""),
+        (f"float32 GEMM at the VAE's shapes ({batch_size}x784 @ 784x256)",
+         f"{gemm_gflops(batch_size, 784, 256):.0f} GFLOP/s", ""),
+        ("input pipeline alone", f"{pipeline_rate(pipelines, 3 * pipelines.steps_per_epoch):,.0f} img/s", ""),
+    ]
+    # Multiply-adds of one forward pass, times 2 FLOPs, times ~3 for forward + both backward products.
+    forward = sum(a * b for a, b in [(784, 256), (256, 2 * config.latent_dim), (config.latent_dim, 256), (256, 784)])
+    flops_per_image = 3 * 2 * forward
+
+    steps, jit = train.execution_settings(pipelines.steps_per_epoch, 1)
+    model = VAE(config)
+    model.compile(steps_per_execution=steps, jit_compile=jit)
+    seconds = timed_fit(model, epochs, x=pipelines.train, steps_per_epoch=pipelines.steps_per_epoch)
+    rows.append((f"zoo VAE, batch {batch_size} ({steps} steps per call, XLA {'on' if jit else 'off'})",
+                 f"{n / seconds:,.0f} img/s", f"{seconds:.2f} s/epoch, {n / seconds * flops_per_image / 1e9:.0f} GFLOP/s"))
+
+    model = VAE(config)
+    model.compile()
+    seconds = timed_fit(model, epochs, x=pipelines.train, steps_per_epoch=pipelines.steps_per_epoch)
+    rows.append((f"zoo VAE, batch {batch_size} (Keras defaults: 1 step per call, no XLA)", f"{n / seconds:,.0f} img/s",
+                 f"{seconds:.2f} s/epoch"))
+
+    images = pipelines.splits.train.images.reshape(n, 784).astype(np.float32) / 255.0
+    baseline = BaselineVAE()
+    baseline.compile(optimizer=keras.optimizers.Adam(1e-3))
+    seconds = timed_fit(baseline, epochs, x=images, batch_size=batch_size, shuffle=True)
+    rows.append((f"baseline: keras.io-style VAE on NumPy arrays, batch {batch_size}", f"{n / seconds:,.0f} img/s",
+                 f"{seconds:.2f} s/epoch"))
+    return rows, f"training on {n:,} MNIST images; {flops_per_image / 1e6:.1f} MFLOP per training image"
+
+
+BENCHMARKS = {"vae": bench_vae}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m zoo.bench", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("model", choices=sorted(BENCHMARKS))
+    parser.add_argument("--batch-size", type=train.positive_int, default=128)
+    parser.add_argument("--epochs", type=train.positive_int, default=4, help="timed epochs + 1 (default: 4)")
+    args = parser.parse_args(argv)
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: the first epoch includes compilation and is not timed")
+    devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or f"CPU ({tf.config.threading.get_inter_op_parallelism_threads() or 'all'} threads)"
+    rows, note = BENCHMARKS[args.model](args.batch_size, args.epochs)
+    print(f"\n{args.model} benchmark on {devices}, TensorFlow {tf.__version__}; {note}\n")
+    header = ("measured", "throughput", "detail")
+    widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(3)]
+    for row in [header, tuple("-" * w for w in widths)] + rows:
+        print("| " + " | ".join(str(cell).ljust(w) for cell, w in zip(row, widths)) + " |")
+
+
+if __name__ == "__main__":
+    main()
