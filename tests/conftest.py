@@ -40,6 +40,13 @@ def run_zoo(*args, timeout=300):
 
 
 @pytest.fixture(scope="session")
+def two_cpus():
+    """One MirroredStrategy over the two logical CPUs for the whole session: TensorFlow numbers collective ops
+    per strategy, and two strategies in one process can collide ("Shape mismatch in the collective instance")."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(scope="session")
 def mnist_arrays():
     return data.load_arrays("mnist", "packaged", None)
 
@@ -47,3 +54,5 @@ def mnist_arrays():
 def pytest_configure(config):
     # Keras nags that fit's default shuffle=True does not apply to a tf.data.Dataset; the pipelines shuffle.
     config.addinivalue_line("filterwarnings", "ignore:`shuffle=True` was passed")
+    # Keras 3.15's variables predate NumPy 2's `copy` keyword; reading one warns on every .numpy().
+    config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")

@@ -120,9 +120,8 @@ def test_the_command_line_trains_and_exports(tmp_path):
     assert card["config"]["latent_dim"] == 8 and card["config"]["hidden"] == [16]  # the preset, then the flag
 
 
-def test_training_and_export_under_mirrored_strategy(tmp_path):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    result = train.train("vae", TINY, tiny_data(), config_in(tmp_path, epochs=1), verbose=0, strategy=strategy)
+def test_training_and_export_under_mirrored_strategy(tmp_path, two_cpus):
+    result = train.train("vae", TINY, tiny_data(), config_in(tmp_path, epochs=1), verbose=0, strategy=two_cpus)
     assert int(result.model.optimizer.iterations.numpy()) == 6
     loaded = tf.saved_model.load(result.export_path)
     images = loaded.signatures["sample"](num_samples=tf.constant(3), seed=tf.constant(0))["images"]

@@ -76,7 +76,7 @@ def test_wrong_image_shape_is_a_clear_error():
         VAEConfig(activation="wobbly")
 
 
-def test_mirrored_strategy_on_two_devices_matches_one_device():
+def test_mirrored_strategy_on_two_devices_matches_one_device(two_cpus):
     """The same seeded run on one device and on two replicas gives the same weights and metrics.
 
     SGD, not Adam: Adam is invariant to the scale of the gradient, so it would hide a loss that is not divided by
@@ -84,7 +84,7 @@ def test_mirrored_strategy_on_two_devices_matches_one_device():
     """
     config = tiny_data(batch_size=60)
     results = []
-    for strategy in (tf.distribute.get_strategy(), tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
+    for strategy in (tf.distribute.get_strategy(), two_cpus):
         p = data.datasets(config)
         with strategy.scope():
             model = tiny_vae(optimizer=keras.optimizers.SGD(1e-3))

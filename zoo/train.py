@@ -48,11 +48,11 @@ class Result:
     export_path: str | None
 
 
-def make_strategy(name, devices=None):
+def make_strategy(name):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy(devices)
+        return tf.distribute.MirroredStrategy()  # every local GPU, or the CPU
     if name == "multiworker":  # the cluster comes from the TF_CONFIG environment variable
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")

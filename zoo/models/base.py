@@ -8,8 +8,6 @@ uses inside. The verbs it offers (`sample`, `reconstruct`, `encode`, `decode`, `
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 import tensorflow as tf
 
@@ -41,9 +39,6 @@ class ZooModel(keras.Model):
         """Create the variables by running the model once on a dummy batch (export and checkpoints need them)."""
         if not self.built:
             self(tf.zeros((1,) + IMAGE_SHAPE))
-
-    def config_dict(self):
-        return dataclasses.asdict(self.config)
 
 
 def check_images(images, name="images"):
