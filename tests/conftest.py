@@ -32,9 +32,9 @@ def run_python(code, *args, timeout=300):
                           cwd="/", env=env)
 
 
-def run_zoo(*args, timeout=300):
+def run_zoo(*args, timeout=300, env=None):
     """Run `python -m zoo.<module> ...` in a fresh process from the repo root."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
                           env=env)
 

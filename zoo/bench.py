@@ -120,7 +120,7 @@ def bench_vae(batch_size, epochs):
     forward = sum(a * b for a, b in [(784, 256), (256, 2 * config.latent_dim), (config.latent_dim, 256), (256, 784)])
     flops_per_image = 3 * 2 * forward
 
-    steps, jit = train.execution_settings(pipelines.steps_per_epoch, 1)
+    steps, jit = train.execution_settings(VAE, pipelines.steps_per_epoch, 1)
     model = VAE(config)
     model.compile(steps_per_execution=steps, jit_compile=jit)
     seconds = timed_fit(model, epochs, x=pipelines.train, steps_per_epoch=pipelines.steps_per_epoch)

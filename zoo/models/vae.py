@@ -59,6 +59,7 @@ class VAE(ZooModel):
     SIGNATURES = ("sample", "reconstruct", "encode", "decode", "inpaint")
     DATA = dict(binarize="none")
     PRESETS = PRESETS
+    XLA_ON_CPU = True
 
     def __init__(self, config=None, seed=0, **kwargs):
         super().__init__(config, seed, **kwargs)

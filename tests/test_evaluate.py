@@ -1,0 +1,200 @@
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_zoo, tiny_data
+from zoo import classifier, data, evaluate, export
+from zoo.models.vae import VAE, VAEConfig
+
+N = 400  # test images and samples: enough for stable figures, small enough to be quick
+
+IMAGES = tf.TensorSpec([None, 28, 28, 1], tf.float32, name="images")
+SEED = tf.TensorSpec([], tf.int32, name="seed")
+
+
+class FakeExport(tf.Module):
+    """`sample` draws images from a fixed pool; `inpaint` returns the pool itself (an oracle when the pool is the
+    evaluated test set, which the evaluator passes in order, in one batch)."""
+
+    def __init__(self, pool):
+        super().__init__()
+        self.pool = tf.constant(pool, tf.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_samples"), SEED])
+    def sample(self, num_samples, seed):
+        index = tf.random.stateless_uniform([num_samples], tf.stack([seed, 0]), 0, tf.shape(self.pool)[0], tf.int32)
+        return {"images": tf.gather(self.pool, index)}
+
+    @tf.function(input_signature=[IMAGES, tf.TensorSpec([None, 28, 28, 1], tf.float32, name="mask"), SEED])
+    def inpaint(self, images, mask, seed):
+        return {"images": self.pool[:tf.shape(images)[0]]}
+
+
+def save_fake(path, pool, signatures=("sample", "inpaint")):
+    module = FakeExport(pool)
+    tf.saved_model.save(module, str(path), signatures={name: getattr(module, name) for name in signatures})
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def judge():
+    """A small classifier trained in seconds on 5,000 images (the real one needs 99% and a minute and a half)."""
+    return classifier.train_classifier(limit=5000, epochs=3, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def reference(judge):
+    splits = data.load(data.DataConfig(validation_size=0))
+    config = evaluate.EvalConfig(num_samples=N, test_images=N, iw_samples=10)
+    return evaluate.Reference.from_arrays(splits.test.images[:N, ..., None] / 255.0, splits.test.labels[:N],
+                                          splits.train.images[..., None] / 255.0, judge, config)
+
+
+@pytest.fixture(scope="module")
+def ceiling(reference):
+    return reference.real_data_figures()
+
+
+def test_the_classifier_learns_and_its_features_have_128_units(judge, reference):
+    assert judge.test_accuracy > 0.9
+    probabilities, features = judge(reference.test_images[:10])
+    assert probabilities.shape == (10, 10) and features.shape == (10, 128)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_real_test_images_score_near_the_ceiling_and_noise_far_from_it(reference, ceiling, tmp_path):
+    real = evaluate.sample_figures(evaluate.Export(save_fake(tmp_path / "real", reference.test_images)), reference)
+    noise_pool = np.random.default_rng(0).random((N, 28, 28, 1)).astype(np.float32)
+    noise = evaluate.sample_figures(evaluate.Export(save_fake(tmp_path / "noise", noise_pool)), reference)
+    top = ceiling["samples"]
+    assert real["classifier_score"] == pytest.approx(top["classifier_score"], rel=0.15)
+    assert top["classifier_score"] > 5 and noise["classifier_score"] < 2
+    assert real["frechet_distance"] < 0.1 * noise["frechet_distance"]
+    assert real["nearest_train_distance"] == pytest.approx(top["nearest_train_distance"], rel=0.1)
+    assert noise["nearest_train_distance"] > 2 * top["nearest_train_distance"]
+    assert sum(real["class_histogram"]) == N and min(real["class_histogram"]) > 0
+
+
+def test_inpainting_that_returns_the_originals_has_zero_error(reference, ceiling, tmp_path):
+    oracle = evaluate.Export(save_fake(tmp_path / "oracle", reference.test_images))
+    figures = evaluate.inpainting_figures(oracle, reference)
+    assert list(figures) == ["20%", "50%", "80%"]
+    for fraction, scores in figures.items():
+        assert scores["mse"] == 0.0
+        assert scores["accuracy"] == pytest.approx(ceiling["inpainting"][fraction]["original"]["accuracy"])
+        assert ceiling["inpainting"][fraction]["mean_image"]["mse"] > 0
+
+
+def test_masks_miss_exactly_the_fraction_asked_for():
+    masks = evaluate.random_masks((50, 28, 28, 1), 0.2, seed=3)
+    assert set(np.unique(masks)) == {0.0, 1.0}
+    np.testing.assert_array_equal((masks == 0).sum(axis=(1, 2, 3)), round(0.2 * 784))
+    np.testing.assert_array_equal(masks, evaluate.random_masks((50, 28, 28, 1), 0.2, seed=3))
+    assert not np.array_equal(masks[0], masks[1])
+
+
+def test_baselines_on_a_hand_made_example(judge):
+    # Test images all 1; training images all 0.2 and all 0.4, so the mean training image is 0.3 everywhere.
+    test_images = np.ones((4, 28, 28, 1), np.float32)
+    train_images = np.concatenate([np.full((3, 28, 28, 1), 0.2), np.full((3, 28, 28, 1), 0.4)]).astype(np.float32)
+    config = evaluate.EvalConfig(num_samples=4, test_images=4, fractions=(0.5,))
+    reference = evaluate.Reference.from_arrays(test_images, np.zeros(4, int), train_images, judge, config)
+    inpainting = reference.real_data_figures()["inpainting"]["50%"]
+    assert inpainting["mean_image"]["mse"] == pytest.approx((1 - 0.3) ** 2)
+    assert inpainting["zeros"]["mse"] == pytest.approx(1.0)
+    assert inpainting["original"]["mse"] == 0.0
+
+
+def test_figures_against_direct_computations():
+    # Classifier score: one-hot, evenly spread classes give exactly the number of classes; identical rows give 1.
+    assert evaluate.classifier_score(np.eye(10)[np.arange(100) % 10]) == pytest.approx(10, rel=1e-6)
+    assert evaluate.classifier_score(np.full((100, 10), 0.1)) == pytest.approx(1.0)
+    # Fréchet distance: 0 for the same set; for Gaussians N(0, I) and N(m, 4I) it is |m|^2 + d (1 + 4 - 2*2).
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(20000, 4)), 2 * rng.normal(size=(20000, 4)) + 1.0
+    assert evaluate.frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    assert evaluate.frechet_distance(a, b) == pytest.approx(4 * 1.0 + 4 * 1.0, rel=0.05)
+    # Nearest distances: an image's own copy is at 0; a shifted one at the known distance.
+    pool = rng.random((30, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_allclose(evaluate.nearest_distances(pool[:5], pool), 0, atol=2e-3)
+    far = np.full((1, 28, 28, 1), 5.0, np.float32)
+    expected = np.sqrt(((5.0 - pool.reshape(30, -1)) ** 2).sum(axis=1)).min()
+    assert evaluate.nearest_distances(far, pool)[0] == pytest.approx(expected, rel=1e-4)
+    # Binary cross-entropy of a pixel at 0.5 predicted as 0.5 is log 2 per pixel.
+    half = np.full((1, 28, 28, 1), 0.5)
+    assert evaluate.binary_cross_entropy(half, half)[0] == pytest.approx(784 * math.log(2))
+
+
+@pytest.fixture(scope="module")
+def vae_export(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = VAE(VAEConfig(latent_dim=2, hidden=(32,)))
+    model.compile()
+    p = data.datasets(tiny_data(binarize="dynamic"))
+    model.fit(p.train, steps_per_epoch=p.steps_per_epoch, epochs=5, verbose=0)
+    path = export.export_model(model, str(tmp_path_factory.mktemp("exports")), "vae", {"kind": "vae"})
+    return model, path
+
+
+def test_importance_weighted_bound_with_one_sample_is_the_elbo_and_grows_with_k(vae_export, reference):
+    model, path = vae_export
+    loaded = evaluate.Export(path)
+    x = reference.binarized[:64]
+
+    # The ELBO computed independently, in the model itself from decoder logits: E_q[log p(x|z)] - KL.
+    draws = 2000
+    mean, log_var = (t.numpy() for t in model.posterior(x))
+    kl = 0.5 * np.sum(np.exp(log_var) + mean ** 2 - 1 - log_var, axis=1)
+    noise = np.random.default_rng(0).normal(size=(64, draws, 2))
+    z = (mean[:, None] + np.exp(0.5 * log_var)[:, None] * noise).reshape(-1, 2).astype(np.float32)
+    targets = np.repeat(x.reshape(64, 1, 784), draws, axis=1).reshape(-1, 784)
+    log_px_z = -tf.nn.sigmoid_cross_entropy_with_logits(targets, model.decoder(z)).numpy().sum(axis=1)
+    elbo_draws = log_px_z.reshape(64, draws) - kl[:, None]
+
+    # k = 1 on `draws` copies of each image: that many independent one-sample bounds per image.
+    bound_draws = evaluate.importance_weighted_log_likelihood(loaded, np.repeat(x, draws, axis=0), k=1)
+    standard_error = np.sqrt((elbo_draws.var() + bound_draws.var()) / elbo_draws.size)
+    assert abs(bound_draws.mean() - elbo_draws.mean()) < 4 * standard_error
+    bounds = [evaluate.importance_weighted_log_likelihood(loaded, x, k=k).mean() for k in (1, 10, 100, 1000)]
+    assert bounds == sorted(bounds) and bounds[-1] > bounds[0] + 0.5
+    assert bounds[-1] < 0
+
+
+def test_a_missing_signature_is_reported_not_a_crash(reference, ceiling, tmp_path):
+    path = save_fake(tmp_path / "gan_like" / "1", reference.test_images, signatures=("sample",))
+    row = evaluate.evaluate_export(path, reference, log=lambda text: None)
+    assert "classifier_score" in row["samples"]
+    assert "no `reconstruct` signature" in row["reconstruction"]["missing"]
+    assert "no `inpaint` signature" in row["inpainting"]["missing"]
+    assert "no likelihood estimator" in row["likelihood"]["missing"]
+    tables = evaluate.format_tables([row], ceiling)
+    assert "| gan_like/1 | not exported |" in tables
+
+
+def test_leaderboard_from_the_command_line(vae_export, judge, tmp_path):
+    _, path = vae_export
+    cache = tmp_path / "cache"  # the small classifier stands in for the cached one
+    cache.mkdir()
+    judge.network.save(str(cache / f"classifier-mnist-v{classifier.VERSION}.keras"))
+    (cache / f"classifier-mnist-v{classifier.VERSION}.keras.json").write_text(json.dumps({"test_accuracy": 0.9}))
+    exports = os.path.dirname(os.path.dirname(path))
+    done = run_zoo("zoo.evaluate", "--all", exports, "--out", str(tmp_path), "--num-samples", "300",
+                   "--test-images", "200", "--iw-samples", "20", env={"ZOO_CACHE": str(cache)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = (tmp_path / "RESULTS.md").read_text()
+    for heading in ("### Samples", "### Reconstructions", "### Inpainting", "### Test log-likelihood"):
+        assert heading in results
+    assert "| real test images |" in results and "| vae/1 | vae |" in results
+    assert "importance-weighted bound, k=20" in results
+    saved = json.loads((tmp_path / "RESULTS.json").read_text())
+    assert saved["exports"][0]["likelihood"]["nll_nats"] > 0
+
+    for argv, message in (([], "no exports given"), (["/no/such/export"], "not a SavedModel folder"),
+                          (["--all", "/no/such/folder"], "is not a folder")):
+        bad = run_zoo("zoo.evaluate", *argv)
+        assert bad.returncode == 2 and message in bad.stderr
