@@ -198,3 +198,19 @@ def test_leaderboard_from_the_command_line(vae_export, judge, tmp_path):
                           (["--all", "/no/such/folder"], "is not a folder")):
         bad = run_zoo("zoo.evaluate", *argv)
         assert bad.returncode == 2 and message in bad.stderr
+
+
+def test_report_writes_every_figure_and_an_index(vae_export, tmp_path):
+    _, path = vae_export
+    exports = os.path.dirname(os.path.dirname(path))
+    done = run_zoo("zoo.report", "--exports", exports, "--out", str(tmp_path / "reports"),
+                   "--results", str(tmp_path / "none.json"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = sorted(os.listdir(tmp_path / "reports" / "vae"))
+    assert figures == ["inpainting.png", "latent_layout.png", "manifold.png", "reconstructions.png", "samples.png"]
+    index = (tmp_path / "reports" / "index.md").read_text()
+    for figure in figures:
+        assert f"(vae/{figure})" in index
+    assert "squared error on the missing pixels 20%:" in index
+    empty = run_zoo("zoo.report", "--exports", str(tmp_path / "nothing"))
+    assert empty.returncode == 2 and "no exports under" in empty.stderr

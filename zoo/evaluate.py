@@ -323,7 +323,7 @@ def evaluate_export(path, reference, log=print):
 
 def _config_text(config):
     return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in config.items()
-                    if k not in ("inpaint_steps",))
+                    if not k.startswith("inpaint_"))
 
 
 def _fmt(value, digits=2):
@@ -394,7 +394,7 @@ def write_results(rows, ceiling, out_dir, config):
     header = ["# Results", "",
               f"Made by `python -m zoo.evaluate --all` on {time.strftime('%Y-%m-%d')} "
               f"({config.num_samples} samples per export, {len(rows) and config.test_images} test images, "
-              f"seed {config.seed}). Every figure comes from the exported SavedModels' signatures.", ""]
+              f"seed {config.seed}). Every figure comes from the exported SavedModels' signatures.", "", ""]
     text = "\n".join(header) + format_tables(rows, ceiling) + "\n"
     with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
         f.write(text)

@@ -158,7 +158,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
             "seed": train_config.seed,
             "epochs": train_config.epochs,
             "steps": int(model.optimizer.iterations.numpy()),
-            "train_seconds_this_session": round(seconds, 1),
+            "train_seconds": round(seconds, 1),  # wall time of fit in the session that finished the run
             "final_metrics": {k: float(v[-1]) for k, v in history.items() if v},
             "tensorboard_run": run_dir,
         }

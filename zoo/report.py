@@ -1,0 +1,147 @@
+"""Figures of the seed experiments, from the exports, into one folder with an index page.
+
+    python -m zoo.report [--exports exports/] [--out reports/]
+
+For the newest version of every export, from its signatures alone: 100 samples; the first 20 test images above
+their reconstructions; inpainting of test images with 20%, 50% and 80% of the pixels missing (rows: input with
+the missing pixels grey, completion, original); and where the code is 2-D, the decoder's manifold over [-3, 3]^2
+and the layout of 5,000 test images' codes coloured by digit. FIGURES adds a model kind's own figures.
+reports/index.md shows every figure with its caption and numbers (and the leaderboard's, if RESULTS.json exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from zoo import data, evaluate  # noqa: E402
+from zoo.callbacks import image_grid  # noqa: E402
+from zoo.export import list_exports  # noqa: E402
+
+
+def save_grid(images, columns, path, title=None):
+    grid = image_grid(images, columns)[0, ..., 0]
+    height, width = grid.shape
+    fig = plt.figure(figsize=(width / 40, height / 40 + (0.4 if title else 0)), dpi=80)
+    plt.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    plt.axis("off")
+    if title:
+        plt.title(title, fontsize=9)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def samples_figure(export, test, out):
+    samples = export.samples(100, seed=0)
+    save_grid(samples, 10, os.path.join(out, "samples.png"))
+    return "samples.png", "100 samples (`sample`, seed 0)."
+
+
+def reconstructions_figure(export, test, out):
+    originals = test.images[:20]
+    reconstructions = export.images("reconstruct", originals)
+    save_grid(np.concatenate([originals, reconstructions]), 20, os.path.join(out, "reconstructions.png"))
+    mse = float(np.mean(np.square(reconstructions - originals)))
+    return "reconstructions.png", f"The first 20 test images (top) and their reconstructions (bottom); " \
+                                  f"squared error per pixel {mse:.4f}."
+
+
+def inpainting_figure(export, test, out):
+    rows, errors = [], []
+    originals = test.images[:10]
+    for i, fraction in enumerate(evaluate.FRACTIONS):
+        masks = evaluate.random_masks(originals.shape, fraction, seed=i)
+        completions = export.images("inpaint", originals * masks, mask=masks, seed=i)
+        rows += [np.where(masks > 0.5, originals, 0.5), completions, originals]
+        errors.append(f"{fraction:.0%}: {np.mean(np.square(completions - originals)[masks < 0.5]):.4f}")
+    save_grid(np.concatenate(rows), 10, os.path.join(out, "inpainting.png"))
+    return "inpainting.png", ("Inpainting with 20%, 50% and 80% of the pixels missing (three rows each: the input "
+                              "with missing pixels grey, the completion, the original); squared error on the "
+                              "missing pixels " + ", ".join(errors) + ".")
+
+
+def latent_figures(export, test, out):
+    """The 2-D code: the decoder over a grid of [-3, 3]^2, and where 5,000 test images land."""
+    span = np.linspace(-3, 3, 15, dtype=np.float32)
+    grid = np.array([[x, y] for y in span[::-1] for x in span], np.float32)
+    decoded = export.signatures["decode"](latent=tf.constant(grid))["images"].numpy()
+    save_grid(decoded, 15, os.path.join(out, "manifold.png"))
+    codes = np.concatenate([export.signatures["encode"](images=tf.constant(test.images[i:i + 1000]))["latent"].numpy()
+                            for i in range(0, 5000, 1000)])
+    fig = plt.figure(figsize=(6, 5), dpi=100)
+    points = plt.scatter(codes[:, 0], codes[:, 1], c=test.labels[:5000], cmap="tab10", s=3)
+    plt.colorbar(points, ticks=range(10), label="digit")
+    plt.xlabel("z[0]")
+    plt.ylabel("z[1]")
+    fig.savefig(os.path.join(out, "latent_layout.png"), bbox_inches="tight")
+    plt.close(fig)
+    return [("manifold.png", "The decoder's output over a 15x15 grid of codes from -3 to 3 in both dimensions."),
+            ("latent_layout.png", "Codes (`encode` latent) of the first 5,000 test images, coloured by digit.")]
+
+
+GENERIC = (("sample", samples_figure), ("reconstruct", reconstructions_figure), ("inpaint", inpainting_figure))
+FIGURES = {}  # model kind -> [function(export, test, out) -> (file, caption) or a list of them]
+
+
+def export_figures(export, test, out):
+    made = [compute(export, test, out) for signature, compute in GENERIC if export.has(signature)]
+    if export.has("encode") and export.has("decode"):
+        width = export.signatures["decode"].structured_input_signature[1]["latent"].shape[-1]
+        if width == 2:
+            made += latent_figures(export, test, out)
+    for compute in FIGURES.get(export.card.get("kind"), []):
+        result = compute(export, test, out)
+        made += result if isinstance(result, list) else [result]
+    return made
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m zoo.report", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--exports", default="exports", help="the exports folder (default: %(default)s)")
+    parser.add_argument("--out", default="reports", help="where figures and index.md go (default: %(default)s)")
+    parser.add_argument("--results", default="RESULTS.json", help="leaderboard figures to quote, if present")
+    args = parser.parse_args(argv)
+    newest = {}
+    for name, version, path in list_exports(args.exports):
+        newest[name] = path  # sorted by version: the last one wins
+    if not newest:
+        parser.error(f"no exports under {args.exports}; train one first: python -m zoo.train vae")
+    results = {}
+    if os.path.exists(args.results):
+        with open(args.results) as f:
+            results = {os.path.normpath(row["export"]): row for row in json.load(f)["exports"]}
+
+    splits = data.load(data.DataConfig(validation_size=0))
+    test = data.Split(splits.test.images[..., None].astype(np.float32) / 255.0, splits.test.labels)
+    lines = ["# Figures", "", "Made by `python -m zoo.report` from the newest version of each export; every figure "
+             "comes from the export's signatures.", ""]
+    for name, path in newest.items():
+        print(f"Figures of {path}", flush=True)
+        out = os.path.join(args.out, name)
+        os.makedirs(out, exist_ok=True)
+        export = evaluate.Export(path)
+        lines += [f"## {name} ({path})", "", f"Model kind `{export.card.get('kind', '?')}`, config "
+                  f"`{json.dumps(export.card.get('config', {}))}`, {export.card.get('steps', '?')} training steps.", ""]
+        row = results.get(os.path.normpath(path))
+        if row and "classifier_score" in row.get("samples", {}):
+            s = row["samples"]
+            lines += [f"Leaderboard: classifier score {s['classifier_score']:.2f}, Fréchet distance "
+                      f"{s['frechet_distance']:.2f}" + (f", test NLL {row['likelihood']['nll_nats']:.2f} nats"
+                                                         if "nll_nats" in row.get("likelihood", {}) else "") + ".", ""]
+        for file, caption in export_figures(export, test, out):
+            lines += [f"![{caption}]({name}/{file})", "", caption, ""]
+    with open(os.path.join(args.out, "index.md"), "w") as f:
+        f.write("\n".join(lines))
+    print(f"Wrote {os.path.join(args.out, 'index.md')}")
+
+
+if __name__ == "__main__":
+    main()
