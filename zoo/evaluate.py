@@ -152,7 +152,6 @@ class Reference:
         """The ceiling row: the test images treated as samples, reconstructions and completions."""
         n = len(self.test_images)
         held_in = self.train_images[-n:]  # real images that are not the test set, for the Fréchet distance
-        probabilities = self.judge(self.test_images)[0]
         inpainting = {}
         for fraction, masks in self.masks.items():
             originals = inpainting_scores(self.test_images, self.test_images, masks, self.test_labels, self.judge)
@@ -163,14 +162,12 @@ class Reference:
                 "mean_image": inpainting_scores(mean_fill, self.test_images, masks, self.test_labels, self.judge),
                 "zeros": inpainting_scores(zeros_fill, self.test_images, masks, self.test_labels, self.judge),
             }
+        samples = image_set_figures(self.test_images, self)
+        # The test set's distance to itself is 0: the real-data Fréchet distance is that of other real images.
+        samples["frechet_distance"] = frechet_distance(self.judge(held_in)[1], self.test_features)
+        samples["note"] = f"the {n} test images; Fréchet distance from {n} training images to them"
         return {
-            "samples": {
-                "classifier_score": classifier_score(probabilities),
-                "frechet_distance": frechet_distance(self.judge(held_in)[1], self.test_features),
-                "class_histogram": np.bincount(probabilities.argmax(1), minlength=10).tolist(),
-                "nearest_train_distance": float(nearest_distances(self.test_images, self.train_images).mean()),
-                "note": f"the {n} test images; Fréchet distance from {n} training images to them",
-            },
+            "samples": samples,
             "reconstruction": {  # the identity: BCE is then the pixels' own entropy, the floor for grey pixels
                 "bce_nats": float(binary_cross_entropy(self.test_images, self.test_images).mean()),
                 "mse": 0.0, "accuracy": self.judge.accuracy(self.test_images, self.test_labels)},
@@ -213,16 +210,21 @@ class Export:
         return np.concatenate(out)
 
 
-def sample_figures(export, reference):
-    samples = export.samples(reference.config.num_samples, reference.config.seed)
-    probabilities, features = reference.judge(samples)
+def image_set_figures(images, reference):
+    """Classifier score, Fréchet distance to the test set, class histogram, mean distance to the nearest training
+    image: the figures of a set of samples."""
+    probabilities, features = reference.judge(images)
     return {
         "classifier_score": classifier_score(probabilities),
         "frechet_distance": frechet_distance(features, reference.test_features),
         "class_histogram": np.bincount(probabilities.argmax(1), minlength=10).tolist(),
-        "nearest_train_distance": float(nearest_distances(samples, reference.train_images).mean()),
-        "num_samples": len(samples),
+        "nearest_train_distance": float(nearest_distances(images, reference.train_images).mean()),
+        "num_samples": len(images),
     }
+
+
+def sample_figures(export, reference):
+    return image_set_figures(export.samples(reference.config.num_samples, reference.config.seed), reference)
 
 
 def reconstruction_figures(export, reference):
