@@ -119,7 +119,9 @@ def format_listing(export_dir):
         except (OSError, ValueError):
             rows.append((f"{name}/{version}", "?", "?", "?", "(no readable model card)", ""))
             continue
-        metrics = ", ".join(f"{k}={v:.2f}" for k, v in card.get("final_metrics", {}).items() if k.startswith("val_"))
+        final = card.get("final_metrics", {})
+        shown = {k: v for k, v in final.items() if k.startswith("val_")} or final  # training's, if no validation
+        metrics = ", ".join(f"{k}={v:.2f}" for k, v in shown.items())
         rows.append((f"{name}/{version}", card.get("kind", "?"), card.get("data", {}).get("dataset", "?"),
                      str(card.get("steps", "?")), metrics, " ".join(card.get("signatures", []))))
     if len(rows) == 1:
