@@ -1,7 +1,9 @@
 """The zoo's models by the name `python -m zoo.train <name>` knows them."""
 
+from zoo.models.rbm import RBM
 from zoo.models.vae import VAE
 
 MODELS = {
     "vae": VAE,
+    "rbm": RBM,
 }

@@ -69,17 +69,16 @@ def num_replicas():
     return replica()[0]
 
 
-def replica_normal(shape, seed):
-    """Standard normal noise for this replica's share of the global batch.
+def replica_noise(shape, seed, draw=tf.random.stateless_normal):
+    """Noise (`draw`: a stateless sampler, normal by default) for this replica's share of the global batch.
 
     The noise of the whole global batch is drawn from one stateless seed and each replica takes its rows, so a
     seeded run draws the same numbers for the same images on one device or on many.
     """
     replicas, index = replica()
-    rows, width = shape[0], shape[1]
-    noise = tf.random.stateless_normal([rows * replicas, width], seed)
-    start = rows * index
-    return noise[start: start + rows]
+    rows = shape[0]
+    noise = draw(tf.concat([[rows * replicas], shape[1:]], axis=0), seed)
+    return noise[rows * index: rows * (index + 1)]
 
 
 def step_seed(model, stream: int):

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.models.base import ZooModel, check_images, num_replicas, replica_normal, step_seed
+from zoo.models.base import ZooModel, check_images, num_replicas, replica_noise, step_seed
 
 
 @dataclass
@@ -96,7 +96,7 @@ class VAE(ZooModel):
         mean, log_var = self.posterior(images)
         # Fresh noise every training step; a fixed draw for evaluation so validation curves are comparable.
         seed = step_seed(self, stream=0) if training else tf.constant([self.seed, -1])
-        z = mean + tf.exp(0.5 * log_var) * replica_normal(tf.shape(mean), seed)
+        z = mean + tf.exp(0.5 * log_var) * replica_noise(tf.shape(mean), seed)
         kl = 0.5 * tf.reduce_sum(tf.exp(log_var) + tf.square(mean) - 1.0 - log_var, axis=-1)
         self.add_loss(tf.reduce_mean(kl))
         return self.decoder(z)

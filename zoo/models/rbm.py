@@ -1,0 +1,214 @@
+"""Bernoulli restricted Boltzmann machine trained by contrastive divergence (CD-k) or persistent CD (PCD).
+
+    E(v, h) = -v.b - h.c - v W h            p(v, h) = exp(-E(v, h)) / Z
+    p(h_j = 1 | v) = sigmoid(c_j + v W_:j)   p(v_i = 1 | h) = sigmoid(b_i + W_i: h)
+    F(v) = -v.b - sum_j softplus(c_j + v W_:j)           free energy: p(v) = exp(-F(v)) / Z
+
+The log-likelihood gradient is a data term minus a model term,
+    d log p(v) / dW = <v h^T>_data - <v h^T>_model
+estimated with p(h|v) on the batch (positive phase) and with k Gibbs steps from the batch (CD-k) or from chains
+carried across batches (PCD, Tieleman 2008) (negative phase). Its negation goes to a Keras optimizer (SGD with
+momentum by default), so learning-rate schedules, momentum and weight decay work as for any Keras model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+import tensorflow as tf
+
+from zoo.models.base import ZooModel, check_images, num_replicas, replica_noise, step_seed
+
+
+@dataclass
+class RBMConfig:
+    hidden: int = field(default=500, metadata={"help": "hidden units"})
+    cd_k: int = field(default=1, metadata={"help": "Gibbs steps of the negative phase"})
+    persistent: bool = field(default=False, metadata={"help": "PCD: negative chains carried across batches"})
+    chains: int = field(default=100, metadata={"help": "persistent chains (PCD)"})
+    learning_rate: float = field(default=0.05, metadata={"help": "SGD learning rate"})
+    momentum: float = field(default=0.5, metadata={"help": "SGD momentum"})
+    weight_decay: float = field(default=0.0, metadata={"help": "decoupled weight decay of SGD"})
+    sample_steps: int = field(default=1000, metadata={"help": "Gibbs steps of sample (from random visible states)"})
+    inpaint_steps: int = field(default=200, metadata={"help": "Gibbs steps of inpaint"})
+
+    def __post_init__(self):
+        if min(self.hidden, self.cd_k, self.chains, self.sample_steps) <= 0 or self.inpaint_steps < 2:
+            raise ValueError("hidden, cd_k, chains and sample_steps must be positive and inpaint_steps at least 2")
+        if self.learning_rate <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
+            raise ValueError("learning_rate must be positive, momentum in [0, 1), weight_decay >= 0")
+
+
+def bernoulli(probabilities, uniform):
+    return tf.cast(uniform < probabilities, probabilities.dtype)
+
+
+class RBM(ZooModel):
+    Config = RBMConfig
+    SIGNATURES = ("sample", "reconstruct", "encode", "decode", "inpaint")
+    DATA = dict(binarize="dynamic", flatten=False)
+    XLA_ON_CPU = True
+
+    def __init__(self, config=None, seed=0, **kwargs):
+        super().__init__(config, seed, **kwargs)
+        c = self.config
+        self.W = self.add_weight(shape=(784, c.hidden), initializer=keras.initializers.RandomNormal(stddev=0.01),
+                                 name="W")
+        self.visible_bias = self.add_weight(shape=(784,), initializer="zeros", name="visible_bias")
+        self.hidden_bias = self.add_weight(shape=(c.hidden,), initializer="zeros", name="hidden_bias")
+        # PCD chains, random to begin with: every replica computes the same negative phase from all of them, and
+        # the first one stores them.
+        self.chains = self.add_weight(shape=(c.chains, 784), initializer=keras.initializers.RandomUniform(0, 1),
+                                      trainable=False, name="chains", aggregation="only_first_replica")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in (
+            "reconstruction_mse", "reconstruction_bce", "pseudo_log_likelihood", "free_energy")}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @property
+    def latent_dim(self):
+        return self.config.hidden
+
+    def default_optimizer(self):
+        c = self.config
+        return keras.optimizers.SGD(c.learning_rate, momentum=c.momentum, weight_decay=c.weight_decay or None)
+
+    # -- the energy model -------------------------------------------------------------------------------------
+
+    def hidden_probabilities(self, v):
+        return tf.sigmoid(tf.matmul(v, self.W) + self.hidden_bias)
+
+    def visible_probabilities(self, h):
+        return tf.sigmoid(tf.matmul(h, self.W, transpose_b=True) + self.visible_bias)
+
+    def free_energy(self, v):
+        """F(v) = -v.b - sum_j softplus(c_j + v W_:j), per image; v flat [n, 784]."""
+        return -tf.linalg.matvec(v, self.visible_bias) - tf.reduce_sum(
+            tf.nn.softplus(tf.matmul(v, self.W) + self.hidden_bias), axis=1)
+
+    def sample_h_given_v(self, v, seed):
+        return bernoulli(self.hidden_probabilities(v), tf.random.stateless_uniform(
+            [tf.shape(v)[0], self.config.hidden], seed))
+
+    def sample_v_given_h(self, h, seed):
+        return bernoulli(self.visible_probabilities(h), tf.random.stateless_uniform([tf.shape(h)[0], 784], seed))
+
+    def gibbs(self, v, steps, seed, clamp=None, split_across_replicas=True):
+        """`steps` rounds of v -> h -> v; returns (last binary v, p(v|h) of the last round).
+
+        clamp = (observed mask, values): those visible units are reset to their values after every round.
+        The noise is one draw for the global batch, each replica taking its rows (see replica_noise), unless
+        split_across_replicas is False: then every replica draws the same (PCD's shared chains).
+        """
+        def uniform(shape, step_seed):
+            if split_across_replicas:
+                return replica_noise(shape, step_seed, tf.random.stateless_uniform)
+            return tf.random.stateless_uniform(shape, step_seed)
+
+        def step(i, v, _):
+            h_probabilities = self.hidden_probabilities(v)
+            h = bernoulli(h_probabilities, uniform(tf.shape(h_probabilities),
+                                                   tf.random.experimental.stateless_fold_in(seed, 2 * i)))
+            p = self.visible_probabilities(h)
+            v = bernoulli(p, uniform(tf.shape(p), tf.random.experimental.stateless_fold_in(seed, 2 * i + 1)))
+            if clamp is not None:
+                v = tf.where(clamp[0], clamp[1], v)
+            return i + 1, v, p
+
+        _, v, p = tf.while_loop(lambda i, *_: i < steps, step, (tf.constant(0), v, tf.zeros_like(v)))
+        return v, p
+
+    # -- training ---------------------------------------------------------------------------------------------
+
+    def call(self, images, training=False):
+        """Reconstruction probabilities p(v | h = p(h|v)), flat [n, 784]."""
+        return self.visible_probabilities(self.hidden_probabilities(tf.reshape(images, (-1, 784))))
+
+    def train_step(self, images):
+        v = tf.reshape(images, (-1, 784))
+        seed = step_seed(self, stream=0)
+        h_data = self.hidden_probabilities(v)  # positive phase: expectations, not samples, for lower variance
+        if self.config.persistent:  # every replica runs all chains with the same noise: the same negatives
+            v_model, _ = self.gibbs(self.chains.value, self.config.cd_k, seed, split_across_replicas=False)
+            self.chains.assign(v_model)
+        else:  # CD-k: the chains start at the data
+            v_model, _ = self.gibbs(v, self.config.cd_k, seed)
+        h_model = self.hidden_probabilities(v_model)
+        batch, negatives = tf.cast(tf.shape(v)[0], tf.float32), tf.cast(tf.shape(v_model)[0], tf.float32)
+        # d log p / d theta: <.>_data - <.>_model. Keras minimises and sums replicas' gradients: negate, divide.
+        scale = -1.0 / num_replicas()
+        gradients = [
+            scale * (tf.matmul(v, h_data, transpose_a=True) / batch
+                     - tf.matmul(v_model, h_model, transpose_a=True) / negatives),
+            scale * (tf.reduce_mean(v, axis=0) - tf.reduce_mean(v_model, axis=0)),
+            scale * (tf.reduce_mean(h_data, axis=0) - tf.reduce_mean(h_model, axis=0)),
+        ]
+        self.optimizer.apply_gradients(zip(gradients, [self.W, self.visible_bias, self.hidden_bias]))
+        return self.update_metrics(v, seed)
+
+    def test_step(self, images):
+        return self.update_metrics(tf.reshape(images, (-1, 784)), tf.constant([self.seed, -1]))
+
+    def update_metrics(self, v, seed):
+        reconstruction = self.visible_probabilities(self.hidden_probabilities(v))
+        clipped = tf.clip_by_value(reconstruction, 1e-7, 1 - 1e-7)
+        free_energy = self.free_energy(v)
+        # Stochastic pseudo-log-likelihood: 784 * log sigmoid(F(v with one random pixel flipped) - F(v)).
+        pixel = tf.random.stateless_uniform([tf.shape(v)[0]], tf.random.experimental.stateless_fold_in(seed, 99),
+                                            0, 784, tf.int32)
+        flipped = tf.abs(v - tf.one_hot(pixel, 784))
+        values = {
+            "reconstruction_mse": tf.reduce_sum(tf.square(v - reconstruction), axis=1),
+            "reconstruction_bce": -tf.reduce_sum(v * tf.math.log(clipped) + (1 - v) * tf.math.log(1 - clipped), axis=1),
+            "pseudo_log_likelihood": 784.0 * tf.math.log_sigmoid(self.free_energy(flipped) - free_energy),
+            "free_energy": free_energy,
+        }
+        for name, value in values.items():  # per-image values: exact epoch means, also across replicas
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    # -- the serving verbs ------------------------------------------------------------------------------------
+
+    def encode(self, images):
+        return {"latent": self.hidden_probabilities(tf.reshape(check_images(images), (-1, 784)))}
+
+    def decode(self, latent):
+        return tf.reshape(self.visible_probabilities(latent), (-1, 28, 28, 1))
+
+    def reconstruct(self, images):
+        return self.decode(self.encode(images)["latent"])
+
+    def sample(self, num_samples, seed):
+        """p(v|h) after config.sample_steps Gibbs steps from uniformly random visible states."""
+        seed = tf.stack([tf.cast(seed, tf.int32), 0])
+        start = bernoulli(tf.fill([num_samples, 784], 0.5), tf.random.stateless_uniform([num_samples, 784], seed))
+        _, p = self.gibbs(start, self.config.sample_steps, tf.random.experimental.stateless_fold_in(seed, 1))
+        return tf.reshape(p, (-1, 28, 28, 1))
+
+    def inpaint(self, images, mask, seed, masked_input_only=False):
+        """Gibbs sampling of the missing pixels with the observed ones clamped; returns the mean of p(v|h) over
+        the second half of the chain for the missing pixels.
+
+        masked_input_only=True is the seeds' variant: missing pixels are 0 and the model is not told which they
+        are; it reconstructs the whole image for inpaint_steps rounds without clamping.
+        """
+        images, mask = check_images(images), check_images(mask, "mask")
+        observed = tf.reshape(mask > 0.5, (-1, 784))
+        v = tf.where(observed, tf.reshape(images, (-1, 784)), 0.0)
+        seed = tf.stack([tf.cast(seed, tf.int32), 1])
+        steps, burn_in = self.config.inpaint_steps, self.config.inpaint_steps // 2
+        clamp = None if masked_input_only else (observed, v)
+        v, _ = self.gibbs(v, burn_in, seed, clamp)
+
+        def average_step(i, v, total):
+            v, p = self.gibbs(v, 1, tf.random.experimental.stateless_fold_in(seed, 1000 + i), clamp)
+            return i + 1, v, total + p
+
+        _, _, total = tf.while_loop(lambda i, *_: i < steps - burn_in, average_step,
+                                    (tf.constant(0), v, tf.zeros_like(v)))
+        completion = tf.reshape(total / float(steps - burn_in), (-1, 28, 28, 1))
+        return tf.where(mask > 0.5, images, completion)
+
