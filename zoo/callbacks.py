@@ -9,10 +9,16 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+
+def progress_verbosity():
+    """fit's verbose: a progress bar on a terminal, one line per epoch in logs (CI, files)."""
+    return 1 if sys.stdout.isatty() else 2
 
 
 class TrainingDiverged(RuntimeError):

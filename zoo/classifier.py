@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 
 import keras
@@ -18,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import data
+from zoo.callbacks import progress_verbosity
 
 VERSION = 2
 
@@ -70,7 +70,7 @@ def train_classifier(dataset="mnist", epochs=8, seed=0, limit=None, verbose=None
     network.compile(optimizer=keras.optimizers.Adam(schedule), metrics=["accuracy"],
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     network.fit(pipelines.train, steps_per_epoch=pipelines.steps_per_epoch, epochs=epochs, shuffle=False,
-                verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2))
+                verbose=verbose if verbose is not None else progress_verbosity())
     test = pipelines.splits.test
     classifier = Classifier(network)
     classifier.test_accuracy = classifier.accuracy(test.images[..., None] / 255.0, test.labels)

@@ -145,7 +145,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         pipelines.train, steps_per_epoch=pipelines.steps_per_epoch, validation_data=pipelines.validation,
         epochs=train_config.epochs, shuffle=False,
         callbacks=callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed) + list(extra_callbacks),
-        verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+        verbose=verbose if verbose is not None else callbacks.progress_verbosity(),
     ).history
     seconds = time.time() - started
 

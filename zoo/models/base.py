@@ -81,6 +81,11 @@ def replica_noise(shape, seed, draw=tf.random.stateless_normal):
     return noise[rows * index: rows * (index + 1)]
 
 
+def seed_pair(seed, stream):
+    """The stateless seed (seed, stream): one int32 seed of a serving call, split into independent streams."""
+    return tf.stack([tf.cast(seed, tf.int32), tf.cast(stream, tf.int32)])
+
+
 def step_seed(model, stream: int):
     """A stateless seed for this training step: (model seed, step * 16 + stream), distinct per step and use."""
     step = tf.cast(model.optimizer.iterations, tf.int32)

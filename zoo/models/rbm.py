@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import ZooModel, check_images, num_replicas, replica_noise, step_seed
+from zoo.models.base import ZooModel, check_images, num_replicas, replica_noise, seed_pair, step_seed
 
 
 @dataclass
@@ -183,7 +183,7 @@ class RBM(ZooModel):
 
     def sample(self, num_samples, seed):
         """p(v|h) after config.sample_steps Gibbs steps from uniformly random visible states."""
-        seed = tf.stack([tf.cast(seed, tf.int32), 0])
+        seed = seed_pair(seed, 0)
         start = bernoulli(tf.fill([num_samples, 784], 0.5), tf.random.stateless_uniform([num_samples, 784], seed))
         _, p = self.gibbs(start, self.config.sample_steps, tf.random.experimental.stateless_fold_in(seed, 1))
         return tf.reshape(p, (-1, 28, 28, 1))
@@ -198,7 +198,7 @@ class RBM(ZooModel):
         images, mask = check_images(images), check_images(mask, "mask")
         observed = tf.reshape(mask > 0.5, (-1, 784))
         v = tf.where(observed, tf.reshape(images, (-1, 784)), 0.0)
-        seed = tf.stack([tf.cast(seed, tf.int32), 1])
+        seed = seed_pair(seed, 1)
         steps, burn_in = self.config.inpaint_steps, self.config.inpaint_steps // 2
         clamp = None if masked_input_only else (observed, v)
         v, _ = self.gibbs(v, burn_in, seed, clamp)

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.models.base import ZooModel, check_images, num_replicas, replica_noise, step_seed
+from zoo.models.base import ZooModel, check_images, num_replicas, replica_noise, seed_pair, step_seed
 
 
 @dataclass
@@ -140,7 +140,7 @@ class VAE(ZooModel):
         return self.decode(self.encode(images)["latent"])
 
     def sample(self, num_samples, seed):
-        z = tf.random.stateless_normal([num_samples, self.config.latent_dim], _seed_pair(seed, 0))
+        z = tf.random.stateless_normal([num_samples, self.config.latent_dim], seed_pair(seed, 0))
         return self.decode(z)
 
     def inpaint(self, images, mask, seed):
@@ -164,7 +164,7 @@ class VAE(ZooModel):
         from_q = tf.range(chunk) < chunk // 2  # each chunk: half from q, half from the prior
 
         def add_chunk(j, top, total_weight, total_fill):
-            noise = tf.random.stateless_normal([batch, chunk, c.latent_dim], _seed_pair(seed, 10_000 + j))
+            noise = tf.random.stateless_normal([batch, chunk, c.latent_dim], seed_pair(seed, 10_000 + j))
             z = tf.where(from_q[None, :, None], mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise, noise)
             log_prior = _log_normal(z, 0.0, 0.0)
             log_r = tf.reduce_logsumexp(tf.stack([_log_normal(z, mean[:, None], log_var[:, None]), log_prior]),
@@ -192,7 +192,7 @@ class VAE(ZooModel):
 
         def gibbs_step(step, x, total):
             mean, log_var = self.posterior(x)
-            noise = tf.random.stateless_normal(tf.shape(mean), _seed_pair(seed, 1 + step))
+            noise = tf.random.stateless_normal(tf.shape(mean), seed_pair(seed, 1 + step))
             means = self.decode(mean + tf.exp(0.5 * log_var) * noise)
             total += tf.where(step >= burn_in, means, tf.zeros_like(means))
             return step + 1, tf.where(observed, images, means), total
@@ -206,7 +206,3 @@ class VAE(ZooModel):
 def _log_normal(z, mean, log_var):
     """log N(z; mean, diag(exp(log_var))), summed over the last axis."""
     return -0.5 * tf.reduce_sum(tf.square(z - mean) / tf.exp(log_var) + log_var + np.log(2 * np.pi), axis=-1)
-
-
-def _seed_pair(seed, stream):
-    return tf.stack([tf.cast(seed, tf.int32), tf.cast(stream, tf.int32)])
