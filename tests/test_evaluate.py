@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_zoo, tiny_data
-from zoo import classifier, data, evaluate, export
+from zoo import classifier, data, evaluate, export, likelihood
 from zoo.models.vae import VAE, VAEConfig
 
 N = 400  # test images and samples: enough for stable figures, small enough to be quick
@@ -157,10 +157,10 @@ def test_importance_weighted_bound_with_one_sample_is_the_elbo_and_grows_with_k(
     elbo_draws = log_px_z.reshape(64, draws) - kl[:, None]
 
     # k = 1 on `draws` copies of each image: that many independent one-sample bounds per image.
-    bound_draws = evaluate.importance_weighted_log_likelihood(loaded, np.repeat(x, draws, axis=0), k=1)
+    bound_draws = likelihood.importance_weighted_log_likelihood(loaded, np.repeat(x, draws, axis=0), k=1)
     standard_error = np.sqrt((elbo_draws.var() + bound_draws.var()) / elbo_draws.size)
     assert abs(bound_draws.mean() - elbo_draws.mean()) < 4 * standard_error
-    bounds = [evaluate.importance_weighted_log_likelihood(loaded, x, k=k).mean() for k in (1, 10, 100, 1000)]
+    bounds = [likelihood.importance_weighted_log_likelihood(loaded, x, k=k).mean() for k in (1, 10, 100, 1000)]
     assert bounds == sorted(bounds) and bounds[-1] > bounds[0] + 0.5
     assert bounds[-1] < 0
 

@@ -1,10 +1,12 @@
+from types import SimpleNamespace
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from conftest import run_python, tiny_data
-from zoo import data, export
+from zoo import data, evaluate, export, likelihood
 from zoo.models.rbm import RBM, RBMConfig
 
 TINY = RBMConfig(hidden=16, chains=20, sample_steps=20, inpaint_steps=10)
@@ -74,7 +76,7 @@ import tensorflow as tf
 model = tf.saved_model.load(sys.argv[1])
 assert not any(name == "zoo" or name.startswith("zoo.") for name in sys.modules)
 sig = model.signatures
-assert sorted(sig) == ["decode", "encode", "inpaint", "reconstruct", "sample", "serving_default"], sorted(sig)
+assert sorted(sig) == ["decode", "encode", "inpaint", "parameters", "reconstruct", "sample", "serving_default"]
 a = sig["sample"](num_samples=tf.constant(4), seed=tf.constant(1))["images"].numpy()
 assert a.shape == (4, 28, 28, 1) and 0 <= a.min() and a.max() <= 1
 assert np.array_equal(a, sig["sample"](num_samples=tf.constant(4), seed=tf.constant(1))["images"].numpy())
@@ -86,6 +88,8 @@ assert np.allclose(back, sig["reconstruct"](images=tf.constant(images))["images"
 mask = (np.random.default_rng(1).random(images.shape) < 0.5).astype(np.float32)
 filled = sig["inpaint"](images=tf.constant(images), mask=tf.constant(mask), seed=tf.constant(2))["images"].numpy()
 assert np.array_equal(filled[mask == 1], images[mask == 1])
+parameters = sig["parameters"]()
+assert parameters["weights"].shape == (784, 16) and parameters["hidden_bias"].shape == (16,)
 print("ok")
 """
 
@@ -94,3 +98,42 @@ def test_export_loads_in_a_fresh_process_with_every_rbm_signature(tmp_path):
     path = export.export_model(tiny_rbm(), str(tmp_path), "rbm", {"kind": "rbm"})
     done = run_python(CHECK_RBM_EXPORT, path)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def trained_tiny_rbm(hidden):
+    p = data.datasets(tiny_data(binarize="dynamic", batch_size=30))
+    model = tiny_rbm(RBMConfig(hidden=hidden, learning_rate=0.1))
+    model.fit(p.train, steps_per_epoch=p.steps_per_epoch, epochs=10, verbose=0)
+    return model
+
+
+def test_ais_agrees_with_the_exact_log_partition_function():
+    model = trained_tiny_rbm(hidden=12)
+    W, b, c = (v.numpy() for v in (model.W, model.visible_bias, model.hidden_bias))
+    exact = likelihood.exact_log_partition(W, b, c)
+    # Brute force over the 2^12 hidden states, independently, in NumPy.
+    h = ((np.arange(4096)[:, None] >> np.arange(12)) & 1).astype(np.float64)
+    terms = h @ c.astype(np.float64) + np.logaddexp(0, h @ W.T.astype(np.float64) + b).sum(axis=1)
+    assert exact == pytest.approx(terms.max() + np.log(np.exp(terms - terms.max()).sum()), abs=1e-6)
+
+    base = likelihood.base_rate_visible_bias(data.load(tiny_data()).train.images / 255.0)
+    estimate, log_weights = likelihood.ais_log_partition(W, b, c, base, likelihood.ais_temperatures(3000),
+                                                         chains=300, seed=0)
+    assert abs(estimate - exact) < 1.0  # stated tolerance: 1 nat at 3,000 temperatures and 300 chains
+    assert log_weights.shape == (300,) and np.isfinite(log_weights).all()
+    low, high = likelihood.log_z_interval(log_weights)
+    assert low < estimate < high
+
+
+def test_the_likelihood_of_an_export_comes_from_its_parameters_signature(tmp_path):
+    model = trained_tiny_rbm(hidden=16)
+    path = export.export_model(model, str(tmp_path), "rbm", {"kind": "rbm"})
+    splits = data.load(tiny_data())
+    test = (splits.test.images[:50, ..., None] / 255.0 > 0.5).astype(np.float32)
+    reference = SimpleNamespace(binarized=test, train_images=splits.train.images / 255.0,
+                                config=evaluate.EvalConfig(ais_chains=300, ais_temperatures=3000))
+    result = likelihood.rbm_likelihood(evaluate.Export(path), reference)
+    assert abs(result["log_z"] - result["exact_log_z"]) < 1.0
+    expected = result["exact_log_z"] + model.free_energy(test.reshape(-1, 784)).numpy().mean()
+    assert result["exact_nll_nats"] == pytest.approx(expected, abs=1e-3)
+    assert result["nll_nats"] > 0 and result["standard_error"] > 0

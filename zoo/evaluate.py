@@ -12,7 +12,8 @@ Each export is loaded with tf.saved_model.load (no zoo model classes) and judged
     reconstruct  the test set: binary cross-entropy per image (nats), squared error per pixel, classifier accuracy
     inpaint      the test set with 20%, 50% and 80% of pixels missing (uniformly random, seeded): squared error on
                  the missing pixels and classifier accuracy, next to filling with the mean training image or zeros
-    likelihood   where the model kind has an estimator in LIKELIHOODS (the VAE: importance-weighted bound)
+    likelihood   where the model kind has an estimator in zoo.likelihood (the VAE: importance-weighted bound;
+                 the RBM: AIS estimate of log Z)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import tensorflow as tf
 from zoo import classifier as classifier_module
 from zoo import data
 from zoo.export import CARD, list_exports
+from zoo.likelihood import LIKELIHOODS
 
 FRACTIONS = (0.2, 0.5, 0.8)
 
@@ -39,6 +41,8 @@ class EvalConfig:
     num_samples: int = 10_000
     test_images: int = 10_000  # test images for reconstruction, inpainting and likelihood
     iw_samples: int = 5_000  # importance samples per image of the VAE's likelihood bound
+    ais_chains: int = 100  # AIS runs of the RBM's log Z
+    ais_temperatures: int = 14_500  # intermediate distributions per AIS run (Salakhutdinov and Murray's count)
     seed: int = 0
     fractions: tuple[float, ...] = FRACTIONS
 
@@ -246,50 +250,6 @@ def inpainting_figures(export, reference):
     return figures
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Likelihoods: one estimator per model kind, from the signatures alone.
-
-
-def importance_weighted_log_likelihood(export, images, k, seed=0, rows_per_call=20_000):
-    """log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x) (Burda et al. 2015), per image.
-
-    q's mean and log-variance come from `encode`, p(x|z) from `decode`'s Bernoulli means; x must be binary.
-    With k = 1 this is a one-sample estimate of the ELBO; it tightens as k grows.
-    """
-    encode, decode = export.signatures["encode"], export.signatures["decode"]
-    per_call = max(1, rows_per_call // k)
-    log_2pi = math.log(2 * math.pi)
-
-    @tf.function
-    def bound(x, mean, log_var, call_seed):
-        noise = tf.random.stateless_normal([tf.shape(x)[0], k, tf.shape(mean)[1]], call_seed)
-        z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise
-        probabilities = decode(latent=tf.reshape(z, [-1, tf.shape(mean)[1]]))["images"]
-        probabilities = tf.reshape(probabilities, [tf.shape(x)[0], k, -1])
-        x_flat = tf.reshape(x, [tf.shape(x)[0], 1, -1])
-        log_px_z = tf.reduce_sum(tf.math.log(tf.clip_by_value(
-            tf.where(x_flat > 0.5, probabilities, 1.0 - probabilities), 1e-7, 1.0)), axis=-1)
-        log_pz = -0.5 * tf.reduce_sum(tf.square(z) + log_2pi, axis=-1)
-        log_qz = -0.5 * tf.reduce_sum(tf.square(noise) + log_var[:, None] + log_2pi, axis=-1)
-        return tf.reduce_logsumexp(log_px_z + log_pz - log_qz, axis=1) - math.log(k)
-
-    out = []
-    for call, start in enumerate(range(0, len(images), per_call)):
-        x = tf.constant(images[start:start + per_call])
-        code = encode(images=x)
-        out.append(bound(x, code["latent"], code["log_var"], tf.constant([seed, call])).numpy())
-    return np.concatenate(out)
-
-
-def vae_likelihood(export, reference):
-    k = reference.config.iw_samples
-    log_px = importance_weighted_log_likelihood(export, reference.binarized, k, reference.config.seed)
-    return {"nll_nats": float(-log_px.mean()), "standard_error": float(log_px.std() / math.sqrt(len(log_px))),
-            "method": f"importance-weighted bound, k={k}",
-            "binarization": f"test images binarized once (Bernoulli of the pixel values, seed {reference.config.seed})"}
-
-
-LIKELIHOODS = {"vae": vae_likelihood}  # model kind (model card) -> estimator(export, reference)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -330,6 +290,16 @@ def _config_text(config):
 
 def _fmt(value, digits=2):
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def _method(likelihood):
+    text = likelihood["method"]
+    if "log_z" in likelihood:
+        low, high = likelihood["log_z_3_sigma"]
+        text += f"; log Z = {likelihood['log_z']:.2f} (±3σ: {low:.2f} to {high:.2f})"
+    if "exact_log_z" in likelihood:
+        text += f"; exact log Z = {likelihood['exact_log_z']:.2f}"
+    return text
 
 
 def format_tables(rows, ceiling):
@@ -384,7 +354,7 @@ def format_tables(rows, ceiling):
     for row in rows:
         li = row["likelihood"]
         lines.append(f"| {name(row)} | {li['missing']} | | |" if "missing" in li else
-                     f"| {name(row)} | {li['nll_nats']:.2f} ± {li['standard_error']:.2f} | {li['method']} | "
+                     f"| {name(row)} | {li['nll_nats']:.2f} ± {li['standard_error']:.2f} | {_method(li)} | "
                      f"{li['binarization']} |")
     lines += ["", f"Classifier (zoo/classifier.py) test accuracy: {ceiling['classifier_test_accuracy']:.2%}. "
                   "Nearest training image: mean Euclidean distance in pixel space ([0, 1] pixels)."]
@@ -416,6 +386,10 @@ def main(argv=None):
     parser.add_argument("--test-images", type=int, default=EvalConfig.test_images)
     parser.add_argument("--iw-samples", type=int, default=EvalConfig.iw_samples,
                         help="importance samples per image for the VAE's likelihood (default: %(default)s)")
+    parser.add_argument("--ais-chains", type=int, default=EvalConfig.ais_chains,
+                        help="AIS runs for an RBM's log Z (default: %(default)s)")
+    parser.add_argument("--ais-temperatures", type=int, default=EvalConfig.ais_temperatures,
+                        help="intermediate distributions per AIS run (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=EvalConfig.seed)
     args = parser.parse_args(argv)
     paths = [path for _, _, path in list_exports(args.all)] if args.all else args.exports
@@ -427,11 +401,13 @@ def main(argv=None):
         if not os.path.exists(os.path.join(path, "saved_model.pb")):
             parser.error(f"{path} is not a SavedModel folder (no saved_model.pb); give exports/<name>/<version>")
     for name, value in (("--num-samples", args.num_samples), ("--test-images", args.test_images),
-                        ("--iw-samples", args.iw_samples)):
+                        ("--iw-samples", args.iw_samples), ("--ais-chains", args.ais_chains),
+                        ("--ais-temperatures", args.ais_temperatures)):
         if value <= 0:
             parser.error(f"{name} must be positive")
 
-    config = EvalConfig(args.num_samples, args.test_images, args.iw_samples, args.seed)
+    config = EvalConfig(num_samples=args.num_samples, test_images=args.test_images, iw_samples=args.iw_samples,
+                        ais_chains=args.ais_chains, ais_temperatures=args.ais_temperatures, seed=args.seed)
     reference = Reference.build(config)
     print("Real-data figures...", flush=True)
     ceiling = reference.real_data_figures()

@@ -50,8 +50,10 @@ def endpoint(model, verb):
     if verb == "inpaint":
         return lambda images, mask, seed: {"images": model.inpaint(images, mask, seed)}, [
             _images(), _images("mask"), _seed()]
+    if verb == "parameters":  # beyond the contract: an energy model's weights, for likelihood estimators
+        return model.parameters, []
     raise ValueError(f"unknown serving signature {verb!r}; the contract has sample, reconstruct, encode, decode, "
-                     "inpaint")
+                     "inpaint (and `parameters` for energy models)")
 
 
 def next_version(folder):

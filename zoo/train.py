@@ -131,7 +131,8 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
                                                             strategy.num_replicas_in_sync)
     with strategy.scope():
         model = model_class(model_config, seed=train_config.seed)
-        model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile)
+        model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+                      total_steps=train_config.epochs * pipelines.steps_per_epoch)
         model.build_for_images()
 
     devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"

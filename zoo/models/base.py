@@ -32,11 +32,13 @@ class ZooModel(keras.Model):
         """Width of the code that `encode` returns and `decode` takes."""
         return self.config.latent_dim
 
-    def default_optimizer(self):
+    def default_optimizer(self, total_steps=None):
+        """The optimizer `compile` uses unless given one; total_steps (the run's length, when known) lets a
+        model decay its learning rate over the run."""
         return keras.optimizers.Adam(self.config.learning_rate)
 
-    def compile(self, optimizer=None, **kwargs):
-        super().compile(optimizer=optimizer or self.default_optimizer(), **kwargs)
+    def compile(self, optimizer=None, total_steps=None, **kwargs):
+        super().compile(optimizer=optimizer or self.default_optimizer(total_steps), **kwargs)
 
     def build_for_images(self):
         """Create the variables by running the model once on a dummy batch (export and checkpoints need them)."""

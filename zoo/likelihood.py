@@ -1,0 +1,195 @@
+"""Log-likelihood estimators, computed from an export's signatures alone (no zoo model classes).
+
+    VAE   the importance-weighted bound of Burda et al. (2015) from `encode` and `decode`
+    RBM   log p(v) = -F(v) - log Z, with log Z by annealed importance sampling (Salakhutdinov and Murray 2008),
+          or exactly, by enumerating the hidden states, for RBMs with at most 20 hidden units; the RBM's
+          `parameters` signature gives W and the biases
+
+Every figure is in nats per image on the test images binarized once (Bernoulli of the pixel values, seeded), the
+convention of the binarized-MNIST literature. LIKELIHOODS maps a model kind (its model card's `kind`) to its
+estimator, which zoo.evaluate calls.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+# ---------------------------------------------------------------------------------------------------------------
+# VAE: importance-weighted bound.
+
+
+def importance_weighted_log_likelihood(export, images, k, seed=0, rows_per_call=20_000):
+    """log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x) (Burda et al. 2015), per image.
+
+    q's mean and log-variance come from `encode`, p(x|z) from `decode`'s Bernoulli means; x must be binary.
+    With k = 1 this is a one-sample estimate of the ELBO; it tightens as k grows.
+    """
+    encode, decode = export.signatures["encode"], export.signatures["decode"]
+    per_call = max(1, rows_per_call // k)
+    log_2pi = math.log(2 * math.pi)
+
+    @tf.function
+    def bound(x, mean, log_var, call_seed):
+        noise = tf.random.stateless_normal([tf.shape(x)[0], k, tf.shape(mean)[1]], call_seed)
+        z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise
+        probabilities = decode(latent=tf.reshape(z, [-1, tf.shape(mean)[1]]))["images"]
+        probabilities = tf.reshape(probabilities, [tf.shape(x)[0], k, -1])
+        x_flat = tf.reshape(x, [tf.shape(x)[0], 1, -1])
+        log_px_z = tf.reduce_sum(tf.math.log(tf.clip_by_value(
+            tf.where(x_flat > 0.5, probabilities, 1.0 - probabilities), 1e-7, 1.0)), axis=-1)
+        log_pz = -0.5 * tf.reduce_sum(tf.square(z) + log_2pi, axis=-1)
+        log_qz = -0.5 * tf.reduce_sum(tf.square(noise) + log_var[:, None] + log_2pi, axis=-1)
+        return tf.reduce_logsumexp(log_px_z + log_pz - log_qz, axis=1) - math.log(k)
+
+    out = []
+    for call, start in enumerate(range(0, len(images), per_call)):
+        x = tf.constant(images[start:start + per_call])
+        code = encode(images=x)
+        out.append(bound(x, code["latent"], code["log_var"], tf.constant([seed, call])).numpy())
+    return np.concatenate(out)
+
+
+def vae_likelihood(export, reference):
+    k = reference.config.iw_samples
+    log_px = importance_weighted_log_likelihood(export, reference.binarized, k, reference.config.seed)
+    return {"nll_nats": float(-log_px.mean()), "standard_error": float(log_px.std() / math.sqrt(len(log_px))),
+            "method": f"importance-weighted bound, k={k}", "binarization": _binarization(reference)}
+
+
+def _binarization(reference):
+    return f"test images binarized once (Bernoulli of the pixel values, seed {reference.config.seed})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# RBM: the partition function.
+#
+#   p(v) = exp(-F(v)) / Z,   F(v) = -v.b - sum_j softplus(c_j + v W_:j),   Z = sum_v exp(-F(v))
+
+
+def free_energy(v, W, b, c):
+    return -tf.linalg.matvec(v, b) - tf.reduce_sum(tf.nn.softplus(tf.matmul(v, W) + c), axis=1)
+
+
+def exact_log_partition(W, b, c, chunk=1 << 14):
+    """log Z summed over the 2^H hidden states: Z = sum_h exp(c.h) prod_i (1 + exp(b_i + W_i: h)).
+
+    Feasible for H <= 20 (a million states); in float64, so it is the reference AIS is tested against.
+    """
+    W, b, c = (tf.cast(x, tf.float64) for x in (W, b, c))
+    hidden = int(W.shape[1])
+    if hidden > 20:
+        raise ValueError(f"exact log Z enumerates 2^hidden states: {hidden} hidden units are too many (at most 20); "
+                         "use ais_log_partition")
+    bits = tf.constant(1 << np.arange(hidden), tf.int64)
+    terms = []
+    for start in range(0, 1 << hidden, chunk):
+        index = tf.range(start, min(start + chunk, 1 << hidden), dtype=tf.int64)
+        h = tf.cast(tf.bitwise.bitwise_and(index[:, None], bits) > 0, tf.float64)
+        visible_input = tf.matmul(h, W, transpose_b=True) + b
+        terms.append(tf.linalg.matvec(h, c) + tf.reduce_sum(tf.nn.softplus(visible_input), axis=1))
+    return float(tf.reduce_logsumexp(tf.concat(terms, axis=0)))
+
+
+def ais_temperatures(count=14_500):
+    """Salakhutdinov and Murray's schedule scaled to `count` steps: beta spaced 1e-3 on [0, 0.5), 1e-4 on
+    [0.5, 0.9) and 1e-5 on [0.9, 1] at the full 14,500, so the steps are finest where the target sharpens."""
+    parts = np.array([500, 4000, 10000]) * count / 14_500
+    n1, n2 = max(1, round(parts[0])), max(1, round(parts[1]))
+    n3 = max(1, count - n1 - n2)
+    return np.concatenate([np.linspace(0.0, 0.5, n1, endpoint=False), np.linspace(0.5, 0.9, n2, endpoint=False),
+                           np.linspace(0.9, 1.0, n3 + 1)]).astype(np.float32)
+
+
+def base_rate_visible_bias(train_images, smoothing=1e-3):
+    """Visible biases of the base-rate RBM (W = 0): the training pixels' mean intensities as logits."""
+    p = np.clip(np.asarray(train_images, np.float64).reshape(len(train_images), -1).mean(axis=0),
+                smoothing, 1 - smoothing)
+    return np.log(p / (1 - p)).astype(np.float32)
+
+
+def ais_log_partition(W, b, c, base_visible_bias, temperatures, chains=100, seed=0):
+    """AIS estimate of log Z from the base-rate RBM A (W = 0, visible biases b_A, hidden biases 0) to the RBM.
+
+    The intermediate distributions are p_beta(v) ∝ p*_beta(v), with
+        log p*_beta(v) = (1 - beta) v.b_A + beta v.b + sum_j softplus(beta (c_j + v W_:j)),
+    and each chain's log importance weight adds log p*_beta_k(v) - log p*_beta_k-1(v) before a Gibbs step that
+    leaves p_beta_k invariant: h ~ sigmoid(beta (c + v W)), v ~ sigmoid((1 - beta) b_A + beta (b + W h)).
+    Z = Z_A * E[w], Z_A = prod_i (1 + exp(b_A_i)) * 2^H.
+
+    Returns (log Z estimate, per-chain log weights + log Z_A as a NumPy array: their spread is the uncertainty).
+    """
+    W, b, c, b_A = (tf.constant(np.asarray(x), tf.float32) for x in (W, b, c, base_visible_bias))
+    betas = tf.constant(temperatures, tf.float32)
+    hidden = int(W.shape[1])
+    log_z_base = float(tf.reduce_sum(tf.nn.softplus(tf.cast(b_A, tf.float64)))) + hidden * math.log(2.0)
+
+    def log_unnormalised(v, hidden_input, beta):
+        return (1.0 - beta) * tf.linalg.matvec(v, b_A) + beta * tf.linalg.matvec(v, b) + tf.reduce_sum(
+            tf.nn.softplus(beta * hidden_input), axis=1)
+
+    @tf.function
+    def anneal():
+        v = tf.cast(tf.random.stateless_uniform([chains, W.shape[0]], [seed, 0]) < tf.sigmoid(b_A), tf.float32)
+
+        def step(k, v, log_w):
+            previous, beta = betas[k - 1], betas[k]
+            hidden_input = tf.matmul(v, W) + c
+            log_w += tf.cast(log_unnormalised(v, hidden_input, beta) - log_unnormalised(v, hidden_input, previous),
+                             tf.float64)
+            noise = tf.random.stateless_uniform([chains, hidden + W.shape[0]], [seed, k])
+            h = tf.cast(noise[:, :hidden] < tf.sigmoid(beta * hidden_input), tf.float32)
+            visible_input = (1.0 - beta) * b_A + beta * (tf.matmul(h, W, transpose_b=True) + b)
+            v = tf.cast(noise[:, hidden:] < tf.sigmoid(visible_input), tf.float32)
+            return k + 1, v, log_w
+
+        _, _, log_w = tf.while_loop(lambda k, *_: k < tf.shape(betas)[0], step,
+                                    (tf.constant(1), v, tf.zeros([chains], tf.float64)))
+        return log_w
+
+    log_weights = anneal().numpy() + log_z_base
+    log_z = float(np.logaddexp.reduce(log_weights) - math.log(chains))
+    return log_z, log_weights
+
+
+def log_z_interval(log_weights, sigmas=3.0):
+    """log(Z_hat -/+ sigmas * standard error of Z_hat), the interval Salakhutdinov and Murray report."""
+    shift = log_weights.max()
+    w = np.exp(log_weights - shift)
+    mean, error = w.mean(), sigmas * w.std(ddof=1) / math.sqrt(len(w))
+    low = shift + math.log(mean - error) if mean > error else -math.inf
+    return low, shift + math.log(mean + error)
+
+
+def rbm_parameters(export):
+    p = export.signatures["parameters"]()
+    return p["weights"].numpy(), p["visible_bias"].numpy(), p["hidden_bias"].numpy()
+
+
+def rbm_likelihood(export, reference):
+    """Mean test log-likelihood: -F(v) - log Z, log Z by AIS (and exactly too where the RBM is small enough)."""
+    if "parameters" not in export.signatures:
+        return {"missing": "the export has no `parameters` signature (W and biases), which AIS needs"}
+    W, b, c = rbm_parameters(export)
+    config = reference.config
+    log_z, log_weights = ais_log_partition(W, b, c, base_rate_visible_bias(reference.train_images),
+                                           ais_temperatures(config.ais_temperatures), config.ais_chains, config.seed)
+    v = reference.binarized.reshape(len(reference.binarized), -1)
+    log_p_unnormalised = -free_energy(tf.constant(v), W, b, c).numpy().astype(np.float64)
+    low, high = log_z_interval(log_weights)
+    result = {
+        "nll_nats": float(log_z - log_p_unnormalised.mean()),
+        "standard_error": float(log_p_unnormalised.std() / math.sqrt(len(v))),  # over test images; log Z's below
+        "log_z": log_z, "log_z_3_sigma": [low, high], "log_weight_spread": float(log_weights.std()),
+        "method": f"AIS, {config.ais_chains} chains, {config.ais_temperatures:,} temperatures, base-rate RBM",
+        "binarization": _binarization(reference),
+    }
+    if W.shape[1] <= 20:
+        result["exact_log_z"] = exact_log_partition(W, b, c)
+        result["exact_nll_nats"] = float(result["exact_log_z"] - log_p_unnormalised.mean())
+    return result
+
+
+LIKELIHOODS = {"vae": vae_likelihood, "rbm": rbm_likelihood}  # model kind (model card) -> estimator(export, reference)
