@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_python, tiny_data
-from zoo import data, evaluate, export, likelihood
+from zoo import data, evaluate, export, likelihood, train
 from zoo.models.rbm import RBM, RBMConfig
 
 TINY = RBMConfig(hidden=16, chains=20, sample_steps=20, inpaint_steps=10)
@@ -137,3 +137,21 @@ def test_the_likelihood_of_an_export_comes_from_its_parameters_signature(tmp_pat
     expected = result["exact_log_z"] + model.free_energy(test.reshape(-1, 784)).numpy().mean()
     assert result["exact_nll_nats"] == pytest.approx(expected, abs=1e-3)
     assert result["nll_nats"] > 0 and result["standard_error"] > 0
+
+
+def test_zoo_train_logs_the_free_energy_gap_and_decays_the_learning_rate_to_zero(tmp_path):
+    config = RBMConfig(hidden=16, chains=20, sample_steps=20, inpaint_steps=10, persistent=True,
+                       learning_rate_decay=True)
+    result = train.train("rbm", config, tiny_data(binarize="dynamic", batch_size=30),
+                         train.TrainConfig(epochs=2, logdir=str(tmp_path / "logs"), export=False), verbose=0)
+    gaps = result.history["free_energy_gap"]
+    assert len(gaps) == 2 and all(np.isfinite(gaps))
+    # The gap is the validation subset's mean free energy minus the training subset's, recomputed here.
+    splits = data.load(tiny_data())
+    rng = np.random.default_rng(0)
+    train_v, validation_v = ((rng.random(x[:1000].shape) < x[:1000] / 255.0).reshape(-1, 784).astype(np.float32)
+                             for x in (splits.train.images, splits.validation.images))
+    model = result.model
+    expected = model.free_energy(validation_v).numpy().mean() - model.free_energy(train_v).numpy().mean()
+    assert gaps[-1] == pytest.approx(expected, rel=1e-4)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # linear decay over the run

@@ -1,6 +1,7 @@
 """Training speed, next to what this machine can do, measured in one run.
 
     python -m zoo.bench vae [--batch-size 128 --epochs 4]
+    python -m zoo.bench rbm --batch-size 100     (scikit-learn's BernoulliRBM too: pip install -r requirements-bench.txt)
 
 Prints a table: float32 matrix-multiply GFLOP/s (a large square GEMM and the model's own shapes), the input
 pipeline alone, the zoo's model trained through zoo.train's settings, and a straightforward Keras implementation
@@ -142,19 +143,112 @@ def bench_vae(batch_size, epochs):
     return rows, f"training on {n:,} MNIST images; {flops_per_image / 1e6:.1f} MFLOP per training image"
 
 
-BENCHMARKS = {"vae": bench_vae}
+# -- the RBM: the zoo's CD-1 and PCD-1 against scikit-learn and homework code -------------------------------------
+
+
+def rbm_gemm_gflops(batch_size, hidden=500):
+    """GFLOP/s of the five products of one CD-1 step, each at its own shape and weighted by its count:
+    v W and v' W ([b,784] @ [784,h]), h W^T ([b,h] @ [h,784]), v^T h and v'^T h' ([784,b] @ [b,h])."""
+    seconds_per_flop = (2 / gemm_gflops(batch_size, 784, hidden) + 1 / gemm_gflops(batch_size, hidden, 784)
+                        + 2 / gemm_gflops(784, batch_size, hidden))
+    return 5 / seconds_per_flop
+
+
+def homework_rbm_rate(images, hidden=500, learning_rate=0.1, seconds=5.0):
+    """The seeds' homework pattern: CD-1 one image at a time in a Python loop over NumPy arrays."""
+    rng = np.random.default_rng(0)
+    W, b, c = rng.normal(0, 0.01, (784, hidden)), np.zeros(784), np.zeros(hidden)
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    started, done = time.perf_counter(), 0
+    for v in images:
+        h0 = sigmoid(v @ W + c)
+        v1 = (rng.random(784) < sigmoid(W @ (rng.random(hidden) < h0) + b)).astype(np.float64)
+        h1 = sigmoid(v1 @ W + c)
+        W += learning_rate * (np.outer(v, h0) - np.outer(v1, h1))
+        b += learning_rate * (v - v1)
+        c += learning_rate * (h0 - h1)
+        done += 1
+        if time.perf_counter() - started > seconds:
+            break
+    return done / (time.perf_counter() - started)
+
+
+def sklearn_rbm_seconds(images, batch_size, epochs):
+    """Median seconds per epoch of scikit-learn's BernoulliRBM (PCD-1, NumPy), or None if it is not installed."""
+    try:
+        from sklearn.neural_network import BernoulliRBM
+    except ImportError:
+        return None
+    seconds = []
+    for epoch in range(epochs):
+        rbm = BernoulliRBM(n_components=500, batch_size=batch_size, learning_rate=0.05, n_iter=1, random_state=0)
+        started = time.perf_counter()
+        rbm.fit(images)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def bench_rbm(batch_size, epochs, large_batch=1000):
+    from zoo.models.rbm import RBM, RBMConfig
+
+    keras.utils.set_random_seed(0)
+    pipelines = data.datasets(data.DataConfig(batch_size=batch_size, binarize="dynamic", flatten=False))
+    n = len(pipelines.splits.train)
+    flops_per_image = 5 * 2 * 784 * 500  # the five products of CD-1 (rbm_gemm_gflops); PCD-1 adds a sixth
+    gemm = rbm_gemm_gflops(batch_size)
+    rows = [
+        ("float32 GEMM 2048x2048x2048", f"{gemm_gflops(2048, 2048, 2048):.0f} GFLOP/s", ""),
+        (f"float32 GEMM at CD-1's shapes, batch {batch_size} (784x500)", f"{gemm:.0f} GFLOP/s",
+         f"limit: {gemm * 1e9 / flops_per_image:,.0f} img/s"),
+        ("input pipeline alone (dynamic binarization)",
+         f"{pipeline_rate(pipelines, 3 * pipelines.steps_per_epoch):,.0f} img/s", ""),
+    ]
+
+    def zoo_rate(persistent, pipelines):
+        steps, jit = train.execution_settings(RBM, pipelines.steps_per_epoch, 1)
+        model = RBM(RBMConfig(persistent=persistent))
+        model.compile(steps_per_execution=steps, jit_compile=jit)
+        return n / timed_fit(model, epochs, x=pipelines.train, steps_per_epoch=pipelines.steps_per_epoch)
+
+    for persistent in (False, True):
+        rate = zoo_rate(persistent, pipelines)
+        flops = flops_per_image * (6 / 5 if persistent else 1)
+        rows.append((f"zoo RBM {'PCD' if persistent else 'CD'}-1, batch {batch_size}", f"{rate:,.0f} img/s",
+                     f"{n / rate:.2f} s/epoch, {rate * flops / 1e9:.0f} GFLOP/s = {rate * flops / 1e9 / gemm:.0%} "
+                     "of the GEMM rate at these shapes"))
+    large = data.datasets(data.DataConfig(batch_size=large_batch, binarize="dynamic", flatten=False))
+    large_gemm = rbm_gemm_gflops(large_batch)
+    rate = zoo_rate(False, large)
+    rows.append((f"zoo RBM CD-1, batch {large_batch}", f"{rate:,.0f} img/s",
+                 f"{n / rate:.2f} s/epoch, {rate * flops_per_image / 1e9:.0f} GFLOP/s = "
+                 f"{rate * flops_per_image / 1e9 / large_gemm:.0%} of the GEMM rate at batch {large_batch} "
+                 f"({large_gemm:.0f} GFLOP/s)"))
+
+    binary = (np.random.default_rng(0).random((n, 784)) < pipelines.splits.train.images.reshape(n, 784) / 255.0)
+    seconds = sklearn_rbm_seconds(binary.astype(np.float64), batch_size, max(2, epochs - 1))
+    rows.append((f"scikit-learn BernoulliRBM (PCD-1, n_components=500), batch {batch_size}",
+                 "not installed" if seconds is None else f"{n / seconds:,.0f} img/s",
+                 "pip install -r requirements-bench.txt" if seconds is None else f"{seconds:.2f} s/epoch"))
+    rate = homework_rbm_rate(binary.astype(np.float64))
+    rows.append(("homework-style CD-1, one image at a time (NumPy loop)", f"{rate:,.0f} img/s", f"{n / rate:.0f} s/epoch"))
+    return rows, (f"training on {n:,} dynamically binarized MNIST images, 784x500; "
+                  f"{flops_per_image / 1e6:.2f} MFLOP per image in CD-1's five matrix products")
+
+
+BENCHMARKS = {"vae": bench_vae, "rbm": bench_rbm}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m zoo.bench", description=__doc__.strip().splitlines()[0])
     parser.add_argument("model", choices=sorted(BENCHMARKS))
-    parser.add_argument("--batch-size", type=train.positive_int, default=128)
+    parser.add_argument("--batch-size", type=train.positive_int, help="default: 128 (vae), 100 (rbm)")
     parser.add_argument("--epochs", type=train.positive_int, default=4, help="timed epochs + 1 (default: 4)")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch includes compilation and is not timed")
     devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or f"CPU ({tf.config.threading.get_inter_op_parallelism_threads() or 'all'} threads)"
-    rows, note = BENCHMARKS[args.model](args.batch_size, args.epochs)
+    batch_size = args.batch_size or {"rbm": 100}.get(args.model, 128)
+    rows, note = BENCHMARKS[args.model](batch_size, args.epochs)
     print(f"\n{args.model} benchmark on {devices}, TensorFlow {tf.__version__}; {note}\n")
     header = ("measured", "throughput", "detail")
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(3)]

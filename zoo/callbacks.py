@@ -84,11 +84,15 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
             )
 
 
-def standard_callbacks(run_dir, test_images, seed=0):
-    """The callbacks of every `zoo.train` run, writing under run_dir (its checkpoint in run_dir/backup)."""
+def standard_callbacks(run_dir, test_images, seed=0, model_callbacks=()):
+    """The callbacks of every `zoo.train` run, writing under run_dir (its checkpoint in run_dir/backup).
+
+    model_callbacks (a model's own, e.g. the RBM's free-energy gap) come before TensorBoard, so what they add to
+    an epoch's logs is logged too."""
     backup_dir = os.path.join(run_dir, "backup")
     return [
         StopOnNaN(backup_dir),  # first, so a NaN epoch is never checkpointed or drawn
+        *model_callbacks,
         keras.callbacks.TensorBoard(run_dir, histogram_freq=1, write_graph=False),
         ImageSummaries(run_dir, test_images, seed=seed),
         keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),

@@ -163,33 +163,36 @@ def log_z_interval(log_weights, sigmas=3.0):
     return low, shift + math.log(mean + error)
 
 
-def rbm_parameters(export):
-    p = export.signatures["parameters"]()
-    return p["weights"].numpy(), p["visible_bias"].numpy(), p["hidden_bias"].numpy()
-
-
-def rbm_likelihood(export, reference):
-    """Mean test log-likelihood: -F(v) - log Z, log Z by AIS (and exactly too where the RBM is small enough)."""
-    if "parameters" not in export.signatures:
-        return {"missing": "the export has no `parameters` signature (W and biases), which AIS needs"}
-    W, b, c = rbm_parameters(export)
-    config = reference.config
-    log_z, log_weights = ais_log_partition(W, b, c, base_rate_visible_bias(reference.train_images),
-                                           ais_temperatures(config.ais_temperatures), config.ais_chains, config.seed)
-    v = reference.binarized.reshape(len(reference.binarized), -1)
+def rbm_log_likelihood(W, b, c, test_images, train_images, temperatures=14_500, chains=100, seed=0):
+    """Mean log p(v) = -F(v) - log Z over binary test images [n, 784], log Z by AIS from the base-rate RBM of the
+    training images; and with the exact log Z too where the RBM has at most 20 hidden units."""
+    log_z, log_weights = ais_log_partition(W, b, c, base_rate_visible_bias(train_images),
+                                           ais_temperatures(temperatures), chains, seed)
+    v = np.asarray(test_images, np.float32).reshape(len(test_images), -1)
     log_p_unnormalised = -free_energy(tf.constant(v), W, b, c).numpy().astype(np.float64)
     low, high = log_z_interval(log_weights)
     result = {
         "nll_nats": float(log_z - log_p_unnormalised.mean()),
         "standard_error": float(log_p_unnormalised.std() / math.sqrt(len(v))),  # over test images; log Z's below
         "log_z": log_z, "log_z_3_sigma": [low, high], "log_weight_spread": float(log_weights.std()),
-        "method": f"AIS, {config.ais_chains} chains, {config.ais_temperatures:,} temperatures, base-rate RBM",
-        "binarization": _binarization(reference),
+        "method": f"AIS, {chains} chains, {temperatures:,} temperatures, base-rate RBM",
     }
     if W.shape[1] <= 20:
         result["exact_log_z"] = exact_log_partition(W, b, c)
         result["exact_nll_nats"] = float(result["exact_log_z"] - log_p_unnormalised.mean())
     return result
+
+
+def rbm_likelihood(export, reference):
+    """The export's test log-likelihood from its `parameters` signature (W and the biases)."""
+    if "parameters" not in export.signatures:
+        return {"missing": "the export has no `parameters` signature (W and biases), which AIS needs"}
+    p = export.signatures["parameters"]()
+    config = reference.config
+    result = rbm_log_likelihood(p["weights"].numpy(), p["visible_bias"].numpy(), p["hidden_bias"].numpy(),
+                                reference.binarized, reference.train_images, config.ais_temperatures,
+                                config.ais_chains, config.seed)
+    return dict(result, binarization=_binarization(reference))
 
 
 LIKELIHOODS = {"vae": vae_likelihood, "rbm": rbm_likelihood}  # model kind (model card) -> estimator(export, reference)

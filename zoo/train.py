@@ -145,7 +145,9 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     history = model.fit(
         pipelines.train, steps_per_epoch=pipelines.steps_per_epoch, validation_data=pipelines.validation,
         epochs=train_config.epochs, shuffle=False,
-        callbacks=callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed) + list(extra_callbacks),
+        callbacks=callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed,
+                                               model_callbacks=model.training_callbacks(splits))
+        + list(extra_callbacks),
         verbose=verbose if verbose is not None else callbacks.progress_verbosity(),
     ).history
     seconds = time.time() - started
@@ -182,14 +184,19 @@ def positive_int(text):
     return value
 
 
-def int_tuple(text):
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 256,256") from None
-    if not values or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
-    return values
+def number_tuple(kind):
+    """An argparse type: "N,N,..." -> a tuple of `kind` (int or float)."""
+    def parse(text):
+        try:
+            values = tuple(kind(part) for part in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a comma-separated list of {kind.__name__}s, e.g. 256,256") from None
+        if not values or min(values) <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: values must be positive")
+        return values
+    parse.__name__ = f"{kind.__name__} list"
+    return parse
 
 
 def add_common_flags(parser):
@@ -216,22 +223,28 @@ def add_common_flags(parser):
     group.add_argument("--no-export", dest="export", action="store_false", help="train without exporting")
 
 
-def add_config_flags(parser, model_class):
-    group = parser.add_argument_group(f"{model_class.__name__} configuration")
-    if getattr(model_class, "PRESETS", None):
-        group.add_argument("--preset", choices=sorted(model_class.PRESETS),
-                           help="a configuration from the seeds; explicit flags override it")
-    hints = typing.get_type_hints(model_class.Config)
-    for f in dataclasses.fields(model_class.Config):
+def add_dataclass_flags(group, config_class):
+    """One flag per field of a config dataclass: --field-name, typed as the field, its help from metadata."""
+    hints = typing.get_type_hints(config_class)
+    for f in dataclasses.fields(config_class):
         kind = hints[f.name]
         flag = "--" + f.name.replace("_", "-")
         help_text = f"{f.metadata.get('help', '')} (default: {','.join(map(str, f.default)) if isinstance(f.default, tuple) else f.default})"
         if kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typing.get_origin(kind) is tuple:
-            group.add_argument(flag, type=int_tuple, default=None, metavar="N,N,...", help=help_text)
+            group.add_argument(flag, type=number_tuple(typing.get_args(kind)[0]), default=None, metavar="N,N,...",
+                               help=help_text)
         else:
             group.add_argument(flag, type=kind, default=None, help=help_text)
+
+
+def add_config_flags(parser, model_class):
+    group = parser.add_argument_group(f"{model_class.__name__} configuration")
+    if getattr(model_class, "PRESETS", None):
+        group.add_argument("--preset", choices=sorted(model_class.PRESETS),
+                           help="a configuration from the seeds; explicit flags override it")
+    add_dataclass_flags(group, model_class.Config)
 
 
 def build_parser():

@@ -40,6 +40,10 @@ class ZooModel(keras.Model):
     def compile(self, optimizer=None, total_steps=None, **kwargs):
         super().compile(optimizer=optimizer or self.default_optimizer(total_steps), **kwargs)
 
+    def training_callbacks(self, splits):
+        """Callbacks of this model's own that zoo.train adds (splits: zoo.data's uint8 train/validation/test)."""
+        return []
+
     def build_for_images(self):
         """Create the variables by running the model once on a dummy batch (export and checkpoints need them)."""
         if not self.built:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from zoo.models.base import ZooModel, check_images, num_replicas, replica_noise, seed_pair, step_seed
@@ -40,6 +41,23 @@ class RBMConfig:
             raise ValueError("hidden, cd_k, chains and sample_steps must be positive and inpaint_steps at least 2")
         if self.learning_rate <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise ValueError("learning_rate must be positive, momentum in [0, 1), weight_decay >= 0")
+
+
+class FreeEnergyGap(keras.callbacks.Callback):
+    """Adds `free_energy_gap` to each epoch's logs: mean F(validation images) - mean F(training images), on fixed
+    binarized subsets. It grows when the model starts to fit the training images better than unseen ones, an
+    overfitting monitor that needs no partition function (Hinton 2010, "A practical guide", section 6)."""
+
+    def __init__(self, train_images, validation_images, count=1000, seed=0):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.subsets = [(rng.random(x[:count].shape) < x[:count] / 255.0).astype(np.float32).reshape(-1, 784)
+                        for x in (train_images, validation_images)]
+
+    def on_epoch_end(self, epoch, logs=None):
+        train, validation = (float(tf.reduce_mean(self.model.free_energy(x))) for x in self.subsets)
+        if logs is not None:
+            logs["free_energy_gap"] = validation - train
 
 
 def bernoulli(probabilities, uniform):
@@ -74,6 +92,11 @@ class RBM(ZooModel):
     @property
     def latent_dim(self):
         return self.config.hidden
+
+    def training_callbacks(self, splits):
+        if not len(splits.validation):
+            return []
+        return [FreeEnergyGap(splits.train.images, splits.validation.images, seed=self.seed)]
 
     def default_optimizer(self, total_steps=None):
         c = self.config
@@ -205,11 +228,23 @@ class RBM(ZooModel):
     def reconstruct(self, images):
         return self.decode(self.encode(images)["latent"])
 
-    def sample(self, num_samples, seed):
-        """p(v|h) after config.sample_steps Gibbs steps from uniformly random visible states."""
+    def sample(self, num_samples, seed, steps=None, start="visible"):
+        """p(v|h) after `steps` Gibbs steps (config.sample_steps by default) from uniformly random visible states,
+        or, with start="hidden", from uniformly random hidden states (their v ~ p(v|h) counts as step 0)."""
         seed = seed_pair(seed, 0)
-        start = bernoulli(tf.fill([num_samples, 784], 0.5), tf.random.stateless_uniform([num_samples, 784], seed))
-        _, p, _ = self.gibbs(start, self.config.sample_steps, tf.random.experimental.stateless_fold_in(seed, 1))
+        steps = self.config.sample_steps if steps is None else steps
+        if start == "visible":
+            v = bernoulli(tf.fill([num_samples, 784], 0.5), tf.random.stateless_uniform([num_samples, 784], seed))
+        elif start == "hidden":
+            h = bernoulli(tf.fill([num_samples, self.config.hidden], 0.5),
+                          tf.random.stateless_uniform([num_samples, self.config.hidden], seed))
+            v = self.sample_v_given_h(h, tf.random.experimental.stateless_fold_in(seed, 2))
+        else:
+            raise ValueError(f"start must be 'visible' or 'hidden', not {start!r}")
+        if steps == 0:  # the starting state itself: p(v|h) of the random h, or the random v
+            p = self.visible_probabilities(h) if start == "hidden" else v
+        else:
+            _, p, _ = self.gibbs(v, steps, tf.random.experimental.stateless_fold_in(seed, 1))
         return tf.reshape(p, (-1, 28, 28, 1))
 
     def inpaint(self, images, mask, seed, masked_input_only=False):

@@ -1,0 +1,196 @@
+"""The seeds' RBM experiments: `python -m zoo.experiments rbm`.
+
+For each hidden size (20, 100 and 500 by default) an RBM is trained by CD-1 on dynamically binarized images (the
+baseline), and next to it with real-valued inputs, with CD-k and PCD, and with other learning rates. Every model
+is scored on the test set: log-likelihood by AIS (exact log Z too for 20 hidden units), reconstruction error,
+pseudo-log-likelihood, and the free-energy gap. The figures: filters, filters sorted by how often their unit is
+on, activation frequencies, reconstructions of the first 20 test images, samples from random hidden states after
+1 to 1,000 Gibbs steps, learning curves per comparison, and inpainting with 20%, 50% and 80% of pixels missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from zoo import data, evaluate, likelihood, train
+from zoo.experiments import Notebook, curves, filter_images
+from zoo.models.rbm import RBMConfig
+
+SAMPLE_STEPS = (1, 10, 100, 1000)
+
+
+@dataclass
+class Config:
+    epochs: int = field(default=10, metadata={"help": "training epochs of every model"})
+    hidden_sizes: tuple[int, ...] = field(default=(20, 100, 500), metadata={"help": "hidden units"})
+    cd_steps: tuple[int, ...] = field(default=(3, 10), metadata={"help": "k of the CD-k runs compared with CD-1"})
+    learning_rates: tuple[float, ...] = field(default=(0.01, 0.1), metadata={
+        "help": "learning rates compared with the baseline's 0.05"})
+    limit: int = field(default=0, metadata={"help": "train on the first N images only (0: all)"})
+    test_images: int = field(default=10_000, metadata={"help": "test images for the scores"})
+    ais_chains: int = field(default=100, metadata={"help": "AIS runs per log Z"})
+    ais_temperatures: int = field(default=14_500, metadata={"help": "intermediate distributions per AIS run"})
+    seed: int = field(default=0, metadata={"help": "fixes data order, initialisation and sampling"})
+
+    def __post_init__(self):
+        if min(self.epochs, self.test_images, self.ais_chains, self.ais_temperatures) <= 0 or self.limit < 0:
+            raise ValueError("epochs, test_images, ais_chains and ais_temperatures must be positive, limit >= 0")
+        if not self.hidden_sizes:
+            raise ValueError("hidden_sizes: give at least one, e.g. --hidden-sizes 20,100,500")
+
+
+BASELINE = RBMConfig(hidden=500, cd_k=1, learning_rate=0.05, momentum=0.5)
+
+
+class Runs:
+    """Trains (through zoo.train) and scores each configuration once."""
+
+    def __init__(self, config, logdir, test, train_images):
+        self.config, self.logdir, self.test, self.train_images = config, logdir, test, train_images
+        self.results = {}
+
+    def get(self, label, rbm_config, binarize="dynamic"):
+        key = (dataclasses.astuple(rbm_config), binarize)
+        if key not in self.results:
+            c = self.config
+            started = time.time()
+            result = train.train(
+                "rbm", rbm_config,
+                train.data_config_for("rbm", binarize=binarize, limit=c.limit or None, seed=c.seed),
+                train.TrainConfig(epochs=c.epochs, seed=c.seed, logdir=self.logdir, export=False,
+                                  name=f"rbm_experiments/{label}"))
+            self.results[key] = (result, self.score(result.model), time.time() - started)
+        return self.results[key]
+
+    def score(self, model):
+        c, test = self.config, self.test
+        W, b, hidden_bias = (v.numpy() for v in (model.W, model.visible_bias, model.hidden_bias))
+        ll = likelihood.rbm_log_likelihood(W, b, hidden_bias, test.binary, self.train_images, c.ais_temperatures,
+                                           c.ais_chains, c.seed)
+        reconstructions = model.reconstruct(test.images).numpy()
+        return {"nll": ll["nll_nats"], "exact_nll": ll.get("exact_nll_nats"),
+                "log_z_3_sigma": ll["log_z_3_sigma"], "log_z": ll["log_z"],
+                "reconstruction_mse": float(np.mean(np.square(reconstructions - test.images)))}
+
+
+def row(label, run):
+    result, score, seconds = run
+    history = result.history
+    exact = f" (exact {score['exact_nll']:.2f})" if score["exact_nll"] is not None else ""
+    return (label, f"{score['nll']:.2f}{exact}", f"{score['reconstruction_mse']:.4f}",
+            f"{history['val_pseudo_log_likelihood'][-1]:.2f}", f"{history['free_energy_gap'][-1]:.2f}",
+            f"{seconds:.0f}")
+
+
+HEADER = ("model", "test NLL, AIS (nats) ↓", "test reconstruction MSE per pixel ↓", "validation pseudo-log-likelihood",
+          "free-energy gap (val - train)", "seconds (train + score)")
+
+
+def inpainting(notebook, model, test, hidden, seed):
+    """Clamped Gibbs inpainting and the seeds' unclamped variant against the mean training image."""
+    rows, table = [], []
+    shown = test.images[:10]
+    for i, fraction in enumerate(evaluate.FRACTIONS):
+        masks = evaluate.random_masks(test.images.shape, fraction, seed + i)
+        clamped = np.concatenate([model.inpaint(test.images[s:s + 1000], masks[s:s + 1000], seed + i).numpy()
+                                  for s in range(0, len(test.images), 1000)])
+        blind = np.concatenate([model.inpaint(test.images[s:s + 1000] * masks[s:s + 1000], masks[s:s + 1000],
+                                              seed + i, masked_input_only=True).numpy()
+                                for s in range(0, len(test.images), 1000)])
+        missing = masks < 0.5
+        mean_fill = np.broadcast_to(test.mean_image, test.images.shape)
+        error = lambda filled: float(np.mean(np.square(filled - test.images)[missing]))  # noqa: E731
+        table.append((f"{fraction:.0%}", f"{error(clamped):.4f}", f"{error(blind):.4f}", f"{error(mean_fill):.4f}"))
+        rows += [np.where(masks[:10] > 0.5, shown, 0.5), masks[:10], clamped[:10], shown]
+    notebook.text(f"**Inpainting, {hidden} hidden units** (all {len(test.images):,} test images; squared error on "
+                  "the missing pixels; clamped: Gibbs sampling of the missing pixels only, the mean of p(v|h) over "
+                  "the chain's second half; unclamped: the seeds' variant, missing pixels set to 0 and the whole "
+                  "image resampled, the mask unknown to the model):")
+    notebook.table(("missing", "RBM, clamped ↓", "RBM, unclamped (seeds' variant)", "mean training image"), table)
+    labels = [f"{f:.0%} {what}" for f in evaluate.FRACTIONS for what in ("input", "mask", "completion", "original")]
+    notebook.grid(f"inpainting_h{hidden}", np.concatenate(rows), 10,
+                  f"Inpainting, {hidden} hidden units: for 20%, 50% and 80% missing, the input (missing pixels "
+                  "grey), the mask (white: observed), the clamped completion and the original.", labels)
+    return table
+
+
+def run(config: Config, out="experiments/rbm", logdir="tensorboard_logs"):
+    splits = data.load(data.DataConfig(validation_size=0))
+    n = min(config.test_images, len(splits.test.images))
+    images = splits.test.images[:n, ..., None].astype(np.float32) / 255.0
+    rng = np.random.default_rng(config.seed)
+    train_images = splits.train.images.astype(np.float32) / 255.0
+    test = SimpleNamespace(images=images, labels=splits.test.labels[:n],
+                           binary=(rng.random(images.shape) < images).astype(np.float32).reshape(n, 784),
+                           mean_image=train_images.mean(axis=0)[None, ..., None])
+    runs = Runs(config, logdir, test, train_images)
+
+    notebook = Notebook(out, "RBM experiments")
+    notebook.text(
+        f"Made by `python -m zoo.experiments rbm` ({config.epochs} epochs per model, batch 100, seed {config.seed}"
+        + (f", first {config.limit} training images" if config.limit else ", 55,000 training images") + "). "
+        "Baseline: CD-1, learning rate 0.05, momentum 0.5, inputs binarized afresh each epoch (dynamic). "
+        f"Test figures on the first {n:,} test images; log-likelihoods on them binarized once (seed "
+        f"{config.seed}), log Z by AIS ({config.ais_chains} chains, {config.ais_temperatures:,} temperatures). "
+        "TensorBoard: the training runs under `rbm_experiments/`, and these figures in `tensorboard/` here.")
+
+    baselines = {}
+    for hidden in config.hidden_sizes:
+        base = dataclasses.replace(BASELINE, hidden=hidden)
+        baselines[hidden] = runs.get(f"h{hidden}_cd1", base)
+        compared = [(f"CD-1, lr {base.learning_rate} (baseline)", baselines[hidden])]
+        compared.append(("real-valued inputs", runs.get(f"h{hidden}_real", base, binarize="none")))
+        compared += [(f"CD-{k}", runs.get(f"h{hidden}_cd{k}", dataclasses.replace(base, cd_k=k)))
+                     for k in config.cd_steps]
+        compared.append(("PCD-1", runs.get(f"h{hidden}_pcd1", dataclasses.replace(base, persistent=True))))
+        compared += [(f"CD-1, lr {rate}", runs.get(f"h{hidden}_lr{rate}", dataclasses.replace(base, learning_rate=rate)))
+                     for rate in config.learning_rates]
+
+        notebook.text(f"## {hidden} hidden units")
+        notebook.table(HEADER, [row(label, r) for label, r in compared])
+        for name, keys, what in (("training", ["CD-"], "CD-k and PCD"), ("rates", ["lr"], "learning rates"),
+                                 ("inputs", ["baseline", "real"], "binary-sampled and real-valued inputs")):
+            chosen = {label: r[0].history["val_pseudo_log_likelihood"] for label, r in compared
+                      if any(k in label for k in keys) or "baseline" in label}
+            notebook.figure(f"curves_{name}_h{hidden}", curves(chosen, "validation pseudo-log-likelihood"),
+                            f"Validation pseudo-log-likelihood per epoch, {hidden} hidden units: {what}.")
+        model = baselines[hidden][0].model
+        frequency = model.hidden_probabilities(test.binary).numpy().mean(axis=0)
+        order = np.argsort(-frequency)
+        columns = 25 if hidden > 100 else 10
+        notebook.grid(f"filters_h{hidden}", filter_images(model.W.numpy()), columns,
+                      f"The {hidden} filters (columns of W, each scaled to its own range), baseline model.")
+        notebook.grid(f"filters_sorted_h{hidden}", filter_images(model.W.numpy()[:, order]), columns,
+                      f"The same filters sorted by activation frequency, most active first (frequencies "
+                      f"{frequency[order[0]]:.2f} to {frequency[order[-1]]:.3f}).")
+        chains = [model.sample(10, config.seed, steps=s, start="hidden").numpy() for s in SAMPLE_STEPS]
+        notebook.grid(f"samples_h{hidden}", np.concatenate(chains), 10,
+                      f"Samples (p(v|h)) from 10 random hidden states, {hidden} hidden units: the same chains after "
+                      + ", ".join(map(str, SAMPLE_STEPS)) + " Gibbs steps (rows).",
+                      [f"{s} steps" for s in SAMPLE_STEPS])
+        inpainting(notebook, model, test, hidden, config.seed)
+
+    notebook.text("## Across hidden sizes")
+    reconstructions = [test.images[:20]] + [r[0].model.reconstruct(test.images[:20]).numpy()
+                                            for r in baselines.values()]
+    notebook.grid("reconstructions", np.concatenate(reconstructions), 20,
+                  "The first 20 test images and their reconstructions p(v | h = p(h|v)) by the baseline RBMs.",
+                  ["test images"] + [f"{h} hidden" for h in baselines])
+    fig = plt.figure(figsize=(6, 4), dpi=100)
+    for hidden, r in baselines.items():
+        frequency = np.sort(r[0].model.hidden_probabilities(test.binary).numpy().mean(axis=0))[::-1]
+        plt.plot(np.linspace(0, 1, hidden), frequency, label=f"{hidden} hidden")
+    plt.xlabel("hidden units, most active first (fraction of the layer)")
+    plt.ylabel("mean p(h = 1 | test image)")
+    plt.legend()
+    plt.grid(alpha=0.3)
+    notebook.figure("activation_frequency", fig, "How often each hidden unit is on over the test images "
+                                                 "(mean of p(h|v)), sorted, for each baseline RBM.")
+    print(f"Wrote {notebook.out}/README.md and {len(notebook.figures)} figures", flush=True)
+    return notebook
