@@ -24,6 +24,7 @@ import tensorflow as tf  # noqa: E402
 
 from zoo import data, evaluate  # noqa: E402
 from zoo.callbacks import image_grid  # noqa: E402
+from zoo.experiments import filter_images  # noqa: E402
 from zoo.export import list_exports  # noqa: E402
 
 
@@ -87,8 +88,17 @@ def latent_figures(export, test, out):
             ("latent_layout.png", "Codes (`encode` latent) of the first 5,000 test images, coloured by digit.")]
 
 
+def rbm_filters_figure(export, test, out):
+    """The RBM's weights, one 28x28 filter per hidden unit, from its `parameters` signature."""
+    weights = export.signatures["parameters"]()["weights"].numpy()
+    shown = weights[:, :100]
+    save_grid(filter_images(shown), 10, os.path.join(out, "filters.png"))
+    return "filters.png", (f"The first {shown.shape[1]} of the {weights.shape[1]} hidden units' filters (columns of W, "
+                           "each scaled to its own range).")
+
+
 GENERIC = (("sample", samples_figure), ("reconstruct", reconstructions_figure), ("inpaint", inpainting_figure))
-FIGURES = {}  # model kind -> [function(export, test, out) -> (file, caption) or a list of them]
+FIGURES = {"rbm": [rbm_filters_figure]}  # model kind -> [function(export, test, out) -> (file, caption) or a list of them]
 
 
 def export_figures(export, test, out):
