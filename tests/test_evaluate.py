@@ -157,10 +157,10 @@ def test_importance_weighted_bound_with_one_sample_is_the_elbo_and_grows_with_k(
     elbo_draws = log_px_z.reshape(64, draws) - kl[:, None]
 
     # k = 1 on `draws` copies of each image: that many independent one-sample bounds per image.
-    bound_draws = likelihood.importance_weighted_log_likelihood(loaded, np.repeat(x, draws, axis=0), k=1)
+    bound_draws = likelihood.importance_weighted_log_likelihood(*likelihood.export_verbs(loaded), np.repeat(x, draws, axis=0), k=1)
     standard_error = np.sqrt((elbo_draws.var() + bound_draws.var()) / elbo_draws.size)
     assert abs(bound_draws.mean() - elbo_draws.mean()) < 4 * standard_error
-    bounds = [likelihood.importance_weighted_log_likelihood(loaded, x, k=k).mean() for k in (1, 10, 100, 1000)]
+    bounds = [likelihood.importance_weighted_log_likelihood(*likelihood.export_verbs(loaded), x, k=k).mean() for k in (1, 10, 100, 1000)]
     assert bounds == sorted(bounds) and bounds[-1] > bounds[0] + 0.5
     assert bounds[-1] < 0
 
@@ -214,3 +214,20 @@ def test_report_writes_every_figure_and_an_index(vae_export, tmp_path):
     assert "squared error on the missing pixels 20%:" in index
     empty = run_zoo("zoo.report", "--exports", str(tmp_path / "nothing"))
     assert empty.returncode == 2 and "no exports under" in empty.stderr
+
+
+def test_one_importance_weight_is_the_elbo_of_the_same_noise(vae_export, reference):
+    model, _ = vae_export
+    x = reference.binarized[:16]
+    mean, log_var = model.posterior(x)
+    noise = tf.random.stateless_normal([16, 1, 2], [0, 1])
+    log_w = likelihood.log_importance_weights(x, mean, log_var, model.decode, noise).numpy()[:, 0]
+    # log p(x|z) + log p(z) - log q(z|x) for that z, computed independently from the decoder's logits.
+    z = (mean + tf.exp(0.5 * log_var) * noise[:, 0]).numpy()
+    log_px_z = -tf.nn.sigmoid_cross_entropy_with_logits(x.reshape(16, 784), model.decoder(z)).numpy().sum(axis=1)
+    log_pz = -0.5 * np.sum(z ** 2 + np.log(2 * np.pi), axis=1)
+    log_qz = -0.5 * np.sum(noise.numpy()[:, 0] ** 2 + log_var.numpy() + np.log(2 * np.pi), axis=1)
+    np.testing.assert_allclose(log_w, log_px_z + log_pz - log_qz, rtol=1e-4, atol=1e-3)
+    # The model's own method is the same estimator as the evaluator's on its export.
+    np.testing.assert_allclose(model.log_likelihood(x, k=10, seed=3),
+                               likelihood.importance_weighted_log_likelihood(model.encode, model.decode, x, 10, 3))

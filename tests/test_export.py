@@ -132,3 +132,12 @@ def test_export_listing(trained):
     assert "val_loss=" in listed.stdout
     missing = run_zoo("zoo.export", "--list", str(root / "nowhere"))
     assert missing.returncode == 2 and "is not a folder" in missing.stderr
+
+
+def test_the_conv_vae_export_passes_the_same_contract_check(tmp_path):
+    from zoo.models.vae import ConvVAE, ConvVAEConfig
+
+    model = ConvVAE(ConvVAEConfig(latent_dim=3, hidden=(8,), filters=(4, 8)))
+    path = export.export_model(model, str(tmp_path), "conv_vae", {"kind": "conv_vae"})
+    done = run_python(CHECK_EXPORT, path, "3")
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from conftest import tiny_data
 from zoo import data
-from zoo.models.vae import VAE, VAEConfig
+from zoo.models.vae import VAE, ConvVAE, ConvVAEConfig, VAEConfig
 
 TINY = VAEConfig(latent_dim=2, hidden=(32,))
 
@@ -98,3 +98,24 @@ def test_mirrored_strategy_on_two_devices_matches_one_device(two_cpus):
     for w1, w2 in zip(weights_one, weights_two):
         np.testing.assert_allclose(w1, w2, rtol=1e-4, atol=1e-6)
     assert not np.allclose(weights_one[0], tiny_vae(optimizer=keras.optimizers.SGD(1e-3)).trainable_variables[0])
+
+
+def test_conv_vae_shares_the_objective_and_verbs_and_learns(test_images, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = ConvVAE(ConvVAEConfig(latent_dim=3, hidden=(16,), filters=(4, 8)))
+    model.compile()
+    model.build_for_images()
+    kinds = [type(layer).__name__ for layer in model.encoder.layers + model.decoder.layers]
+    assert kinds.count("Conv2D") == 2 and kinds.count("Conv2DTranspose") == 3
+    p = data.datasets(tiny_data(batch_size=30))
+    history = model.fit(p.train, steps_per_epoch=p.steps_per_epoch, epochs=8, verbose=0).history
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    code = model.encode(test_images)
+    assert code["latent"].shape == (16, 3) and code["log_var"].shape == (16, 3)
+    assert model.decode(code["latent"]).shape == test_images.shape
+    np.testing.assert_array_equal(model.sample(4, 1), model.sample(4, 1))
+    mask = (np.random.default_rng(0).random(test_images.shape) > 0.5).astype(np.float32)
+    filled = model.inpaint(test_images, mask, seed=3).numpy()
+    np.testing.assert_array_equal(filled[mask == 1], test_images[mask == 1])
+    with pytest.raises(ValueError, match="filters"):
+        ConvVAEConfig(filters=(8, 16, 32))

@@ -21,40 +21,55 @@ import tensorflow as tf
 # VAE: importance-weighted bound.
 
 
-def importance_weighted_log_likelihood(export, images, k, seed=0, rows_per_call=20_000):
-    """log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x) (Burda et al. 2015), per image.
+def log_importance_weights(x, mean, log_var, decode, noise):
+    """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) with z_i = mean + exp(log_var / 2) * noise_i.
 
-    q's mean and log-variance come from `encode`, p(x|z) from `decode`'s Bernoulli means; x must be binary.
-    With k = 1 this is a one-sample estimate of the ELBO; it tightens as k grows.
+    x: binary images [n, ...]; mean, log_var: q(z|x) [n, d]; noise [n, k, d]; decode(z [m, d]) -> p(x=1|z)
+    [m, ...]. Returns [n, k].
     """
-    encode, decode = export.signatures["encode"], export.signatures["decode"]
-    per_call = max(1, rows_per_call // k)
+    n, k, d = tf.shape(noise)[0], tf.shape(noise)[1], tf.shape(noise)[2]
+    z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise
+    probabilities = tf.reshape(decode(tf.reshape(z, [-1, d])), [n, k, -1])
+    x_flat = tf.reshape(tf.cast(x, tf.float32), [n, 1, -1])
+    log_px_z = tf.reduce_sum(tf.math.log(tf.clip_by_value(
+        tf.where(x_flat > 0.5, probabilities, 1.0 - probabilities), 1e-7, 1.0)), axis=-1)
     log_2pi = math.log(2 * math.pi)
+    log_pz = -0.5 * tf.reduce_sum(tf.square(z) + log_2pi, axis=-1)
+    log_qz = -0.5 * tf.reduce_sum(tf.square(noise) + log_var[:, None] + log_2pi, axis=-1)
+    return log_px_z + log_pz - log_qz
+
+
+def importance_weighted_log_likelihood(encode, decode, images, k, seed=0, rows_per_call=20_000):
+    """log p(x) >= log (1/k) sum_i w_i, z_i ~ q(z|x) (Burda et al. 2015), per image, in nats.
+
+    encode(images) -> {"latent": mean, "log_var": ...} and decode(z) -> Bernoulli means: a VAE's verbs, or
+    an export's signatures (see export_verbs). x must be binary. With k = 1 this is a one-sample estimate of the
+    ELBO; it tightens as k grows, towards log p(x).
+    """
+    per_call = max(1, rows_per_call // k)
 
     @tf.function
     def bound(x, mean, log_var, call_seed):
         noise = tf.random.stateless_normal([tf.shape(x)[0], k, tf.shape(mean)[1]], call_seed)
-        z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise
-        probabilities = decode(latent=tf.reshape(z, [-1, tf.shape(mean)[1]]))["images"]
-        probabilities = tf.reshape(probabilities, [tf.shape(x)[0], k, -1])
-        x_flat = tf.reshape(x, [tf.shape(x)[0], 1, -1])
-        log_px_z = tf.reduce_sum(tf.math.log(tf.clip_by_value(
-            tf.where(x_flat > 0.5, probabilities, 1.0 - probabilities), 1e-7, 1.0)), axis=-1)
-        log_pz = -0.5 * tf.reduce_sum(tf.square(z) + log_2pi, axis=-1)
-        log_qz = -0.5 * tf.reduce_sum(tf.square(noise) + log_var[:, None] + log_2pi, axis=-1)
-        return tf.reduce_logsumexp(log_px_z + log_pz - log_qz, axis=1) - math.log(k)
+        return tf.reduce_logsumexp(log_importance_weights(x, mean, log_var, decode, noise), axis=1) - math.log(k)
 
     out = []
     for call, start in enumerate(range(0, len(images), per_call)):
-        x = tf.constant(images[start:start + per_call])
-        code = encode(images=x)
+        x = tf.constant(images[start:start + per_call], tf.float32)
+        code = encode(x)
         out.append(bound(x, code["latent"], code["log_var"], tf.constant([seed, call])).numpy())
     return np.concatenate(out)
 
 
+def export_verbs(export):
+    """An export's encode and decode signatures as the callables importance_weighted_log_likelihood takes."""
+    return (lambda images: export.signatures["encode"](images=images),
+            lambda latent: export.signatures["decode"](latent=latent)["images"])
+
+
 def vae_likelihood(export, reference):
     k = reference.config.iw_samples
-    log_px = importance_weighted_log_likelihood(export, reference.binarized, k, reference.config.seed)
+    log_px = importance_weighted_log_likelihood(*export_verbs(export), reference.binarized, k, reference.config.seed)
     return {"nll_nats": float(-log_px.mean()), "standard_error": float(log_px.std() / math.sqrt(len(log_px))),
             "method": f"importance-weighted bound, k={k}", "binarization": _binarization(reference)}
 
@@ -195,4 +210,4 @@ def rbm_likelihood(export, reference):
     return dict(result, binarization=_binarization(reference))
 
 
-LIKELIHOODS = {"vae": vae_likelihood, "rbm": rbm_likelihood}  # model kind (model card) -> estimator(export, reference)
+LIKELIHOODS = {"vae": vae_likelihood, "conv_vae": vae_likelihood, "rbm": rbm_likelihood}  # model kind (model card) -> estimator(export, reference)

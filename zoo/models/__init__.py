@@ -1,9 +1,10 @@
 """The zoo's models by the name `python -m zoo.train <name>` knows them."""
 
 from zoo.models.rbm import RBM
-from zoo.models.vae import VAE
+from zoo.models.vae import VAE, ConvVAE
 
 MODELS = {
     "vae": VAE,
+    "conv_vae": ConvVAE,
     "rbm": RBM,
 }
