@@ -1,10 +1,14 @@
 import glob
 import os
 
+import numpy as np
 import pytest
 
 from conftest import run_zoo
+from zoo import classifier, data, evaluate
 from zoo.experiments import rbm as rbm_experiments
+from zoo.experiments import vae as vae_experiments
+from zoo.models.vae import VAE, VAEConfig
 
 
 def test_rbm_experiments_write_every_figure_and_the_summary(tmp_path):
@@ -33,3 +37,48 @@ def test_rbm_experiments_write_every_figure_and_the_summary(tmp_path):
 def test_bad_experiment_flags_are_clear_errors(argv, message):
     done = run_zoo("zoo.experiments", *argv)
     assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+
+
+def test_vae_experiments_write_every_figure_and_the_summary(tmp_path):
+    splits = data.load(data.DataConfig(validation_size=0))
+    judge = classifier.train_classifier(limit=1000, epochs=1, verbose=0)
+    reference = evaluate.Reference.from_arrays(
+        splits.test.images[:200, ..., None] / 255.0, splits.test.labels[:200], splits.train.images[..., None] / 255.0,
+        judge, evaluate.EvalConfig(num_samples=200, test_images=200))
+    config = vae_experiments.Config(epochs=1, presets=("z2",), conv_latent_dims=(2,), limit=200, iw_samples=5,
+                                    iw_images=20, num_samples=200)
+    notebook = vae_experiments.run(config, str(tmp_path / "out"), str(tmp_path / "logs"), reference=reference)
+    expected = {f"{name}.png" for name in (
+        "reconstructions_z2", "boxplots_z2", "manifold_z2", "latent_layout_z2", "sweep_z2",
+        "interpolation_linear_same_z2", "interpolation_linear_different_z2", "interpolation_spherical_same_z2",
+        "interpolation_spherical_different_z2", "reconstructions_conv_z2", "samples_conv_z2")}
+    assert {os.path.basename(path) for path in notebook.figures} == expected
+    summary = (tmp_path / "out" / "README.md").read_text()
+    assert "Convergence of the importance-weighted estimate" in summary and "| conv_z2 |" in summary
+    runs = {os.path.basename(p) for p in glob.glob(str(tmp_path / "logs" / "vae_experiments" / "*"))}
+    assert runs == {"z2", "conv_z2"}
+
+
+def test_interpolation_ends_decode_exactly_the_two_codes_and_slerp_keeps_the_norm():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=16), rng.normal(size=16)
+    for spherical in (False, True):
+        path = vae_experiments.interpolate(a, b, 9, spherical)
+        np.testing.assert_allclose(path[0], a, atol=1e-12)
+        np.testing.assert_allclose(path[-1], b, atol=1e-12)
+    c = 2.0 * a / np.linalg.norm(a)
+    d = 2.0 * b / np.linalg.norm(b)
+    norms = np.linalg.norm(vae_experiments.interpolate(c, d, 9, spherical=True), axis=1)
+    np.testing.assert_allclose(norms, 2.0)
+
+
+def test_interpolation_rows_start_and_end_with_the_two_test_images():
+    model = VAE(VAEConfig(latent_dim=2, hidden=(8,)))
+    images = np.random.default_rng(0).random((4, 28, 28, 1)).astype(np.float32)
+    rows = vae_experiments.interpolation_rows(model, images, [(0, 1), (2, 3)], spherical=False)
+    assert rows.shape == (18, 28, 28, 1)
+    np.testing.assert_array_equal(rows[0], images[0])
+    np.testing.assert_array_equal(rows[17], images[3])
+    codes = model.encode(images)["latent"].numpy()
+    inner = model.decode(vae_experiments.interpolate(codes[0], codes[1], 9)[1:-1].astype(np.float32)).numpy()
+    np.testing.assert_allclose(rows[1:8], inner, atol=1e-6)

@@ -210,4 +210,5 @@ def rbm_likelihood(export, reference):
     return dict(result, binarization=_binarization(reference))
 
 
-LIKELIHOODS = {"vae": vae_likelihood, "conv_vae": vae_likelihood, "rbm": rbm_likelihood}  # model kind (model card) -> estimator(export, reference)
+# model kind (its model card's `kind`) -> estimator(export, reference)
+LIKELIHOODS = {"vae": vae_likelihood, "conv_vae": vae_likelihood, "rbm": rbm_likelihood}

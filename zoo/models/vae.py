@@ -54,6 +54,8 @@ PRESETS = {
     "z8": dict(latent_dim=8),
     "z16": dict(latent_dim=16),
     "softplus20": dict(latent_dim=20, hidden=(200, 200), activation="softplus"),
+    # The likelihood model, for numbers comparable with the literature: train with --binarize dynamic.
+    "z50": dict(latent_dim=50, hidden=(500, 500)),
 }
 
 
