@@ -45,7 +45,8 @@ class Result:
     model: keras.Model
     history: dict
     run_dir: str
-    export_path: str | None
+    export_path: str | None  # the final model's export
+    greedy_export_path: str | None = None  # layer-wise models: the export made after pretraining
 
 
 def make_strategy(name):
@@ -65,21 +66,20 @@ def data_config_for(model_name, **settings):
 
 
 def run_directory(logdir, name, run, seed, identity):
-    """(run folder, resuming?): the first run of this name with an unfinished checkpoint of the same
-    configuration is resumed; otherwise a new folder, seed0, seed0-2, ..."""
+    """(run folder, resuming?): the first run of this name with the same configuration that did not finish is
+    resumed; otherwise a new folder, seed0, seed0-2, ..."""
     base = run or f"seed{seed}"
     identity = json.loads(json.dumps(identity))  # as run.json holds it: tuples become lists
     for attempt in range(1, 10_000):
         folder = os.path.join(logdir, name, base if attempt == 1 else f"{base}-{attempt}")
         if not os.path.exists(folder):
             return folder, False
-        checkpoint = os.path.join(folder, "backup", "training_metadata.json")
         try:
             with open(os.path.join(folder, "run.json")) as f:
-                same = json.load(f)["identity"] == identity
-        except (OSError, ValueError, KeyError):
-            same = False
-        if same and os.path.exists(checkpoint):
+                recorded = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if recorded.get("identity") == identity and not recorded.get("finished"):
             return folder, True
     raise RuntimeError(f"too many runs named {base} under {os.path.join(logdir, name)}")
 
@@ -100,8 +100,11 @@ def execution_settings(model_class, steps_per_epoch, replicas):
 
 
 def completed_epochs(run_dir):
-    """Epochs done by the run whose checkpoint is in run_dir/backup (BackupAndRestore's own record)."""
-    with open(os.path.join(run_dir, "backup", "training_metadata.json")) as f:
+    """Epochs done by the run whose checkpoint is in run_dir/backup (BackupAndRestore's own record), 0 if none."""
+    path = os.path.join(run_dir, "backup", "training_metadata.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
         return int(json.load(f)["epoch"])
 
 
@@ -119,43 +122,36 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
 
     identity = {"model": model_name, "config": dataclasses.asdict(model_config),
                 "data": dataclasses.asdict(data_config)}
-    run_dir, resuming = run_directory(train_config.logdir, name, train_config.run, train_config.seed, identity)
+    run_dir, _ = run_directory(train_config.logdir, name, train_config.run, train_config.seed, identity)
     os.makedirs(run_dir, exist_ok=True)
+    record = {"identity": identity, "train": dataclasses.asdict(train_config)}
     with open(os.path.join(run_dir, "run.json"), "w") as f:
-        json.dump({"identity": identity, "train": dataclasses.asdict(train_config)}, f, indent=2)
-    first_epoch = completed_epochs(run_dir) if resuming else 0
+        json.dump(record, f, indent=2)
+    first_epoch = completed_epochs(run_dir)
     pipelines = data.datasets(data_config, first_epoch=first_epoch)
     splits = pipelines.splits
+    # Layer-wise models (the DBN) first fit each layer on its own (train_config.epochs each), then fine-tune.
+    layer_wise = hasattr(model_class, "pretrain")
+    epochs = model_config.fine_tune_epochs if layer_wise else train_config.epochs
+    verbose = verbose if verbose is not None else callbacks.progress_verbosity()
 
     steps_per_execution, jit_compile = execution_settings(model_class, pipelines.steps_per_epoch,
                                                             strategy.num_replicas_in_sync)
     with strategy.scope():
         model = model_class(model_config, seed=train_config.seed)
         model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
-                      total_steps=train_config.epochs * pipelines.steps_per_epoch)
+                      total_steps=max(1, epochs) * pipelines.steps_per_epoch)
         model.build_for_images()
 
     devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
     print(f"Training {model_name} on {len(splits.train)} {data_config.dataset} images ({splits.source}) on {devices}, "
           f"{strategy.num_replicas_in_sync} replica(s); TensorBoard run {run_dir}"
-          + (f" (resuming after epoch {first_epoch})" if resuming else ""), flush=True)
+          + (f" (resuming after epoch {first_epoch})" if first_epoch else ""), flush=True)
 
-    test_images = splits.test.images[:10, ..., None] / 255.0
-    started = time.time()
-    history = model.fit(
-        pipelines.train, steps_per_epoch=pipelines.steps_per_epoch, validation_data=pipelines.validation,
-        epochs=train_config.epochs, shuffle=False,
-        callbacks=callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed,
-                                               model_callbacks=model.training_callbacks(splits))
-        + list(extra_callbacks),
-        verbose=verbose if verbose is not None else callbacks.progress_verbosity(),
-    ).history
-    seconds = time.time() - started
-
-    export_path = None
-    if train_config.export:
-        card = {
+    def card(history, seconds, stage=None):
+        return {
             "kind": model_name,
+            "stage": stage,
             "config": dataclasses.asdict(model_config),
             "data": dict(dataclasses.asdict(data_config), source_used=splits.source, train_images=len(splits.train)),
             "seed": train_config.seed,
@@ -165,9 +161,77 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
             "final_metrics": {k: float(v[-1]) for k, v in history.items() if v},
             "tensorboard_run": run_dir,
         }
-        export_path = export.export_model(model, train_config.export_dir, name, card)
+
+    started = time.time()
+    greedy_path, stage_metrics = None, {}
+    if layer_wise:
+        def fit_stage(stage, stage_model, transform):
+            stage_metrics[stage] = fit_layer(stage_model, transform, os.path.join(run_dir, stage), data_config,
+                                             train_config.epochs, strategy, verbose)
+
+        print(f"Pretraining {model_name} layer by layer, {train_config.epochs} epochs each", flush=True)
+        with strategy.scope():
+            model.pretrain(fit_stage)
+        if train_config.export:
+            greedy_path = export.export_model(
+                model, train_config.export_dir, f"{name}_greedy",
+                dict(card({}, time.time() - started, stage="greedy"), layers=stage_metrics))
+            print(f"Exported the greedily trained {model_name} to {greedy_path}", flush=True)
+
+    history = {}
+    if epochs > 0:
+        test_images = splits.test.images[:10, ..., None] / 255.0
+        history = model.fit(
+            pipelines.train, steps_per_epoch=pipelines.steps_per_epoch, validation_data=pipelines.validation,
+            epochs=epochs, shuffle=False,
+            callbacks=callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed,
+                                                   model_callbacks=model.training_callbacks(splits))
+            + list(extra_callbacks),
+            verbose=verbose,
+        ).history
+    seconds = time.time() - started
+
+    export_path = None
+    if train_config.export and (epochs > 0 or not layer_wise):
+        final_name, stage = (f"{name}_finetuned", "fine-tuned") if layer_wise else (name, None)
+        export_path = export.export_model(model, train_config.export_dir, final_name,
+                                          dict(card(history, seconds, stage), layers=stage_metrics or None))
         print(f"Exported to {export_path}", flush=True)
-    return Result(model, history, run_dir, export_path)
+    with open(os.path.join(run_dir, "run.json"), "w") as f:
+        json.dump(dict(record, finished=True), f, indent=2)
+    return Result(model, history, run_dir, export_path or greedy_path, greedy_path)
+
+
+def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbose):
+    """One pretraining stage of a layer-wise model: a fit of its own on the images mapped by
+    transform(images, batch_index), with its own TensorBoard folder and checkpoint. A finished stage leaves its
+    weights in stage_dir and is loaded, not retrained, when an interrupted run resumes. Returns its final metrics."""
+    done = os.path.join(stage_dir, "done.weights.h5")
+    first_epoch = completed_epochs(stage_dir)
+    pipelines = data.datasets(data_config, first_epoch=first_epoch)
+    steps_per_execution, jit_compile = execution_settings(type(model), pipelines.steps_per_epoch,
+                                                            strategy.num_replicas_in_sync)
+    model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+                  total_steps=epochs * pipelines.steps_per_epoch)
+    if os.path.exists(done):
+        model.load_weights(done)
+        with open(os.path.join(stage_dir, "final_metrics.json")) as f:
+            return json.load(f)
+    offset = first_epoch * pipelines.steps_per_epoch  # batch indices continue where the interrupted run stopped
+    train_data = pipelines.train.enumerate(offset).map(lambda i, x: transform(x, i))
+    validation = pipelines.validation and pipelines.validation.enumerate().map(lambda i, x: transform(x, i))
+    backup = os.path.join(stage_dir, "backup")
+    history = model.fit(
+        train_data, steps_per_epoch=pipelines.steps_per_epoch, validation_data=validation, epochs=epochs,
+        shuffle=False, verbose=verbose,
+        callbacks=[callbacks.StopOnNaN(backup), keras.callbacks.TensorBoard(stage_dir, histogram_freq=1,
+                                                                           write_graph=False),
+                   keras.callbacks.BackupAndRestore(backup, double_checkpoint=True)]).history
+    final = {k: float(v[-1]) for k, v in history.items() if v}
+    model.save_weights(done)
+    with open(os.path.join(stage_dir, "final_metrics.json"), "w") as f:
+        json.dump(final, f, indent=2)
+    return final
 
 
 # ---------------------------------------------------------------------------------------------------------------

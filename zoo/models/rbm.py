@@ -25,6 +25,8 @@ from zoo.models.base import ZooModel, check_images, num_replicas, replica_noise,
 @dataclass
 class RBMConfig:
     hidden: int = field(default=500, metadata={"help": "hidden units"})
+    visible: int = field(default=784, metadata={
+        "help": "visible units: 784 for images; a DBN's upper layers take the size of the layer below"})
     cd_k: int = field(default=1, metadata={"help": "Gibbs steps of the negative phase"})
     persistent: bool = field(default=False, metadata={"help": "PCD: negative chains carried across batches"})
     chains: int = field(default=100, metadata={"help": "persistent chains (PCD)"})
@@ -37,8 +39,9 @@ class RBMConfig:
     inpaint_steps: int = field(default=200, metadata={"help": "Gibbs steps of inpaint"})
 
     def __post_init__(self):
-        if min(self.hidden, self.cd_k, self.chains, self.sample_steps) <= 0 or self.inpaint_steps < 2:
-            raise ValueError("hidden, cd_k, chains and sample_steps must be positive and inpaint_steps at least 2")
+        if min(self.hidden, self.visible, self.cd_k, self.chains, self.sample_steps) <= 0 or self.inpaint_steps < 2:
+            raise ValueError("hidden, visible, cd_k, chains and sample_steps must be positive and inpaint_steps at "
+                             "least 2")
         if self.learning_rate <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise ValueError("learning_rate must be positive, momentum in [0, 1), weight_decay >= 0")
 
@@ -84,13 +87,15 @@ class RBM(ZooModel):
     def __init__(self, config=None, seed=0, **kwargs):
         super().__init__(config, seed, **kwargs)
         c = self.config
-        self.W = self.add_weight(shape=(784, c.hidden), initializer=keras.initializers.RandomNormal(stddev=0.01),
+        self.W = self.add_weight(shape=(c.visible, c.hidden),
+                                 initializer=keras.initializers.RandomNormal(stddev=0.01),
                                  name="W")
-        self.visible_bias = self.add_weight(shape=(784,), initializer="zeros", name="visible_bias")
+        self.visible_bias = self.add_weight(shape=(c.visible,), initializer="zeros", name="visible_bias")
         self.hidden_bias = self.add_weight(shape=(c.hidden,), initializer="zeros", name="hidden_bias")
         # PCD chains, random to begin with: every replica computes the same negative phase from all of them, and
         # the first one stores them.
-        self.chains = self.add_weight(shape=(c.chains, 784), initializer=keras.initializers.RandomUniform(0, 1),
+        self.chains = self.add_weight(shape=(c.chains, c.visible),
+                                      initializer=keras.initializers.RandomUniform(0, 1),
                                       trainable=False, name="chains", aggregation="only_first_replica")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in (
             "reconstruction_mse", "reconstruction_bce", "pseudo_log_likelihood", "free_energy")}
@@ -102,6 +107,14 @@ class RBM(ZooModel):
     @property
     def latent_dim(self):
         return self.config.hidden
+
+    @property
+    def visible(self):
+        return self.config.visible
+
+    def build_for_images(self):
+        if not self.built:
+            self(tf.zeros((1, self.visible)))
 
     def training_callbacks(self, splits):
         if not len(splits.validation):
@@ -130,7 +143,7 @@ class RBM(ZooModel):
         return tf.sigmoid(tf.matmul(h, self.W, transpose_b=True) + self.visible_bias)
 
     def free_energy(self, v, hidden_input=None):
-        """F(v) = -v.b - sum_j softplus(c_j + v W_:j), per image; v flat [n, 784]."""
+        """F(v) = -v.b - sum_j softplus(c_j + v W_:j), per image; v flat [n, visible]."""
         hidden_input = self.hidden_input(v) if hidden_input is None else hidden_input
         return -tf.linalg.matvec(v, self.visible_bias) - tf.reduce_sum(tf.nn.softplus(hidden_input), axis=1)
 
@@ -139,7 +152,8 @@ class RBM(ZooModel):
             [tf.shape(v)[0], self.config.hidden], seed))
 
     def sample_v_given_h(self, h, seed):
-        return bernoulli(self.visible_probabilities(h), tf.random.stateless_uniform([tf.shape(h)[0], 784], seed))
+        return bernoulli(self.visible_probabilities(h),
+                         tf.random.stateless_uniform([tf.shape(h)[0], self.visible], seed))
 
     def gibbs(self, v, steps, seed, clamp=None, split_across_replicas=True, hidden=None):
         """`steps` rounds of v -> h -> v. Returns the last binary v, p(v|h) of the last round and p(h|v) of the
@@ -171,11 +185,11 @@ class RBM(ZooModel):
     # -- training ---------------------------------------------------------------------------------------------
 
     def call(self, images, training=False):
-        """Reconstruction probabilities p(v | h = p(h|v)), flat [n, 784]."""
-        return self.visible_probabilities(self.hidden_probabilities(tf.reshape(images, (-1, 784))))
+        """Reconstruction probabilities p(v | h = p(h|v)), flat [n, visible]."""
+        return self.visible_probabilities(self.hidden_probabilities(tf.reshape(images, (-1, self.visible))))
 
     def train_step(self, images):
-        v = tf.reshape(images, (-1, 784))
+        v = tf.reshape(images, (-1, self.visible))
         seed = step_seed(self, stream=0)
         hidden_input = self.hidden_input(v)
         h_data = tf.sigmoid(hidden_input)  # positive phase: expectations, not samples, for lower variance
@@ -197,7 +211,7 @@ class RBM(ZooModel):
         return self.update_metrics(v, seed, hidden_input)
 
     def test_step(self, images):
-        v = tf.reshape(images, (-1, 784))
+        v = tf.reshape(images, (-1, self.visible))
         return self.update_metrics(v, tf.constant([self.seed, -1]), self.hidden_input(v))
 
     def update_metrics(self, v, seed, hidden_input):
@@ -205,10 +219,10 @@ class RBM(ZooModel):
         # The mean-field reconstruction p(v | h = p(h|v)) through its logits x: cross-entropy sum(softplus(x) - v x).
         logits = tf.matmul(tf.sigmoid(hidden_input), self.W, transpose_b=True) + self.visible_bias
         free_energy = self.free_energy(v, hidden_input)
-        # Stochastic pseudo-log-likelihood: 784 * log sigmoid(F(v with pixel i flipped) - F(v)), i random per
+        # Stochastic pseudo-log-likelihood: visible * log sigmoid(F(v with unit i flipped) - F(v)), i random per
         # image. Flipping v_i changes the hidden input by (1 - 2 v_i) W_i: and the visible term by (1 - 2 v_i) b_i.
         pixel = tf.random.stateless_uniform([tf.shape(v)[0]], tf.random.experimental.stateless_fold_in(seed, 99),
-                                            0, 784, tf.int32)
+                                            0, self.visible, tf.int32)
         sign = 1.0 - 2.0 * tf.gather(v, pixel, batch_dims=1)
         flipped_input = hidden_input + sign[:, None] * tf.gather(self.W, pixel)
         flipped_free_energy = (-tf.linalg.matvec(v, self.visible_bias) - sign * tf.gather(self.visible_bias, pixel)
@@ -216,7 +230,7 @@ class RBM(ZooModel):
         values = {
             "reconstruction_mse": tf.reduce_sum(tf.square(v - tf.sigmoid(logits)), axis=1),
             "reconstruction_bce": tf.reduce_sum(tf.nn.softplus(logits) - v * logits, axis=1),
-            "pseudo_log_likelihood": 784.0 * tf.math.log_sigmoid(flipped_free_energy - free_energy),
+            "pseudo_log_likelihood": float(self.visible) * tf.math.log_sigmoid(flipped_free_energy - free_energy),
             "free_energy": free_energy,
         }
         for name, value in values.items():  # per-image values: exact epoch means, also across replicas
@@ -244,7 +258,8 @@ class RBM(ZooModel):
         seed = seed_pair(seed, 0)
         steps = self.config.sample_steps if steps is None else steps
         if start == "visible":
-            v = bernoulli(tf.fill([num_samples, 784], 0.5), tf.random.stateless_uniform([num_samples, 784], seed))
+            v = bernoulli(tf.fill([num_samples, self.visible], 0.5),
+                          tf.random.stateless_uniform([num_samples, self.visible], seed))
         elif start == "hidden":
             h = bernoulli(tf.fill([num_samples, self.config.hidden], 0.5),
                           tf.random.stateless_uniform([num_samples, self.config.hidden], seed))

@@ -1,0 +1,293 @@
+"""Deep belief network (Hinton, Osindero and Teh 2006): RBMs stacked greedily, then fine-tuned generatively by the
+up-down algorithm, a contrastive form of wake-sleep.
+
+A DBN with layers h_0 = v, h_1, ..., h_L is an RBM over the top pair (h_L-1, h_L) with directed sigmoid layers
+below it, each with generative weights G_i (used going down) and recognition weights R_i (used going up):
+    p(h_i = 1 | h_i+1) = sigmoid(h_i+1 G_i + g_i)          the model, i < L-1
+    q(h_i+1 = 1 | h_i) = sigmoid(h_i R_i + r_i)            its approximate posterior
+Greedy pretraining trains RBM i on the activities of layer i and sets R_i = W_i, G_i = W_i^T (tied weights).
+Up-down fine-tuning unties them, each direction trained on the other's samples (delta rules, not one gradient):
+    wake   h_i+1 ~ q(.|h_i) going up from the data;  G_i, g_i += lr * h_i+1^T (h_i - p(h_i | h_i+1))
+    top    CD-k in the top RBM, started at the wake state of h_L-1
+    sleep  h_i ~ p(.|h_i+1) going down from the top RBM's negative state;  R_i, r_i += lr * h_i^T (h_i+1 - q(h_i+1 | h_i))
+As in the RBM, the negated updates go to a Keras optimizer (SGD with momentum).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+import tensorflow as tf
+
+from zoo.models.base import ZooModel, check_images, num_replicas, replica_noise, seed_pair, step_seed
+from zoo.models.rbm import RBM, RBMConfig, bernoulli
+
+
+@dataclass
+class DBNConfig:
+    layers: tuple[int, ...] = field(default=(784, 100, 100), metadata={"help": "layer sizes, the images first"})
+    cd_k: int = field(default=1, metadata={"help": "CD-k of greedy pretraining"})
+    persistent: bool = field(default=False, metadata={"help": "PCD in greedy pretraining"})
+    learning_rate: float = field(default=0.05, metadata={"help": "SGD learning rate of greedy pretraining"})
+    momentum: float = field(default=0.5, metadata={"help": "SGD momentum, both phases"})
+    propagate: str = field(default="probabilities", metadata={
+        "help": "what a trained layer passes up to the next in pretraining: probabilities or samples"})
+    transpose_init: bool = field(default=False, metadata={
+        "help": "the seed's variant: start the second RBM at W1 transposed (needs layers[2] == layers[0])"})
+    fine_tune_epochs: int = field(default=10, metadata={"help": "epochs of up-down fine-tuning (0: greedy only)"})
+    fine_tune_learning_rate: float = field(default=0.01, metadata={"help": "SGD learning rate of up-down"})
+    top_cd_k: int = field(default=2, metadata={"help": "Gibbs steps in the top RBM during up-down"})
+    sample_steps: int = field(default=1000, metadata={"help": "Gibbs steps in the top RBM of sample"})
+    inpaint_steps: int = field(default=50, metadata={"help": "up-top-down rounds of inpaint"})
+
+    def __post_init__(self):
+        self.layers = tuple(self.layers)
+        if len(self.layers) < 3 or self.layers[0] != 784 or min(self.layers) <= 0:
+            raise ValueError(f"layers must start at 784 (the pixels) and have at least two hidden layers, e.g. "
+                             f"784,100,100; got {','.join(map(str, self.layers))}")
+        if self.propagate not in ("probabilities", "samples"):
+            raise ValueError(f"propagate must be probabilities or samples, not {self.propagate!r}")
+        if self.transpose_init and self.layers[2] != self.layers[0]:
+            raise ValueError("transpose_init needs the second hidden layer as wide as the images: --layers 784,N,784")
+        if min(self.cd_k, self.top_cd_k, self.sample_steps) <= 0 or self.inpaint_steps < 2 or self.fine_tune_epochs < 0:
+            raise ValueError("cd_k, top_cd_k and sample_steps must be positive, inpaint_steps at least 2, "
+                             "fine_tune_epochs >= 0")
+
+    def rbm_config(self, layer):
+        """The RBM that pretrains the weights between layer and layer + 1."""
+        return RBMConfig(visible=self.layers[layer], hidden=self.layers[layer + 1], cd_k=self.cd_k,
+                         persistent=self.persistent, learning_rate=self.learning_rate, momentum=self.momentum)
+
+
+PRESETS = {
+    "seed": dict(layers=(784, 100, 100)),  # the lab assignment's
+    "hinton2006": dict(layers=(784, 500, 500, 2000)),  # the 2006 paper's, without its label units
+    "transposed": dict(layers=(784, 100, 784), transpose_init=True),  # the seed's W2 = W1^T variant
+}
+
+
+class DBN(ZooModel):
+    Config = DBNConfig
+    SIGNATURES = ("sample", "reconstruct", "encode", "decode", "inpaint", "parameters")
+    DATA = dict(binarize="dynamic")
+    PRESETS = PRESETS
+
+    def __init__(self, config=None, seed=0, **kwargs):
+        super().__init__(config, seed, **kwargs)
+        sizes = self.config.layers
+        normal = keras.initializers.RandomNormal(stddev=0.01)
+        self.recognition, self.recognition_bias, self.generative, self.generative_bias = [], [], [], []
+        for i, (below, above) in enumerate(zip(sizes[:-2], sizes[1:-1])):
+            self.recognition.append(self.add_weight(shape=(below, above), initializer=normal, name=f"R{i}"))
+            self.recognition_bias.append(self.add_weight(shape=(above,), initializer="zeros", name=f"r{i}"))
+            self.generative.append(self.add_weight(shape=(above, below), initializer=normal, name=f"G{i}"))
+            self.generative_bias.append(self.add_weight(shape=(below,), initializer="zeros", name=f"g{i}"))
+        self.top = RBM(self.config.rbm_config(len(sizes) - 2), seed=seed, name="top_rbm")
+        self.top.build_for_images()
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in (
+            "reconstruction_mse", "top_reconstruction_mse", "wake_error", "sleep_error")}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @property
+    def latent_dim(self):
+        return self.config.layers[-1]
+
+    def default_optimizer(self, total_steps=None):
+        return keras.optimizers.SGD(self.config.fine_tune_learning_rate, momentum=self.config.momentum)
+
+    def build_for_images(self):
+        if not self.built:
+            self(tf.zeros((1, 28, 28, 1)))
+
+    # -- greedy pretraining -----------------------------------------------------------------------------------
+
+    def pretrain(self, fit_stage):
+        """Train the layers' RBMs one after the other, each through fit_stage(name, rbm, transform): a `fit` of
+        its own (logs, checkpoints) on the image batches mapped by transform(images, batch_index) to the
+        activities of the layer below. Then copy them in, tied: R_i = W_i, G_i = W_i^T."""
+        lower = []  # (W, c) of the trained layers, as constants for the data pipeline
+        for layer in range(len(self.config.layers) - 1):
+            rbm = RBM(self.config.rbm_config(layer), seed=self.seed + layer)
+            rbm.build_for_images()
+            if layer == 1 and self.config.transpose_init:  # W2 = W1^T: the second RBM starts as the first, reversed
+                first = self.recognition[0]
+                rbm.W.assign(tf.transpose(first))
+                rbm.visible_bias.assign(self.recognition_bias[0])
+                rbm.hidden_bias.assign(self.generative_bias[0])
+            fit_stage(f"layer{layer + 1}", rbm, self.greedy_transform(lower))
+            if layer < len(self.config.layers) - 2:
+                self.recognition[layer].assign(rbm.W)
+                self.recognition_bias[layer].assign(rbm.hidden_bias)
+                self.generative[layer].assign(tf.transpose(rbm.W))
+                self.generative_bias[layer].assign(rbm.visible_bias)
+                lower.append((tf.constant(rbm.W.numpy()), tf.constant(rbm.hidden_bias.numpy())))
+            else:
+                for mine, trained in zip(self.top.weights, rbm.weights):
+                    mine.assign(trained)
+
+    def greedy_transform(self, lower):
+        """images, batch index -> the activities of the layer above `lower` (probabilities, or samples drawn from
+        (seed, layer, batch index))."""
+        samples = self.config.propagate == "samples"
+        seed = self.seed
+
+        def transform(images, index):
+            h = tf.reshape(images, (-1, 784))
+            for layer, (W, c) in enumerate(lower):
+                h = tf.sigmoid(tf.matmul(h, W) + c)
+                if samples:
+                    h = bernoulli(h, tf.random.stateless_uniform(
+                        tf.shape(h), tf.stack([tf.constant(seed, tf.int64), 1000 * layer + index])))
+            return h
+
+        return transform
+
+    # -- passes -----------------------------------------------------------------------------------------------
+
+    def up(self, v, seed=None):
+        """Recognition pass to the top RBM's visible layer: the states of every layer (samples if seeded, else
+        probabilities), v first."""
+        states = [v]
+        for i, (R, r) in enumerate(zip(self.recognition, self.recognition_bias)):
+            p = tf.sigmoid(tf.matmul(states[-1], R) + r)
+            states.append(p if seed is None else bernoulli(p, replica_noise(
+                tf.shape(p), tf.random.experimental.stateless_fold_in(seed, i), tf.random.stateless_uniform)))
+        return states
+
+    def down(self, h, seed=None):
+        """Generative pass from the top RBM's visible layer to the pixels: every layer's states (samples if
+        seeded, probabilities at the pixels and everywhere if not), top first; the last is p(v|h_1)."""
+        states = [h]
+        for i in reversed(range(len(self.generative))):
+            p = tf.sigmoid(tf.matmul(states[-1], self.generative[i]) + self.generative_bias[i])
+            if seed is not None and i > 0:
+                p = bernoulli(p, replica_noise(tf.shape(p), tf.random.experimental.stateless_fold_in(seed, i),
+                                               tf.random.stateless_uniform))
+            states.append(p)
+        return states
+
+    # -- up-down fine-tuning ----------------------------------------------------------------------------------
+
+    def call(self, images, training=False):
+        """Mean-field reconstruction: up with probabilities, through the top RBM, down; flat [n, 784]."""
+        return self.down(self.top.call(self.up(tf.reshape(images, (-1, 784)))[-1]))[-1]
+
+    def up_down(self, v, seed):
+        """One up-down pass over a batch: (negated updates by variable path, per-image error figures)."""
+        fold = lambda stream: tf.random.experimental.stateless_fold_in(seed, stream)  # noqa: E731
+        batch = tf.cast(tf.shape(v)[0], tf.float32)
+        scale = -1.0 / num_replicas()  # Keras minimises and sums replicas' gradients: negate, divide
+        updates = {}
+
+        # Wake: sample up with R; each generative layer learns to predict the layer below from the one above.
+        wake = self.up(v, fold(1))
+        wake_error = 0.0
+        for i in range(len(self.generative)):
+            error = wake[i] - tf.sigmoid(tf.matmul(wake[i + 1], self.generative[i]) + self.generative_bias[i])
+            updates[self.generative[i].path] = scale * tf.matmul(wake[i + 1], error, transpose_a=True) / batch
+            updates[self.generative_bias[i].path] = scale * tf.reduce_mean(error, axis=0)
+            wake_error += tf.reduce_sum(tf.square(error), axis=1)
+
+        # Top: CD-k from the wake state of its visible layer.
+        top = self.top
+        h_data = top.hidden_probabilities(wake[-1])
+        top_v, top_p, h_model = top.gibbs(wake[-1], self.config.top_cd_k, fold(2), hidden=h_data)
+        updates[top.W.path] = scale * (tf.matmul(wake[-1], h_data, transpose_a=True)
+                                       - tf.matmul(top_v, h_model, transpose_a=True)) / batch
+        updates[top.visible_bias.path] = scale * tf.reduce_mean(wake[-1] - top_v, axis=0)
+        updates[top.hidden_bias.path] = scale * tf.reduce_mean(h_data - h_model, axis=0)
+
+        # Sleep: sample down with G from the top RBM's negative state (probabilities at the pixels, as in the
+        # paper); each recognition layer learns to predict the layer above from the one below.
+        sleep = self.down(top_v, fold(3))[::-1]  # pixels first
+        sleep_error = 0.0
+        for i in range(len(self.recognition)):
+            error = sleep[i + 1] - tf.sigmoid(tf.matmul(sleep[i], self.recognition[i]) + self.recognition_bias[i])
+            updates[self.recognition[i].path] = scale * tf.matmul(sleep[i], error, transpose_a=True) / batch
+            updates[self.recognition_bias[i].path] = scale * tf.reduce_mean(error, axis=0)
+            sleep_error += tf.reduce_sum(tf.square(error), axis=1)
+
+        errors = {
+            "reconstruction_mse": tf.reduce_sum(tf.square(v - sleep[0]), axis=1),  # the down pass, from the data
+            "top_reconstruction_mse": tf.reduce_sum(tf.square(wake[-1] - top_p), axis=1),
+            "wake_error": wake_error, "sleep_error": sleep_error,
+        }
+        return updates, errors
+
+    def train_step(self, images):
+        updates, errors = self.up_down(tf.reshape(images, (-1, 784)), step_seed(self, stream=0))
+        self.optimizer.apply_gradients([(updates[v.path], v) for v in self.trainable_variables if v.path in updates])
+        return self.update_metrics(errors)
+
+    def test_step(self, images):
+        _, errors = self.up_down(tf.reshape(images, (-1, 784)), tf.constant([self.seed, -1]))
+        return self.update_metrics(errors)
+
+    def update_metrics(self, errors):
+        for name, value in errors.items():  # per-image values: exact epoch means, also across replicas
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    # -- the serving verbs ------------------------------------------------------------------------------------
+
+    def parameters(self):
+        out = {"top_weights": tf.identity(self.top.W), "top_visible_bias": tf.identity(self.top.visible_bias),
+               "top_hidden_bias": tf.identity(self.top.hidden_bias)}
+        for i in range(len(self.generative)):
+            out.update({f"recognition_{i}": tf.identity(self.recognition[i]),
+                        f"recognition_bias_{i}": tf.identity(self.recognition_bias[i]),
+                        f"generative_{i}": tf.identity(self.generative[i]),
+                        f"generative_bias_{i}": tf.identity(self.generative_bias[i])})
+        return out
+
+    def encode(self, images):
+        """Top-layer probabilities after a recognition pass with probabilities."""
+        v = tf.reshape(check_images(images), (-1, 784))
+        return {"latent": self.top.hidden_probabilities(self.up(v)[-1])}
+
+    def decode(self, latent):
+        """Pixel probabilities of a top state: p(h_L-1 | h_L) in the top RBM, then down with probabilities."""
+        return tf.reshape(self.down(self.top.visible_probabilities(latent))[-1], (-1, 28, 28, 1))
+
+    def reconstruct(self, images):
+        return self.decode(self.encode(images)["latent"])
+
+    def sample(self, num_samples, seed, steps=None):
+        """From a uniformly random top state: `steps` Gibbs steps in the top RBM (config.sample_steps), then a
+        generative pass down with probabilities."""
+        seed = seed_pair(seed, 0)
+        steps = self.config.sample_steps if steps is None else steps
+        hidden = self.top.config.hidden
+        h = bernoulli(tf.fill([num_samples, hidden], 0.5), tf.random.stateless_uniform([num_samples, hidden], seed))
+        pen = self.top.visible_probabilities(h)
+        if steps > 0:
+            start = bernoulli(pen, tf.random.stateless_uniform(tf.shape(pen), tf.random.experimental.stateless_fold_in(
+                seed, 1)))
+            _, pen, _ = self.top.gibbs(start, steps, tf.random.experimental.stateless_fold_in(seed, 2))
+        return tf.reshape(self.down(pen)[-1], (-1, 28, 28, 1))
+
+    def inpaint(self, images, mask, seed):
+        """Missing pixels by rounds of: up (sampled), one Gibbs step in the top RBM, down (probabilities), observed
+        pixels clamped; the mean over the second half of the rounds."""
+        images, mask = check_images(images), check_images(mask, "mask")
+        observed = tf.reshape(mask > 0.5, (-1, 784))
+        x = tf.reshape(images, (-1, 784))
+        seed = seed_pair(seed, 1)
+        steps, burn_in = self.config.inpaint_steps, self.config.inpaint_steps // 2
+
+        def round_(i, v, total):
+            s = tf.random.experimental.stateless_fold_in(seed, i)
+            states = self.up(v, s)
+            _, pen, _ = self.top.gibbs(states[-1], 1, tf.random.experimental.stateless_fold_in(s, 100))
+            p = self.down(pen)[-1]
+            total += tf.where(i >= burn_in, p, tf.zeros_like(p))
+            return i + 1, tf.where(observed, x, p), total
+
+        start = tf.where(observed, x, 0.0)
+        _, _, total = tf.while_loop(lambda i, *_: i < steps, round_, (tf.constant(0), start, tf.zeros_like(start)))
+        completion = tf.reshape(total / float(steps - burn_in), (-1, 28, 28, 1))
+        return tf.where(mask > 0.5, images, completion)
