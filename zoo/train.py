@@ -209,14 +209,14 @@ def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbos
     done = os.path.join(stage_dir, "done.weights.h5")
     first_epoch = completed_epochs(stage_dir)
     pipelines = data.datasets(data_config, first_epoch=first_epoch)
-    steps_per_execution, jit_compile = execution_settings(type(model), pipelines.steps_per_epoch,
-                                                            strategy.num_replicas_in_sync)
-    model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
-                  total_steps=epochs * pipelines.steps_per_epoch)
     if os.path.exists(done):
         model.load_weights(done)
         with open(os.path.join(stage_dir, "final_metrics.json")) as f:
             return json.load(f)
+    steps_per_execution, jit_compile = execution_settings(type(model), pipelines.steps_per_epoch,
+                                                            strategy.num_replicas_in_sync)
+    model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+                  total_steps=epochs * pipelines.steps_per_epoch)
     offset = first_epoch * pipelines.steps_per_epoch  # batch indices continue where the interrupted run stopped
     train_data = pipelines.train.enumerate(offset).map(lambda i, x: transform(x, i))
     validation = pipelines.validation and pipelines.validation.enumerate().map(lambda i, x: transform(x, i))

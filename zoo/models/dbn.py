@@ -10,7 +10,7 @@ Up-down fine-tuning unties them, each direction trained on the other's samples (
     wake   h_i+1 ~ q(.|h_i) going up from the data;  G_i, g_i += lr * h_i+1^T (h_i - p(h_i | h_i+1))
     top    CD-k in the top RBM, started at the wake state of h_L-1
     sleep  h_i ~ p(.|h_i+1) going down from the top RBM's negative state;  R_i, r_i += lr * h_i^T (h_i+1 - q(h_i+1 | h_i))
-As in the RBM, the negated updates go to a Keras optimizer (SGD with momentum).
+As in the RBM, the negated updates go to a Keras optimizer (SGD with momentum), which applies them together.
 """
 
 from __future__ import annotations
@@ -176,52 +176,66 @@ class DBN(ZooModel):
         """Mean-field reconstruction: up with probabilities, through the top RBM, down; flat [n, 784]."""
         return self.down(self.top.call(self.up(tf.reshape(images, (-1, 784)))[-1]))[-1]
 
+    def wake_phase(self, v, seed):
+        """Sample up with R; each generative layer learns to predict the layer below from the one above.
+        Returns (negated updates of G and g by variable path, wake states, per-image prediction error)."""
+        wake = self.up(v, seed)
+        updates, error_sum = {}, 0.0
+        for i in range(len(self.generative)):
+            error = wake[i] - tf.sigmoid(tf.matmul(wake[i + 1], self.generative[i]) + self.generative_bias[i])
+            updates[self.generative[i].path] = -tf.matmul(wake[i + 1], error, transpose_a=True) / _rows(v)
+            updates[self.generative_bias[i].path] = -tf.reduce_mean(error, axis=0)
+            error_sum += tf.reduce_sum(tf.square(error), axis=1)
+        return updates, wake, error_sum
+
+    def top_phase(self, pen, seed):
+        """CD-k in the top RBM from the wake state of its visible layer. Returns (negated updates of the top RBM,
+        its negative visible state, its reconstruction p(v|h) of the last step)."""
+        top = self.top
+        h_data = top.hidden_probabilities(pen)
+        negative, reconstruction, h_model = top.gibbs(pen, self.config.top_cd_k, seed, hidden=h_data)
+        updates = {top.W.path: -(tf.matmul(pen, h_data, transpose_a=True)
+                                 - tf.matmul(negative, h_model, transpose_a=True)) / _rows(pen),
+                   top.visible_bias.path: -tf.reduce_mean(pen - negative, axis=0),
+                   top.hidden_bias.path: -tf.reduce_mean(h_data - h_model, axis=0)}
+        return updates, negative, reconstruction
+
+    def sleep_phase(self, pen, seed):
+        """Sample down with G from a top-RBM state (probabilities at the pixels, as in the paper); each recognition
+        layer learns to predict the layer above from the one below. Returns (negated updates of R and r, sleep
+        states pixels first, per-image prediction error)."""
+        sleep = self.down(pen, seed)[::-1]
+        updates, error_sum = {}, 0.0
+        for i in range(len(self.recognition)):
+            error = sleep[i + 1] - tf.sigmoid(tf.matmul(sleep[i], self.recognition[i]) + self.recognition_bias[i])
+            updates[self.recognition[i].path] = -tf.matmul(sleep[i], error, transpose_a=True) / _rows(pen)
+            updates[self.recognition_bias[i].path] = -tf.reduce_mean(error, axis=0)
+            error_sum += tf.reduce_sum(tf.square(error), axis=1)
+        return updates, sleep, error_sum
+
     def up_down(self, v, seed):
         """One up-down pass over a batch: (negated updates by variable path, per-image error figures)."""
         fold = lambda stream: tf.random.experimental.stateless_fold_in(seed, stream)  # noqa: E731
-        batch = tf.cast(tf.shape(v)[0], tf.float32)
-        scale = -1.0 / num_replicas()  # Keras minimises and sums replicas' gradients: negate, divide
-        updates = {}
-
-        # Wake: sample up with R; each generative layer learns to predict the layer below from the one above.
-        wake = self.up(v, fold(1))
-        wake_error = 0.0
-        for i in range(len(self.generative)):
-            error = wake[i] - tf.sigmoid(tf.matmul(wake[i + 1], self.generative[i]) + self.generative_bias[i])
-            updates[self.generative[i].path] = scale * tf.matmul(wake[i + 1], error, transpose_a=True) / batch
-            updates[self.generative_bias[i].path] = scale * tf.reduce_mean(error, axis=0)
-            wake_error += tf.reduce_sum(tf.square(error), axis=1)
-
-        # Top: CD-k from the wake state of its visible layer.
-        top = self.top
-        h_data = top.hidden_probabilities(wake[-1])
-        top_v, top_p, h_model = top.gibbs(wake[-1], self.config.top_cd_k, fold(2), hidden=h_data)
-        updates[top.W.path] = scale * (tf.matmul(wake[-1], h_data, transpose_a=True)
-                                       - tf.matmul(top_v, h_model, transpose_a=True)) / batch
-        updates[top.visible_bias.path] = scale * tf.reduce_mean(wake[-1] - top_v, axis=0)
-        updates[top.hidden_bias.path] = scale * tf.reduce_mean(h_data - h_model, axis=0)
-
-        # Sleep: sample down with G from the top RBM's negative state (probabilities at the pixels, as in the
-        # paper); each recognition layer learns to predict the layer above from the one below.
-        sleep = self.down(top_v, fold(3))[::-1]  # pixels first
-        sleep_error = 0.0
-        for i in range(len(self.recognition)):
-            error = sleep[i + 1] - tf.sigmoid(tf.matmul(sleep[i], self.recognition[i]) + self.recognition_bias[i])
-            updates[self.recognition[i].path] = scale * tf.matmul(sleep[i], error, transpose_a=True) / batch
-            updates[self.recognition_bias[i].path] = scale * tf.reduce_mean(error, axis=0)
-            sleep_error += tf.reduce_sum(tf.square(error), axis=1)
-
+        wake_updates, wake, wake_error = self.wake_phase(v, fold(1))
+        top_updates, negative, top_reconstruction = self.top_phase(wake[-1], fold(2))
+        sleep_updates, sleep, sleep_error = self.sleep_phase(negative, fold(3))
         errors = {
             "reconstruction_mse": tf.reduce_sum(tf.square(v - sleep[0]), axis=1),  # the down pass, from the data
-            "top_reconstruction_mse": tf.reduce_sum(tf.square(wake[-1] - top_p), axis=1),
+            "top_reconstruction_mse": tf.reduce_sum(tf.square(wake[-1] - top_reconstruction), axis=1),
             "wake_error": wake_error, "sleep_error": sleep_error,
         }
-        return updates, errors
+        return {**wake_updates, **top_updates, **sleep_updates}, errors
 
     def train_step(self, images):
         updates, errors = self.up_down(tf.reshape(images, (-1, 784)), step_seed(self, stream=0))
-        self.optimizer.apply_gradients([(updates[v.path], v) for v in self.trainable_variables if v.path in updates])
+        self.apply_updates(updates)
         return self.update_metrics(errors)
+
+    def apply_updates(self, updates):
+        """Negated updates by variable path -> the optimizer. Keras sums replicas' gradients: divide."""
+        scale = 1.0 / num_replicas()
+        self.optimizer.apply_gradients([(scale * updates[v.path], v) for v in self.trainable_variables
+                                        if v.path in updates])
 
     def test_step(self, images):
         _, errors = self.up_down(tf.reshape(images, (-1, 784)), tf.constant([self.seed, -1]))
@@ -291,3 +305,7 @@ class DBN(ZooModel):
         _, _, total = tf.while_loop(lambda i, *_: i < steps, round_, (tf.constant(0), start, tf.zeros_like(start)))
         completion = tf.reshape(total / float(steps - burn_in), (-1, 28, 28, 1))
         return tf.where(mask > 0.5, images, completion)
+
+
+def _rows(x):
+    return tf.cast(tf.shape(x)[0], tf.float32)

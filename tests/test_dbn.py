@@ -1,0 +1,167 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_python, tiny_data
+from zoo import data, export, train
+from zoo.models.dbn import DBN, DBNConfig
+
+TINY = DBNConfig(layers=(784, 24, 12), fine_tune_epochs=2, sample_steps=10, inpaint_steps=4)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dbn")
+    result = train.train("dbn", TINY, tiny_data(binarize="dynamic"),
+                         train.TrainConfig(epochs=2, logdir=str(root / "logs"), export_dir=str(root / "exports")),
+                         verbose=0)
+    return result, root
+
+
+@pytest.fixture(scope="module")
+def images():
+    return data.load(tiny_data()).test.images[:6, ..., None].astype(np.float32) / 255.0
+
+
+def test_greedy_layers_train_on_the_activities_of_the_layer_below():
+    model = DBN(TINY)
+    seen = []
+
+    def fit_stage(stage, rbm, transform):
+        batch = tf.constant(data.load(tiny_data()).train.images[:8, ..., None] / 255.0, tf.float32)
+        seen.append((stage, rbm.visible, transform(batch, tf.constant(0, tf.int64)).numpy(), batch))
+        rbm.W.assign(rbm.W + 0.1 * np.random.default_rng(len(seen)).normal(size=rbm.W.shape))  # "training"
+
+    model.pretrain(fit_stage)
+    (first, v1, x1, batch), (second, v2, x2, _) = seen
+    assert (first, v1, second, v2) == ("layer1", 784, "layer2", 24)
+    np.testing.assert_allclose(x1, batch.numpy().reshape(8, 784))
+    # Layer 2 sees p(h1 | v) of the trained first layer, which the DBN now holds, tied, as R0 and G0^T.
+    expected = tf.sigmoid(batch.numpy().reshape(8, 784) @ model.recognition[0].numpy() + model.recognition_bias[0])
+    np.testing.assert_allclose(x2, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.generative[0].numpy(), model.recognition[0].numpy().T)
+
+
+def test_the_seeds_transposed_variant_starts_the_second_rbm_at_w1_transposed():
+    model = DBN(DBNConfig(layers=(784, 16, 784), transpose_init=True))
+    starts = {}
+
+    def fit_stage(stage, rbm, transform):
+        starts[stage] = rbm.W.numpy().copy()
+
+    model.pretrain(fit_stage)
+    np.testing.assert_allclose(starts["layer2"], model.recognition[0].numpy().T)
+    assert model.encode(np.zeros((2, 28, 28, 1), np.float32))["latent"].shape == (2, 784)  # top states as images
+    with pytest.raises(ValueError, match="784,N,784"):
+        DBNConfig(layers=(784, 16, 100), transpose_init=True)
+
+
+def test_wake_updates_only_generative_weights_and_sleep_only_recognition_weights(trained, images):
+    model = trained[0].model
+    v = tf.reshape(images, (-1, 784))
+    wake, states, _ = model.wake_phase(v, tf.constant([0, 1]))
+    sleep, _, _ = model.sleep_phase(states[-1], tf.constant([0, 2]))
+    generative = {w.path for w in model.generative + model.generative_bias}
+    recognition = {w.path for w in model.recognition + model.recognition_bias}
+    assert set(wake) == generative and set(sleep) == recognition
+    for updates, expected in ((wake, generative), (sleep, recognition)):  # by difference, applying one phase
+        before = {w.path: w.numpy().copy() for w in model.trainable_variables}
+        keras.optimizers.SGD(0.1).apply_gradients([(updates[w.path], w) for w in model.trainable_variables
+                                                   if w.path in updates])
+        changed = {w.path for w in model.trainable_variables if not np.array_equal(before[w.path], w.numpy())}
+        assert changed == expected
+        for w in model.trainable_variables:
+            w.assign(before[w.path])
+
+
+def test_one_up_down_step_unties_the_recognition_and_generative_weights():
+    model = DBN(TINY)
+    model.compile()
+    model.pretrain(lambda stage, rbm, transform: None)  # tied: R0 = G0^T
+    np.testing.assert_array_equal(model.recognition[0].numpy(), model.generative[0].numpy().T)
+    R, G = model.recognition[0].numpy().copy(), model.generative[0].numpy().copy()
+    model.train_step(tf.constant(data.load(tiny_data()).train.images[:50, ..., None] / 255.0 > 0.5, tf.float32))
+    assert not np.array_equal(model.recognition[0].numpy(), R) and not np.array_equal(model.generative[0].numpy(), G)
+    assert not np.allclose(model.recognition[0].numpy(), model.generative[0].numpy().T)
+
+
+def test_training_exports_the_greedy_and_the_fine_tuned_dbn(trained):
+    result, root = trained
+    assert result.greedy_export_path.endswith("dbn_greedy/1") and result.export_path.endswith("dbn_finetuned/1")
+    greedy, tuned = (export.read_card(p) for p in (result.greedy_export_path, result.export_path))
+    assert greedy["stage"] == "greedy" and tuned["stage"] == "fine-tuned"
+    assert set(greedy["layers"]) == {"layer1", "layer2"}
+    assert {"reconstruction_mse", "wake_error", "sleep_error", "top_reconstruction_mse"} <= set(tuned["final_metrics"])
+    assert len(result.history["wake_error"]) == 2
+
+
+def test_verbs_shapes_ranges_and_seeds(trained, images):
+    model = trained[0].model
+    a = model.sample(5, 1).numpy()
+    assert a.shape == (5, 28, 28, 1) and 0 <= a.min() and a.max() <= 1
+    np.testing.assert_array_equal(a, model.sample(5, 1))
+    assert not np.array_equal(a, model.sample(5, 2))
+    code = model.encode(images)["latent"].numpy()
+    assert code.shape == (6, 12) and 0 <= code.min() and code.max() <= 1
+    np.testing.assert_allclose(model.reconstruct(images), model.decode(code))
+    mask = (np.random.default_rng(0).random(images.shape) < 0.5).astype(np.float32)
+    filled = model.inpaint(images, mask, 3).numpy()
+    np.testing.assert_array_equal(filled[mask == 1], images[mask == 1])
+    np.testing.assert_array_equal(filled, model.inpaint(images, mask, 3))
+
+
+CHECK_DBN_EXPORT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+out = {}
+for path in sys.argv[1:]:
+    sig = tf.saved_model.load(path).signatures
+    assert not any(name == "zoo" or name.startswith("zoo.") for name in sys.modules)
+    images = (np.random.default_rng(0).random((3, 28, 28, 1)) < 0.3).astype(np.float32)
+    mask = (np.random.default_rng(1).random(images.shape) < 0.5).astype(np.float32)
+    s = sig["sample"](num_samples=tf.constant(2), seed=tf.constant(0))["images"].numpy()
+    code = sig["encode"](images=tf.constant(images))["latent"].numpy()
+    filled = sig["inpaint"](images=tf.constant(images), mask=tf.constant(mask), seed=tf.constant(1))["images"].numpy()
+    assert np.array_equal(filled[mask == 1], images[mask == 1])
+    back = sig["decode"](latent=tf.constant(code))["images"].numpy()
+    assert np.allclose(back, sig["reconstruct"](images=tf.constant(images))["images"].numpy(), atol=1e-6)
+    out[path] = [list(s.shape), list(code.shape), sorted(sig["parameters"]().keys())]
+print(json.dumps(out))
+"""
+
+
+def test_both_exports_load_in_a_fresh_process(trained):
+    result, _ = trained
+    done = run_python(CHECK_DBN_EXPORT, result.greedy_export_path, result.export_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shapes = json.loads(done.stdout.strip().splitlines()[-1])
+    for sample_shape, code_shape, keys in shapes.values():
+        assert sample_shape == [2, 28, 28, 1] and code_shape == [3, 12]
+        assert {"top_weights", "recognition_0", "generative_0"} <= set(keys)
+
+
+def test_an_interrupted_pretraining_resumes_with_finished_layers_loaded(tmp_path):
+    config = train.TrainConfig(epochs=1, logdir=str(tmp_path / "logs"), export=False)
+
+    class Stop(Exception):
+        pass
+
+    class StopInFineTuning(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            raise Stop()
+
+    with pytest.raises(Stop):
+        train.train("dbn", TINY, tiny_data(binarize="dynamic"), config, extra_callbacks=[StopInFineTuning()],
+                    verbose=0)
+    first = tmp_path / "logs" / "dbn" / "seed0"
+    assert (first / "layer1" / "done.weights.h5").exists() and (first / "layer2" / "done.weights.h5").exists()
+    resumed = train.train("dbn", TINY, tiny_data(binarize="dynamic"), config, verbose=0)
+    assert resumed.run_dir == str(first)  # the same run, its layers loaded rather than retrained
+    straight = train.train("dbn", TINY, tiny_data(binarize="dynamic"),
+                           train.TrainConfig(epochs=1, logdir=str(tmp_path / "other"), export=False), verbose=0)
+    for a, b in zip(resumed.model.trainable_variables, straight.model.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
