@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_python, tiny_data
-from zoo import data, export, train
+from zoo import data, export, likelihood, train
 from zoo.models.dbn import DBN, DBNConfig
 
 TINY = DBNConfig(layers=(784, 24, 12), fine_tune_epochs=2, sample_steps=10, inpaint_steps=4)
@@ -165,3 +165,34 @@ def test_an_interrupted_pretraining_resumes_with_finished_layers_loaded(tmp_path
                            train.TrainConfig(epochs=1, logdir=str(tmp_path / "other"), export=False), verbose=0)
     for a, b in zip(resumed.model.trainable_variables, straight.model.trainable_variables):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_likelihood_bound_matches_its_exact_value_and_stays_below_log_p():
+    # A DBN small enough to enumerate: 8 units in h1, 10 on top.
+    model = DBN(DBNConfig(layers=(784, 8, 10)))
+    rng = np.random.default_rng(0)
+    for w in model.trainable_variables:
+        w.assign(rng.normal(0, 0.3, w.shape).astype(np.float32))
+    parameters = {k: v.numpy().astype(np.float64) for k, v in model.parameters().items()}
+    v = (data.load(tiny_data()).test.images[:4].reshape(4, 784) / 255.0 > 0.5).astype(np.float64)
+    train_images = data.load(tiny_data()).train.images / 255.0
+    bound, ais = likelihood.dbn_log_likelihood_bound(
+        {k: x.astype(np.float32) for k, x in parameters.items()}, v, train_images, temperatures=3000, chains=300,
+        samples=4000)
+
+    # Exactly, over the 256 states of h1: log p(v) and E_q[log p(v, h1) - log q(h1|v)].
+    W, b, c = parameters["top_weights"], parameters["top_visible_bias"], parameters["top_hidden_bias"]
+    log_z = likelihood.exact_log_partition(W, b, c)
+    h1 = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(np.float64)
+    log_p_h1 = h1 @ b + np.logaddexp(0, h1 @ W + c).sum(axis=1) - log_z
+    logits_v = h1 @ parameters["generative_0"] + parameters["generative_bias_0"]  # [256, 784]
+    logits_q = v @ parameters["recognition_0"] + parameters["recognition_bias_0"]  # [4, 8]
+    for n in range(4):
+        log_p_v_h1 = (v[n] * logits_v - np.logaddexp(0, logits_v)).sum(axis=1)
+        log_joint = log_p_v_h1 + log_p_h1
+        log_q = (h1 * logits_q[n] - np.logaddexp(0, logits_q[n])).sum(axis=1)
+        exact_log_p = np.logaddexp.reduce(log_joint)
+        exact_bound = np.sum(np.exp(log_q) * (log_joint - log_q))
+        assert bound[n] == pytest.approx(exact_bound, abs=0.05 * abs(exact_bound) ** 0.5 + 1.0)
+        assert exact_bound <= exact_log_p + 1e-9
+    assert abs(ais["log_z"] - log_z) < 1.0

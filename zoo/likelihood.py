@@ -4,6 +4,7 @@
     RBM   log p(v) = -F(v) - log Z, with log Z by annealed importance sampling (Salakhutdinov and Murray 2008),
           or exactly, by enumerating the hidden states, for RBMs with at most 20 hidden units; the RBM's
           `parameters` signature gives W and the biases
+    DBN   the variational lower bound on log p(v), with the top RBM's log Z by AIS
 
 Every figure is in nats per image on the test images binarized once (Bernoulli of the pixel values, seeded), the
 convention of the binarized-MNIST literature. LIKELIHOODS maps a model kind (its model card's `kind`) to its
@@ -210,5 +211,71 @@ def rbm_likelihood(export, reference):
     return dict(result, binarization=_binarization(reference))
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# DBN: the variational lower bound, with the top RBM's log Z by AIS (Salakhutdinov and Murray 2008, section 5).
+#
+#   log p(v) >= E_q [ log p(v | h_1) + sum_i log p(h_i | h_i+1) + log p*(h_L-1) - log Z ] + H(q),
+#   q(h_1, ..., h_L-1 | v) = prod_i q(h_i+1 | h_i) (the recognition pass), p*(h_L-1) = exp(-F_top(h_L-1)).
+
+
+def _log_bernoulli(x, logits):
+    """log Bernoulli(x; sigmoid(logits)), summed over the last axis: x * a - softplus(a)."""
+    return tf.reduce_sum(x * logits - tf.nn.softplus(logits), axis=-1)
+
+
+def dbn_log_likelihood_bound(parameters, test_images, train_images, temperatures=14_500, chains=100, seed=0,
+                             samples=10, batch_size=1000):
+    """Per-image variational lower bound on log p(v) (nats), averaged over `samples` draws of the recognition
+    pass, and the AIS result for the top RBM. parameters: a DBN export's `parameters` signature as arrays."""
+    lower = sum(1 for key in parameters if key.startswith("recognition_bias_"))
+    R = [tf.constant(parameters[f"recognition_{i}"]) for i in range(lower)]
+    r = [tf.constant(parameters[f"recognition_bias_{i}"]) for i in range(lower)]
+    G = [tf.constant(parameters[f"generative_{i}"]) for i in range(lower)]
+    g = [tf.constant(parameters[f"generative_bias_{i}"]) for i in range(lower)]
+    W, b, c = (parameters[k] for k in ("top_weights", "top_visible_bias", "top_hidden_bias"))
+
+    # The top RBM's base rate: the mean activity of its visible layer over training images, recognised upwards.
+    h = tf.constant(np.asarray(train_images, np.float32).reshape(len(train_images), -1)[:10_000])
+    for i in range(lower):
+        h = tf.sigmoid(tf.matmul(h, R[i]) + r[i])
+    log_z, log_weights = ais_log_partition(W, b, c, base_rate_visible_bias(h.numpy()), ais_temperatures(temperatures),
+                                           chains, seed)
+
+    @tf.function
+    def bound(v, call_seed):
+        v = tf.repeat(v, samples, axis=0)
+        states, log_q = [v], 0.0
+        for i in range(lower):
+            logits = tf.matmul(states[-1], R[i]) + r[i]
+            h = tf.cast(tf.random.stateless_uniform(tf.shape(logits), tf.stack([call_seed, i])) < tf.sigmoid(logits),
+                        tf.float32)
+            log_q += _log_bernoulli(h, logits)
+            states.append(h)
+        log_p = -free_energy(states[-1], W, b, c) - log_z
+        for i in range(lower):
+            log_p += _log_bernoulli(states[i], tf.matmul(states[i + 1], G[i]) + g[i])
+        return tf.reduce_mean(tf.reshape(tf.cast(log_p - log_q, tf.float64), (-1, samples)), axis=1)
+
+    v = np.asarray(test_images, np.float32).reshape(len(test_images), -1)
+    per_image = np.concatenate([bound(tf.constant(v[s:s + batch_size]), tf.constant(s + seed, tf.int32)).numpy()
+                                for s in range(0, len(v), batch_size)])
+    low, high = log_z_interval(log_weights)
+    return per_image, {"log_z": log_z, "log_z_3_sigma": [low, high], "log_weight_spread": float(log_weights.std())}
+
+
+def dbn_likelihood(export, reference):
+    if "parameters" not in export.signatures:
+        return {"missing": "the export has no `parameters` signature, which the bound needs"}
+    parameters = {k: v.numpy() for k, v in export.signatures["parameters"]().items()}
+    config = reference.config
+    per_image, ais = dbn_log_likelihood_bound(parameters, reference.binarized, reference.train_images,
+                                              config.ais_temperatures, config.ais_chains, config.seed)
+    return dict(ais, nll_nats=float(-per_image.mean()),
+                standard_error=float(per_image.std() / math.sqrt(len(per_image))),
+                method=f"variational bound (10 recognition samples per image), top RBM's log Z by AIS "
+                       f"({config.ais_chains} chains, {config.ais_temperatures:,} temperatures)",
+                binarization=_binarization(reference))
+
+
 # model kind (its model card's `kind`) -> estimator(export, reference)
-LIKELIHOODS = {"vae": vae_likelihood, "conv_vae": vae_likelihood, "rbm": rbm_likelihood}
+LIKELIHOODS = {"vae": vae_likelihood, "conv_vae": vae_likelihood, "rbm": rbm_likelihood, "dbn": dbn_likelihood}
