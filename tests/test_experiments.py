@@ -6,6 +6,7 @@ import pytest
 
 from conftest import run_zoo
 from zoo import classifier, data, evaluate
+from zoo.experiments import dbn as dbn_experiments
 from zoo.experiments import rbm as rbm_experiments
 from zoo.experiments import vae as vae_experiments
 from zoo.models.vae import VAE, VAEConfig
@@ -82,3 +83,20 @@ def test_interpolation_rows_start_and_end_with_the_two_test_images():
     codes = model.encode(images)["latent"].numpy()
     inner = model.decode(vae_experiments.interpolate(codes[0], codes[1], 9)[1:-1].astype(np.float32)).numpy()
     np.testing.assert_allclose(rows[1:8], inner, atol=1e-6)
+
+
+def test_dbn_experiments_write_every_figure_and_the_summary(tmp_path):
+    splits = data.load(data.DataConfig(validation_size=0))
+    judge = classifier.train_classifier(limit=1000, epochs=1, verbose=0)
+    reference = evaluate.Reference.from_arrays(
+        splits.test.images[:100, ..., None] / 255.0, splits.test.labels[:100], splits.train.images[..., None] / 255.0,
+        judge, evaluate.EvalConfig(num_samples=100, test_images=100))
+    config = dbn_experiments.Config(layers=(784, 16, 12), epochs=1, fine_tune_epochs=1, limit=200, num_samples=100,
+                                    ais_chains=10, ais_temperatures=100)
+    notebook = dbn_experiments.run(config, str(tmp_path / "out"), str(tmp_path / "logs"), reference=reference)
+    expected = {f"{name}.png" for name in ("W1", "W2", "R_finetuned", "Wprime_finetuned", "reconstructions",
+                                           "top_states", "samples", "transposed_top_states", "transposed_W2")}
+    assert {os.path.basename(path) for path in notebook.figures} == expected
+    summary = (tmp_path / "out" / "README.md").read_text()
+    for text in ("| single RBM (the first layer) |", "| greedy DBN |", "| fine-tuned DBN |", "(bound)"):
+        assert text in summary

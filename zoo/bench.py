@@ -2,6 +2,7 @@
 
     python -m zoo.bench vae [--batch-size 128 --epochs 4]
     python -m zoo.bench rbm --batch-size 100     (scikit-learn's BernoulliRBM too: pip install -r requirements-bench.txt)
+    python -m zoo.bench dbn                      (up-down fine-tuning against CD-1 on the same layers)
 
 Prints a table: float32 matrix-multiply GFLOP/s (a large square GEMM and the model's own shapes), the input
 pipeline alone, the zoo's model trained through zoo.train's settings, and a straightforward Keras implementation
@@ -235,7 +236,40 @@ def bench_rbm(batch_size, epochs, large_batch=1000):
                   f"{flops_per_image / 1e6:.2f} MFLOP per image in CD-1's five matrix products")
 
 
-BENCHMARKS = {"vae": bench_vae, "rbm": bench_rbm}
+# -- the DBN: up-down fine-tuning against CD-1 on the same layers ------------------------------------------------
+
+
+def bench_dbn(batch_size, epochs, layers=(784, 100, 100)):
+    from zoo.models.dbn import DBN, DBNConfig
+    from zoo.models.rbm import RBM, RBMConfig
+
+    keras.utils.set_random_seed(0)
+    pipelines = data.datasets(data.DataConfig(batch_size=batch_size, binarize="dynamic"))
+    n = len(pipelines.splits.train)
+    steps, _ = train.execution_settings(RBM, pipelines.steps_per_epoch, 1)
+    rows, layer_seconds = [], []
+    for visible, hidden in zip(layers[:-1], layers[1:]):
+        model = RBM(RBMConfig(visible=visible, hidden=hidden))
+        model.compile(steps_per_execution=steps)
+        inputs = pipelines.train.map(lambda x, v=visible: tf.random.uniform([tf.shape(x)[0], v]) < 0.5).map(
+            lambda x: tf.cast(x, tf.float32))
+        seconds = timed_fit(model, epochs, x=inputs, steps_per_epoch=pipelines.steps_per_epoch)
+        layer_seconds.append(seconds)
+        rows.append((f"RBM CD-1, {visible}x{hidden}, batch {batch_size}", f"{n / seconds:,.0f} img/s",
+                     f"{seconds:.2f} s/epoch"))
+    stack = sum(layer_seconds)
+    rows.append((f"CD-1 on every layer of {'-'.join(map(str, layers))} (greedy, one epoch each)",
+                 f"{n / stack:,.0f} img/s", f"{stack:.2f} s per epoch of every layer"))
+    model = DBN(DBNConfig(layers=layers))
+    model.compile(steps_per_execution=steps)
+    seconds = timed_fit(model, epochs, x=pipelines.train, steps_per_epoch=pipelines.steps_per_epoch)
+    rows.append((f"DBN up-down (wake, top CD-2, sleep), {'-'.join(map(str, layers))}", f"{n / seconds:,.0f} img/s",
+                 f"{seconds:.2f} s/epoch; {stack / seconds:.2f}x the greedy stack's rate, "
+                 f"{layer_seconds[0] / seconds:.2f}x CD-1 on the first layer alone"))
+    return rows, f"training on {n:,} dynamically binarized MNIST images"
+
+
+BENCHMARKS = {"vae": bench_vae, "rbm": bench_rbm, "dbn": bench_dbn}
 
 
 def main(argv=None):
@@ -247,7 +281,7 @@ def main(argv=None):
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch includes compilation and is not timed")
     devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or f"CPU ({tf.config.threading.get_inter_op_parallelism_threads() or 'all'} threads)"
-    batch_size = args.batch_size or {"rbm": 100}.get(args.model, 128)
+    batch_size = args.batch_size or {"rbm": 100, "dbn": 100}.get(args.model, 128)
     rows, note = BENCHMARKS[args.model](batch_size, args.epochs)
     print(f"\n{args.model} benchmark on {devices}, TensorFlow {tf.__version__}; {note}\n")
     header = ("measured", "throughput", "detail")
