@@ -157,10 +157,11 @@ def test_importance_weighted_bound_with_one_sample_is_the_elbo_and_grows_with_k(
     elbo_draws = log_px_z.reshape(64, draws) - kl[:, None]
 
     # k = 1 on `draws` copies of each image: that many independent one-sample bounds per image.
-    bound_draws = likelihood.importance_weighted_log_likelihood(*likelihood.export_verbs(loaded), np.repeat(x, draws, axis=0), k=1)
+    verbs = likelihood.export_verbs(loaded)
+    bound_draws = likelihood.importance_weighted_log_likelihood(*verbs, np.repeat(x, draws, axis=0), k=1)
     standard_error = np.sqrt((elbo_draws.var() + bound_draws.var()) / elbo_draws.size)
     assert abs(bound_draws.mean() - elbo_draws.mean()) < 4 * standard_error
-    bounds = [likelihood.importance_weighted_log_likelihood(*likelihood.export_verbs(loaded), x, k=k).mean() for k in (1, 10, 100, 1000)]
+    bounds = [likelihood.importance_weighted_log_likelihood(*verbs, x, k=k).mean() for k in (1, 10, 100, 1000)]
     assert bounds == sorted(bounds) and bounds[-1] > bounds[0] + 0.5
     assert bounds[-1] < 0
 

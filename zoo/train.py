@@ -148,10 +148,11 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
           f"{strategy.num_replicas_in_sync} replica(s); TensorBoard run {run_dir}"
           + (f" (resuming after epoch {first_epoch})" if first_epoch else ""), flush=True)
 
-    def card(history, seconds, stage=None):
+    def card(history, seconds, stage=None, layers=None):
+        extra = {"stage": stage, "layers": layers}  # layer-wise models only
         return {
             "kind": model_name,
-            "stage": stage,
+            **{k: v for k, v in extra.items() if v},
             "config": dataclasses.asdict(model_config),
             "data": dict(dataclasses.asdict(data_config), source_used=splits.source, train_images=len(splits.train)),
             "seed": train_config.seed,
@@ -175,7 +176,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         if train_config.export:
             greedy_path = export.export_model(
                 model, train_config.export_dir, f"{name}_greedy",
-                dict(card({}, time.time() - started, stage="greedy"), layers=stage_metrics))
+                card({}, time.time() - started, stage="greedy", layers=stage_metrics))
             print(f"Exported the greedily trained {model_name} to {greedy_path}", flush=True)
 
     history = {}
@@ -195,7 +196,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     if train_config.export and (epochs > 0 or not layer_wise):
         final_name, stage = (f"{name}_finetuned", "fine-tuned") if layer_wise else (name, None)
         export_path = export.export_model(model, train_config.export_dir, final_name,
-                                          dict(card(history, seconds, stage), layers=stage_metrics or None))
+                                          card(history, seconds, stage, stage_metrics))
         print(f"Exported to {export_path}", flush=True)
     with open(os.path.join(run_dir, "run.json"), "w") as f:
         json.dump(dict(record, finished=True), f, indent=2)

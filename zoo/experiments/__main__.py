@@ -9,7 +9,8 @@ import sys
 
 from zoo import data, train
 
-FAMILIES = {"rbm": "zoo.experiments.rbm", "vae": "zoo.experiments.vae", "dbn": "zoo.experiments.dbn"}  # family -> module with Config, run(config, out, logdir) and a docstring
+# family -> module with Config, run(config, out, logdir) and a docstring
+FAMILIES = {"rbm": "zoo.experiments.rbm", "vae": "zoo.experiments.vae", "dbn": "zoo.experiments.dbn"}
 
 
 def main(argv=None):

@@ -149,7 +149,8 @@ def run(config: Config, out="experiments/rbm", logdir="tensorboard_logs"):
         compared += [(f"CD-{k}", runs.get(f"h{hidden}_cd{k}", dataclasses.replace(base, cd_k=k)))
                      for k in config.cd_steps]
         compared.append(("PCD-1", runs.get(f"h{hidden}_pcd1", dataclasses.replace(base, persistent=True))))
-        compared += [(f"CD-1, lr {rate}", runs.get(f"h{hidden}_lr{rate}", dataclasses.replace(base, learning_rate=rate)))
+        compared += [(f"CD-1, lr {rate}",
+                      runs.get(f"h{hidden}_lr{rate}", dataclasses.replace(base, learning_rate=rate)))
                      for rate in config.learning_rates]
 
         notebook.text(f"## {hidden} hidden units")

@@ -9,7 +9,8 @@ Greedy pretraining trains RBM i on the activities of layer i and sets R_i = W_i,
 Up-down fine-tuning unties them, each direction trained on the other's samples (delta rules, not one gradient):
     wake   h_i+1 ~ q(.|h_i) going up from the data;  G_i, g_i += lr * h_i+1^T (h_i - p(h_i | h_i+1))
     top    CD-k in the top RBM, started at the wake state of h_L-1
-    sleep  h_i ~ p(.|h_i+1) going down from the top RBM's negative state;  R_i, r_i += lr * h_i^T (h_i+1 - q(h_i+1 | h_i))
+    sleep  h_i ~ p(.|h_i+1) going down from the top RBM's negative state;
+           R_i, r_i += lr * h_i^T (h_i+1 - q(h_i+1 | h_i))
 As in the RBM, the negated updates go to a Keras optimizer (SGD with momentum), which applies them together.
 """
 
