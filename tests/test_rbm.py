@@ -123,6 +123,11 @@ def test_ais_agrees_with_the_exact_log_partition_function():
     assert log_weights.shape == (300,) and np.isfinite(log_weights).all()
     low, high = likelihood.log_z_interval(log_weights)
     assert low < estimate < high
+    # Two bases, the larger kept: also within the tolerance, on an RBM whose marginals are far from the data's.
+    far = (W, np.full_like(b, -1.0), c + 2.0)
+    exact_far = likelihood.exact_log_partition(*far)
+    best, _, estimates = likelihood.two_base_log_partition(*far, base, 3000, chains=300)
+    assert best == max(estimates.values()) and abs(best - exact_far) < 1.0
 
 
 def test_the_likelihood_of_an_export_comes_from_its_parameters_signature(tmp_path):

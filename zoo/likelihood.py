@@ -1,8 +1,9 @@
 """Log-likelihood estimators, computed from an export's signatures alone (no zoo model classes).
 
     VAE   the importance-weighted bound of Burda et al. (2015) from `encode` and `decode`
-    RBM   log p(v) = -F(v) - log Z, with log Z by annealed importance sampling (Salakhutdinov and Murray 2008),
-          or exactly, by enumerating the hidden states, for RBMs with at most 20 hidden units; the RBM's
+    RBM   log p(v) = -F(v) - log Z, with log Z by annealed importance sampling (Salakhutdinov and Murray 2008)
+          from two base models (see two_base_log_partition), and exactly, by enumerating the hidden states,
+          for RBMs with at most 20 hidden units; the RBM's
           `parameters` signature gives W and the biases
     DBN   the variational lower bound on log p(v), with the top RBM's log Z by AIS
 
@@ -170,6 +171,21 @@ def ais_log_partition(W, b, c, base_visible_bias, temperatures, chains=100, seed
     return log_z, log_weights
 
 
+def two_base_log_partition(W, b, c, data_base, temperatures, chains=100, seed=0):
+    """AIS from two base models, keeping the larger log Z: (log Z, its runs' log weights, both estimates).
+
+    The bases: the training data's pixel means (Salakhutdinov and Murray's choice) and the RBM's own visible biases.
+    AIS underestimates log Z where its chains fail to follow the annealing path, which overstates the likelihood.
+    Measured on a 20-hidden-unit RBM trained 10 epochs at learning rate 0.01, whose marginals were far from the
+    data's: the data base rate came out 10.6 nats low against the exact value, the model's biases 0.01 nats.
+    Each estimate of Z is unbiased, so the larger of the two errs towards a lower, safer likelihood.
+    """
+    runs = {name: ais_log_partition(W, b, c, base, ais_temperatures(temperatures), chains, seed)
+            for name, base in (("data base rate", data_base), ("model's visible biases", b))}
+    best = max(runs, key=lambda name: runs[name][0])
+    return runs[best][0], runs[best][1], {name: run[0] for name, run in runs.items()}
+
+
 def log_z_interval(log_weights, sigmas=3.0):
     """log(Z_hat -/+ sigmas * standard error of Z_hat), the interval Salakhutdinov and Murray report."""
     shift = log_weights.max()
@@ -182,8 +198,8 @@ def log_z_interval(log_weights, sigmas=3.0):
 def rbm_log_likelihood(W, b, c, test_images, train_images, temperatures=14_500, chains=100, seed=0):
     """Mean log p(v) = -F(v) - log Z over binary test images [n, 784], log Z by AIS from the base-rate RBM of the
     training images; and with the exact log Z too where the RBM has at most 20 hidden units."""
-    log_z, log_weights = ais_log_partition(W, b, c, base_rate_visible_bias(train_images),
-                                           ais_temperatures(temperatures), chains, seed)
+    log_z, log_weights, estimates = two_base_log_partition(W, b, c, base_rate_visible_bias(train_images),
+                                                           temperatures, chains, seed)
     v = np.asarray(test_images, np.float32).reshape(len(test_images), -1)
     log_p_unnormalised = -free_energy(tf.constant(v), W, b, c).numpy().astype(np.float64)
     low, high = log_z_interval(log_weights)
@@ -191,7 +207,8 @@ def rbm_log_likelihood(W, b, c, test_images, train_images, temperatures=14_500, 
         "nll_nats": float(log_z - log_p_unnormalised.mean()),
         "standard_error": float(log_p_unnormalised.std() / math.sqrt(len(v))),  # over test images; log Z's below
         "log_z": log_z, "log_z_3_sigma": [low, high], "log_weight_spread": float(log_weights.std()),
-        "method": f"AIS, {chains} chains, {temperatures:,} temperatures, base-rate RBM",
+        "log_z_by_base": estimates,
+        "method": f"AIS, {chains} chains, {temperatures:,} temperatures, the larger log Z of two base models",
     }
     if W.shape[1] <= 20:
         result["exact_log_z"] = exact_log_partition(W, b, c)
@@ -238,8 +255,8 @@ def dbn_log_likelihood_bound(parameters, test_images, train_images, temperatures
     h = tf.constant(np.asarray(train_images, np.float32).reshape(len(train_images), -1)[:10_000])
     for i in range(lower):
         h = tf.sigmoid(tf.matmul(h, R[i]) + r[i])
-    log_z, log_weights = ais_log_partition(W, b, c, base_rate_visible_bias(h.numpy()), ais_temperatures(temperatures),
-                                           chains, seed)
+    log_z, log_weights, estimates = two_base_log_partition(W, b, c, base_rate_visible_bias(h.numpy()), temperatures,
+                                                           chains, seed)
 
     @tf.function
     def bound(v, call_seed):
@@ -260,7 +277,8 @@ def dbn_log_likelihood_bound(parameters, test_images, train_images, temperatures
     per_image = np.concatenate([bound(tf.constant(v[s:s + batch_size]), tf.constant(s + seed, tf.int32)).numpy()
                                 for s in range(0, len(v), batch_size)])
     low, high = log_z_interval(log_weights)
-    return per_image, {"log_z": log_z, "log_z_3_sigma": [low, high], "log_weight_spread": float(log_weights.std())}
+    return per_image, {"log_z": log_z, "log_z_3_sigma": [low, high], "log_weight_spread": float(log_weights.std()),
+                       "log_z_by_base": estimates}
 
 
 def dbn_likelihood(export, reference):

@@ -170,11 +170,14 @@ def run(config: Config, out="experiments/rbm", logdir="tensorboard_logs"):
         notebook.grid(f"filters_sorted_h{hidden}", filter_images(model.W.numpy()[:, order]), columns,
                       f"The same filters sorted by activation frequency, most active first (frequencies "
                       f"{frequency[order[0]]:.2f} to {frequency[order[-1]]:.3f}).")
-        chains = [model.sample(10, config.seed, steps=s, start="hidden").numpy() for s in SAMPLE_STEPS]
+        samplers = [("CD-1", model), ("PCD-1", dict(compared)["PCD-1"][0].model)]
+        chains = [m.sample(10, config.seed, steps=s, start="hidden").numpy() for _, m in samplers for s in SAMPLE_STEPS]
         notebook.grid(f"samples_h{hidden}", np.concatenate(chains), 10,
-                      f"Samples (p(v|h)) from 10 random hidden states, {hidden} hidden units: the same chains after "
-                      + ", ".join(map(str, SAMPLE_STEPS)) + " Gibbs steps (rows).",
-                      [f"{s} steps" for s in SAMPLE_STEPS])
+                      f"Samples (p(v|h)) from 10 random hidden states, {hidden} hidden units, of the CD-1 baseline "
+                      "and of the PCD-1 model: the same chains after " + ", ".join(map(str, SAMPLE_STEPS))
+                      + " Gibbs steps. CD-1 models tend to fall into spurious modes (blank or blob images) that "
+                      "their training never visits; PCD's persistent chains find and remove them.",
+                      [f"{name}, {s} steps" for name, _ in samplers for s in SAMPLE_STEPS])
         inpainting(notebook, model, test, hidden, config.seed)
 
     notebook.text("## Across hidden sizes")
