@@ -251,8 +251,11 @@ def bench_dbn(batch_size, epochs, layers=(784, 100, 100)):
     for visible, hidden in zip(layers[:-1], layers[1:]):
         model = RBM(RBMConfig(visible=visible, hidden=hidden))
         model.compile(steps_per_execution=steps)
-        inputs = pipelines.train.map(lambda x, v=visible: tf.random.uniform([tf.shape(x)[0], v]) < 0.5).map(
-            lambda x: tf.cast(x, tf.float32))
+        if visible == 784:  # the images themselves; above them, random binary activities of the right width
+            inputs = pipelines.train.map(lambda x: tf.reshape(x, (-1, 784)))
+        else:
+            inputs = pipelines.train.map(lambda x, v=visible: tf.cast(
+                tf.random.uniform([tf.shape(x)[0], v]) < 0.5, tf.float32))
         seconds = timed_fit(model, epochs, x=inputs, steps_per_epoch=pipelines.steps_per_epoch)
         layer_seconds.append(seconds)
         rows.append((f"RBM CD-1, {visible}x{hidden}, batch {batch_size}", f"{n / seconds:,.0f} img/s",
