@@ -107,6 +107,9 @@ def test_verbs_shapes_ranges_and_seeds(trained, images):
     code = model.encode(images)["latent"].numpy()
     assert code.shape == (6, 12) and 0 <= code.min() and code.max() <= 1
     np.testing.assert_allclose(model.reconstruct(images), model.decode(code))
+    stochastic = model.reconstruct(images, steps=5, seed=1).numpy()
+    assert stochastic.shape == images.shape and 0 <= stochastic.min() and stochastic.max() <= 1
+    np.testing.assert_array_equal(stochastic, model.reconstruct(images, steps=5, seed=1))
     mask = (np.random.default_rng(0).random(images.shape) < 0.5).astype(np.float32)
     filled = model.inpaint(images, mask, 3).numpy()
     np.testing.assert_array_equal(filled[mask == 1], images[mask == 1])

@@ -268,8 +268,14 @@ class DBN(ZooModel):
         """Pixel probabilities of a top state: p(h_L-1 | h_L) in the top RBM, then down with probabilities."""
         return tf.reshape(self.down(self.top.visible_probabilities(latent))[-1], (-1, 28, 28, 1))
 
-    def reconstruct(self, images):
-        return self.decode(self.encode(images)["latent"])
+    def reconstruct(self, images, steps=0, seed=0):
+        """Up with probabilities, `steps` Gibbs steps in the top RBM (0: its mean-field p(h_L-1 | p(h_L | .))),
+        down with probabilities; the serving signature uses steps=0, so it is deterministic."""
+        if steps == 0:
+            return self.decode(self.encode(images)["latent"])
+        pen = self.up(tf.reshape(check_images(images), (-1, 784)))[-1]
+        _, pen, _ = self.top.gibbs(pen, steps, seed_pair(seed, 3))
+        return tf.reshape(self.down(pen)[-1], (-1, 28, 28, 1))
 
     def sample(self, num_samples, seed, steps=None):
         """From a uniformly random top state: `steps` Gibbs steps in the top RBM (config.sample_steps), then a
