@@ -32,7 +32,7 @@ def test_rbm_experiments_write_every_figure_and_the_summary(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["gan"], "invalid choice: 'gan'"),
-    (["rbm", "--hidden-sizes", "20,x"], "not a comma-separated list of ints"),
+    (["rbm", "--hidden-sizes", "20,x"], "not a comma-separated list of integers"),
     (["rbm", "--epochs", "0"], "epochs, test_images, ais_chains and ais_temperatures must be positive"),
 ])
 def test_bad_experiment_flags_are_clear_errors(argv, message):

@@ -255,8 +255,8 @@ def number_tuple(kind):
         try:
             values = tuple(kind(part) for part in text.split(","))
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not a comma-separated list of {kind.__name__}s, e.g. 256,256") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
+                                             f"{'integers' if kind is int else 'numbers'}, e.g. 256,256") from None
         if not values or min(values) <= 0:
             raise argparse.ArgumentTypeError(f"{text!r}: values must be positive")
         return values
