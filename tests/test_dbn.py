@@ -166,8 +166,10 @@ def test_an_interrupted_pretraining_resumes_with_finished_layers_loaded(tmp_path
     assert resumed.run_dir == str(first)  # the same run, its layers loaded rather than retrained
     straight = train.train("dbn", TINY, tiny_data(binarize="dynamic"),
                            train.TrainConfig(epochs=1, logdir=str(tmp_path / "other"), export=False), verbose=0)
+    # The same weights up to float round-off: CPU kernels were not bit-reproducible on a loaded machine (3e-5
+    # seen), while a layer retrained from a fresh start would differ by the size of the weights (~5e-2).
     for a, b in zip(resumed.model.trainable_variables, straight.model.trainable_variables):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=2e-4)
 
 
 def test_the_likelihood_bound_matches_its_exact_value_and_stays_below_log_p():
