@@ -1,4 +1,5 @@
 import json
+import os
 
 import keras
 import numpy as np
@@ -148,7 +149,7 @@ def test_both_exports_load_in_a_fresh_process(trained):
 
 
 def test_an_interrupted_pretraining_resumes_with_finished_layers_loaded(tmp_path):
-    config = train.TrainConfig(epochs=1, logdir=str(tmp_path / "logs"), export=False)
+    config = train.TrainConfig(epochs=1, logdir=str(tmp_path / "logs"), export_dir=str(tmp_path / "exports"))
 
     class Stop(Exception):
         pass
@@ -164,6 +165,8 @@ def test_an_interrupted_pretraining_resumes_with_finished_layers_loaded(tmp_path
     assert (first / "layer1" / "done.weights.h5").exists() and (first / "layer2" / "done.weights.h5").exists()
     resumed = train.train("dbn", TINY, tiny_data(binarize="dynamic"), config, verbose=0)
     assert resumed.run_dir == str(first)  # the same run, its layers loaded rather than retrained
+    assert resumed.greedy_export_path.endswith("dbn_greedy/1")  # exported once, before the interruption
+    assert sorted(os.listdir(tmp_path / "exports" / "dbn_greedy")) == ["1"]
     straight = train.train("dbn", TINY, tiny_data(binarize="dynamic"),
                            train.TrainConfig(epochs=1, logdir=str(tmp_path / "other"), export=False), verbose=0)
     # The same weights up to float round-off: CPU kernels were not bit-reproducible on a loaded machine (3e-5

@@ -173,10 +173,16 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         print(f"Pretraining {model_name} layer by layer, {train_config.epochs} epochs each", flush=True)
         with strategy.scope():
             model.pretrain(fit_stage)
-        if train_config.export:
+        marker = os.path.join(run_dir, "greedy_export.txt")  # a resumed run keeps the export it already made
+        if os.path.exists(marker):
+            with open(marker) as f:
+                greedy_path = f.read().strip()
+        elif train_config.export:
             greedy_path = export.export_model(
                 model, train_config.export_dir, f"{name}_greedy",
                 card({}, time.time() - started, stage="greedy", layers=stage_metrics))
+            with open(marker, "w") as f:
+                f.write(greedy_path)
             print(f"Exported the greedily trained {model_name} to {greedy_path}", flush=True)
 
     history = {}
