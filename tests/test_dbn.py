@@ -154,25 +154,32 @@ def test_an_interrupted_pretraining_resumes_with_finished_layers_loaded(tmp_path
     class Stop(Exception):
         pass
 
-    class StopInFineTuning(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            raise Stop()
+    class AtFineTuning(keras.callbacks.Callback):
+        """Records the pretrained weights when fine-tuning begins; optionally interrupts there."""
 
+        def __init__(self, stop):
+            super().__init__()
+            self.stop = stop
+
+        def on_train_begin(self, logs=None):
+            self.weights = [w.numpy().copy() for w in self.model.trainable_variables]
+            if self.stop:
+                raise Stop()
+
+    interrupted, resumed_start = AtFineTuning(stop=True), AtFineTuning(stop=False)
     with pytest.raises(Stop):
-        train.train("dbn", TINY, tiny_data(binarize="dynamic"), config, extra_callbacks=[StopInFineTuning()],
-                    verbose=0)
+        train.train("dbn", TINY, tiny_data(binarize="dynamic"), config, extra_callbacks=[interrupted], verbose=0)
     first = tmp_path / "logs" / "dbn" / "seed0"
     assert (first / "layer1" / "done.weights.h5").exists() and (first / "layer2" / "done.weights.h5").exists()
-    resumed = train.train("dbn", TINY, tiny_data(binarize="dynamic"), config, verbose=0)
-    assert resumed.run_dir == str(first)  # the same run, its layers loaded rather than retrained
-    assert resumed.greedy_export_path.endswith("dbn_greedy/1")  # exported once, before the interruption
+    resumed = train.train("dbn", TINY, tiny_data(binarize="dynamic"), config, extra_callbacks=[resumed_start],
+                          verbose=0)
+    assert resumed.run_dir == str(first)  # the same run
+    # Its layers were loaded, bit for bit, not retrained (retraining is not bit-reproducible on every machine).
+    for before, after in zip(interrupted.weights, resumed_start.weights):
+        np.testing.assert_array_equal(before, after)
+    assert resumed.greedy_export_path.endswith(os.path.join("dbn_greedy", "1"))  # made before the interruption
     assert sorted(os.listdir(tmp_path / "exports" / "dbn_greedy")) == ["1"]
-    straight = train.train("dbn", TINY, tiny_data(binarize="dynamic"),
-                           train.TrainConfig(epochs=1, logdir=str(tmp_path / "other"), export=False), verbose=0)
-    # The same weights up to float round-off: CPU kernels were not bit-reproducible on a loaded machine (3e-5
-    # seen), while a layer retrained from a fresh start would differ by the size of the weights (~5e-2).
-    for a, b in zip(resumed.model.trainable_variables, straight.model.trainable_variables):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=2e-4)
+    assert len(resumed.history["wake_error"]) == TINY.fine_tune_epochs
 
 
 def test_the_likelihood_bound_matches_its_exact_value_and_stays_below_log_p():
