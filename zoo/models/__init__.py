@@ -1,5 +1,6 @@
 """The zoo's models by the name `python -m zoo.train <name>` knows them."""
 
+from zoo.models.dae import DAE
 from zoo.models.dbn import DBN
 from zoo.models.rbm import RBM
 from zoo.models.vae import VAE, ConvVAE
@@ -9,4 +10,5 @@ MODELS = {
     "conv_vae": ConvVAE,
     "rbm": RBM,
     "dbn": DBN,
+    "dae": DAE,
 }
