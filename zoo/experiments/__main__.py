@@ -10,7 +10,8 @@ import sys
 from zoo import data, train
 
 # family -> module with Config, run(config, out, logdir) and a docstring
-FAMILIES = {"rbm": "zoo.experiments.rbm", "vae": "zoo.experiments.vae", "dbn": "zoo.experiments.dbn"}
+FAMILIES = {"rbm": "zoo.experiments.rbm", "vae": "zoo.experiments.vae", "dbn": "zoo.experiments.dbn",
+            "dae": "zoo.experiments.dae"}
 
 
 def main(argv=None):
