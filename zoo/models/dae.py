@@ -103,6 +103,8 @@ class DenoisingLayer(keras.Model):
 
 
 class DAE(ZooModel):
+    """Stacked denoising autoencoder: layer-wise denoising pretraining, then end-to-end fine-tuning."""
+
     Config = DAEConfig
     SIGNATURES = ("reconstruct", "encode", "decode", "inpaint")  # no sample: an autoencoder has no prior
     DATA = dict(binarize="none")

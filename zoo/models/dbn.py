@@ -69,6 +69,8 @@ PRESETS = {
 
 
 class DBN(ZooModel):
+    """Deep belief network: greedily stacked RBMs, then up-down (wake-sleep) fine-tuning."""
+
     Config = DBNConfig
     SIGNATURES = ("sample", "reconstruct", "encode", "decode", "inpaint", "parameters")
     DATA = dict(binarize="dynamic")

@@ -239,8 +239,9 @@ class ConvVAEConfig(VAEConfig):
 
 
 class ConvVAE(VAE):
-    """Convolutional VAE: stride-2 convolutions and a dense layer up, the mirror image with transposed
-    convolutions down (the keras.io example's architecture)."""
+    """Convolutional VAE: Conv2D 32, 64 (stride 2) and a dense layer up, transposed convolutions down.
+
+    The keras.io example's architecture; only the two networks differ from the MLP VAE."""
 
     Config = ConvVAEConfig
     PRESETS = {}
