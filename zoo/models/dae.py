@@ -54,7 +54,44 @@ def cross_entropy(targets, logits):
     return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits), axis=-1)
 
 
-class DenoisingLayer(keras.Model):
+class DenoisingObjective:
+    """The denoising train_step and test_step, shared by one layer and the whole stack: self(x) gives the logits of
+    the reconstruction of flat inputs x, self.masking and self.gaussian the corruption, self.training_seed() the
+    noise of this step, self.trackers the Mean metrics loss, reconstruction_mse and denoising_mse."""
+
+    def train_step(self, x):
+        x = self.flat(x)
+        noisy = corrupt(x, self.masking, self.gaussian, self.training_seed())
+        with tf.GradientTape() as tape:
+            logits = self(noisy, training=True)
+            loss = tf.reduce_mean(cross_entropy(x, logits))
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self.update_metrics(x, logits, loss)
+
+    def test_step(self, x):
+        x = self.flat(x)
+        logits = self(corrupt(x, self.masking, self.gaussian, tf.constant([self.seed, -1])))
+        return self.update_metrics(x, logits, tf.reduce_mean(cross_entropy(x, logits)))
+
+    def update_metrics(self, x, denoised_logits, loss):
+        """The loss, the error of denoising the corrupted input, and that of reconstructing the clean one."""
+        self.trackers["loss"].update_state(loss)
+        self.trackers["denoising_mse"].update_state(
+            tf.reduce_mean(tf.square(tf.sigmoid(denoised_logits) - x), axis=1))
+        self.trackers["reconstruction_mse"].update_state(tf.reduce_mean(tf.square(tf.sigmoid(self(x)) - x), axis=1))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+
+def denoising_trackers():
+    return {name: keras.metrics.Mean(name=name) for name in ("loss", "reconstruction_mse", "denoising_mse")}
+
+
+class DenoisingLayer(DenoisingObjective, keras.Model):
     """One layer of the stack, trained on its own: clean inputs [n, visible] -> reconstruct them from corruption."""
 
     XLA_ON_CPU = True  # dense layers only: XLA helps on a CPU, as for the MLP VAE
@@ -65,13 +102,8 @@ class DenoisingLayer(keras.Model):
         self.decoder = keras.layers.Dense(visible)  # logits
         self.masking, self.gaussian, self.learning_rate, self.seed = masking, gaussian, learning_rate, seed
         self.visible = visible
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "reconstruction_mse",
-                                                                          "denoising_mse")}
+        self.trackers = denoising_trackers()
         self(tf.zeros((1, visible)))
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def compile(self, total_steps=None, **kwargs):
         super().compile(optimizer=keras.optimizers.Adam(self.learning_rate), **kwargs)
@@ -79,30 +111,14 @@ class DenoisingLayer(keras.Model):
     def call(self, x, training=False):
         return self.decoder(self.encoder(x))
 
-    def train_step(self, x):
-        seed = tf.stack([tf.constant(self.seed, tf.int32), tf.cast(self.optimizer.iterations, tf.int32)])
-        noisy = corrupt(x, self.masking, self.gaussian, seed)
-        with tf.GradientTape() as tape:
-            logits = self(noisy, training=True)
-            loss = tf.reduce_mean(cross_entropy(x, logits))
-        gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        return self.update_metrics(x, logits, self(x), loss)
+    def flat(self, x):
+        return x
 
-    def test_step(self, x):
-        logits = self(corrupt(x, self.masking, self.gaussian, tf.constant([self.seed, -1])))
-        return self.update_metrics(x, logits, self(x), tf.reduce_mean(cross_entropy(x, logits)))
-
-    def update_metrics(self, x, denoised_logits, clean_logits, loss):
-        self.trackers["loss"].update_state(loss)
-        self.trackers["denoising_mse"].update_state(
-            tf.reduce_mean(tf.square(tf.sigmoid(denoised_logits) - x), axis=1))
-        self.trackers["reconstruction_mse"].update_state(
-            tf.reduce_mean(tf.square(tf.sigmoid(clean_logits) - x), axis=1))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+    def training_seed(self):
+        return tf.stack([tf.constant(self.seed, tf.int32), tf.cast(self.optimizer.iterations, tf.int32)])
 
 
-class DAE(ZooModel):
+class DAE(DenoisingObjective, ZooModel):
     """Stacked denoising autoencoder: layer-wise denoising pretraining, then end-to-end fine-tuning."""
 
     Config = DAEConfig
@@ -118,12 +134,8 @@ class DAE(ZooModel):
         # The decoders mirror the encoders; the last one outputs pixel logits.
         self.decoders = [keras.layers.Dense(n, activation="sigmoid" if i else None, name=f"decoder{i}")
                          for i, n in reversed(list(enumerate(sizes[:-1])))]
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "reconstruction_mse",
-                                                                          "denoising_mse")}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
+        self.trackers = denoising_trackers()
+        self.masking, self.gaussian = self.config.masking, self.config.gaussian
 
     @property
     def latent_dim(self):
@@ -175,27 +187,11 @@ class DAE(ZooModel):
         """Pixel logits of the clean reconstruction, flat [n, 784]."""
         return self.decode_logits(self.encode_flat(tf.reshape(images, (-1, 784))))
 
-    def train_step(self, images):
-        x = tf.reshape(images, (-1, 784))
-        noisy = corrupt(x, self.config.masking, self.config.gaussian, step_seed(self, stream=0))
-        with tf.GradientTape() as tape:
-            logits = self(noisy, training=True)
-            loss = tf.reduce_mean(cross_entropy(x, logits))
-        gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        return self.update_metrics(x, logits, loss)
+    def flat(self, images):
+        return tf.reshape(images, (-1, 784))
 
-    def test_step(self, images):
-        x = tf.reshape(images, (-1, 784))
-        logits = self(corrupt(x, self.config.masking, self.config.gaussian, tf.constant([self.seed, -1])))
-        return self.update_metrics(x, logits, tf.reduce_mean(cross_entropy(x, logits)))
-
-    def update_metrics(self, x, denoised_logits, loss):
-        self.trackers["loss"].update_state(loss)
-        self.trackers["denoising_mse"].update_state(
-            tf.reduce_mean(tf.square(tf.sigmoid(denoised_logits) - x), axis=1))
-        self.trackers["reconstruction_mse"].update_state(tf.reduce_mean(tf.square(tf.sigmoid(self(x)) - x), axis=1))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+    def training_seed(self):
+        return step_seed(self, stream=0)
 
     # -- the serving verbs ------------------------------------------------------------------------------------
 
