@@ -72,6 +72,18 @@ class Notebook:
             f.write("\n".join(self.lines))
 
 
+def in_batches(function, *arrays, batch_size=1000):
+    """function(*batches) over the arrays' rows, 1,000 at a time (memory), outputs concatenated as NumPy."""
+    return np.concatenate([np.asarray(function(*(a[s:s + batch_size] for a in arrays)))
+                           for s in range(0, len(arrays[0]), batch_size)])
+
+
+def draw_samples(model, count, seed, per_call=1000):
+    """`count` samples of model.sample, 1,000 per call, call i seeded seed + 1000 i."""
+    return np.concatenate([np.asarray(model.sample(min(per_call, count - s), seed + s))
+                           for s in range(0, count, per_call)])
+
+
 def filter_images(weights):
     """Columns of a [784, n] weight matrix as n images, each scaled to [0, 1] by its own extremes."""
     w = np.asarray(weights, np.float32).T

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import data, train
-from zoo.experiments import Notebook
+from zoo.experiments import Notebook, in_batches
 from zoo.models.dae import DAEConfig, corrupt
 
 NOISE_LEVELS = (0.25, 0.5, 0.75)
@@ -59,10 +59,6 @@ def signed_images_figure(images, titles, shared):
         ax.set_title(f"{title}\n±{limit:.3f}", fontsize=8)
         ax.axis("off")
     return fig
-
-
-def in_batches(function, images, batch_size=1000):
-    return np.concatenate([function(images[s:s + batch_size]).numpy() for s in range(0, len(images), batch_size)])
 
 
 def run(config: Config, out="experiments/dae", logdir="tensorboard_logs"):

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from zoo import evaluate, likelihood, train
-from zoo.experiments import Notebook, filter_images
+from zoo.experiments import Notebook, draw_samples, filter_images, in_batches
 from zoo.models.dbn import DBN, DBNConfig
 from zoo.models.rbm import RBM, RBMConfig
 
@@ -116,10 +116,8 @@ def run(config: Config, out="experiments/dbn", logdir="tensorboard_logs", refere
                 {k: v.numpy() for k, v in model.parameters().items()}, test.binary, reference.train_images,
                 config.ais_temperatures, config.ais_chains, config.seed)
             nll = -float(per_image.mean())
-        reconstructions = np.concatenate([model.reconstruct(test.images[s:s + 1000]).numpy()
-                                          for s in range(0, len(test.images), 1000)])
-        samples = np.concatenate([model.sample(min(1000, config.num_samples - s), config.seed + s).numpy()
-                                  for s in range(0, config.num_samples, 1000)])
+        reconstructions = in_batches(model.reconstruct, test.images)
+        samples = draw_samples(model, config.num_samples, config.seed)
         figures = evaluate.image_set_figures(samples, reference)
         rows.append((label, f"{nll:.2f}" + (" (bound)" if model is not rbm else ""),
                      f"{np.mean(np.square(reconstructions - test.images)):.4f}",

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from zoo import data, evaluate, likelihood, train
-from zoo.experiments import Notebook, curves, filter_images
+from zoo.experiments import Notebook, curves, filter_images, in_batches
 from zoo.models.rbm import RBMConfig
 
 SAMPLE_STEPS = (1, 10, 100, 1000)
@@ -98,11 +98,8 @@ def inpainting(notebook, model, test, hidden, seed):
     shown = test.images[:10]
     for i, fraction in enumerate(evaluate.FRACTIONS):
         masks = evaluate.random_masks(test.images.shape, fraction, seed + i)
-        clamped = np.concatenate([model.inpaint(test.images[s:s + 1000], masks[s:s + 1000], seed + i).numpy()
-                                  for s in range(0, len(test.images), 1000)])
-        blind = np.concatenate([model.inpaint(test.images[s:s + 1000] * masks[s:s + 1000], masks[s:s + 1000],
-                                              seed + i, masked_input_only=True).numpy()
-                                for s in range(0, len(test.images), 1000)])
+        clamped = in_batches(lambda x, m: model.inpaint(x, m, seed + i), test.images, masks)
+        blind = in_batches(lambda x, m: model.inpaint(x * m, m, seed + i, masked_input_only=True), test.images, masks)
         missing = masks < 0.5
         mean_fill = np.broadcast_to(test.mean_image, test.images.shape)
         error = lambda filled: float(np.mean(np.square(filled - test.images)[missing]))  # noqa: E731

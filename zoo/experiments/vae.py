@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from zoo import data, evaluate, train
-from zoo.experiments import Notebook
+from zoo.experiments import Notebook, draw_samples
 from zoo.models.vae import PRESETS, ConvVAEConfig, VAEConfig
 
 CONVERGENCE_K = (1, 10, 100, 1000, 5000)
@@ -188,8 +188,7 @@ def run(config: Config, out="experiments/vae", logdir="tensorboard_logs", refere
                               name=f"vae_experiments/{label}"))
         seconds = time.time() - started
         model = result.model
-        samples = np.concatenate([model.sample(min(1000, config.num_samples - s), config.seed + s).numpy()
-                                  for s in range(0, config.num_samples, 1000)])
+        samples = draw_samples(model, config.num_samples, config.seed)
         reconstructions = model.reconstruct(test.images).numpy()
         return SimpleNamespace(
             label=label, model=model, seconds=seconds, history=result.history,
