@@ -40,12 +40,22 @@ def test_bad_experiment_flags_are_clear_errors(argv, message):
     assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
 
 
-def test_vae_experiments_write_every_figure_and_the_summary(tmp_path):
+@pytest.fixture(scope="module")
+def judge():
+    """A classifier trained in seconds: the experiments need one, not a good one."""
+    return classifier.train_classifier(limit=1000, epochs=1, verbose=0)
+
+
+def small_reference(judge, count):
+    """The evaluator's reference on the first `count` test images."""
     splits = data.load(data.DataConfig(validation_size=0))
-    judge = classifier.train_classifier(limit=1000, epochs=1, verbose=0)
-    reference = evaluate.Reference.from_arrays(
-        splits.test.images[:200, ..., None] / 255.0, splits.test.labels[:200], splits.train.images[..., None] / 255.0,
-        judge, evaluate.EvalConfig(num_samples=200, test_images=200))
+    return evaluate.Reference.from_arrays(
+        splits.test.images[:count, ..., None] / 255.0, splits.test.labels[:count],
+        splits.train.images[..., None] / 255.0, judge, evaluate.EvalConfig(num_samples=count, test_images=count))
+
+
+def test_vae_experiments_write_every_figure_and_the_summary(tmp_path, judge):
+    reference = small_reference(judge, 200)
     config = vae_experiments.Config(epochs=1, presets=("z2",), conv_latent_dims=(2,), limit=200, iw_samples=5,
                                     iw_images=20, num_samples=200)
     notebook = vae_experiments.run(config, str(tmp_path / "out"), str(tmp_path / "logs"), reference=reference)
@@ -85,12 +95,8 @@ def test_interpolation_rows_start_and_end_with_the_two_test_images():
     np.testing.assert_allclose(rows[1:8], inner, atol=1e-6)
 
 
-def test_dbn_experiments_write_every_figure_and_the_summary(tmp_path):
-    splits = data.load(data.DataConfig(validation_size=0))
-    judge = classifier.train_classifier(limit=1000, epochs=1, verbose=0)
-    reference = evaluate.Reference.from_arrays(
-        splits.test.images[:100, ..., None] / 255.0, splits.test.labels[:100], splits.train.images[..., None] / 255.0,
-        judge, evaluate.EvalConfig(num_samples=100, test_images=100))
+def test_dbn_experiments_write_every_figure_and_the_summary(tmp_path, judge):
+    reference = small_reference(judge, 100)
     config = dbn_experiments.Config(layers=(784, 16, 12), epochs=1, fine_tune_epochs=1, limit=200, num_samples=100,
                                     ais_chains=10, ais_temperatures=100)
     notebook = dbn_experiments.run(config, str(tmp_path / "out"), str(tmp_path / "logs"), reference=reference)
