@@ -75,8 +75,9 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
         self.epoch = epoch
 
     def on_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(loss):
+        losses = [value for name, value in (logs or {}).items() if name.endswith("loss")]  # a GAN's d_ and g_loss
+        loss = next((value for value in losses if not np.isfinite(value)), None)
+        if loss is not None:
             kept = f" The checkpoint of the last good epoch is kept in {self.backup_dir}." if self.backup_dir else ""
             raise TrainingDiverged(
                 f"the loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}: training diverged, "

@@ -38,6 +38,7 @@ class TrainConfig:
     name: str | None = None  # export and TensorBoard folder name; default: the model's name
     run: str | None = None  # TensorBoard run name; default: seed<seed>, then seed<seed>-2, ...
     export: bool = True
+    mixed_precision: bool = False  # float16 compute, float32 weights (models with MIXED_PRECISION; for GPUs)
 
 
 @dataclass
@@ -59,10 +60,11 @@ def make_strategy(name):
     raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
 
 
-def data_config_for(model_name, **settings):
-    """The DataConfig a model wants (its DATA), with the given settings on top."""
+def data_config_for(model_name, model_config=None, **settings):
+    """The DataConfig a model wants (its data_settings under model_config), with the given settings on top."""
+    model_class = MODELS[model_name]
     given = {k: v for k, v in settings.items() if v is not None}
-    return data.DataConfig(**{**MODELS[model_name].DATA, **given})
+    return data.DataConfig(**{**model_class.data_settings(model_config or model_class.Config()), **given})
 
 
 def run_directory(logdir, name, run, seed, identity):
@@ -113,8 +115,16 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     """Train, log and (unless train_config.export is False) export one model; returns a Result."""
     train_config = train_config or TrainConfig()
     model_class = MODELS[model_name]
+    if train_config.mixed_precision and not model_class.MIXED_PRECISION:
+        raise ValueError(f"{model_name} does not train in mixed precision; drop --mixed-precision (models that do: "
+                         f"{', '.join(n for n, c in MODELS.items() if c.MIXED_PRECISION)})")
     model_config = model_config or model_class.Config()
-    data_config = dataclasses.replace(data_config or data_config_for(model_name), seed=train_config.seed)
+    data_config = dataclasses.replace(data_config or data_config_for(model_name, model_config),
+                                      seed=train_config.seed)
+    for key, wanted in model_class.data_settings(model_config).items():
+        if key in ("image_size", "pixel_range") and getattr(data_config, key) != wanted:  # the model's, not a choice
+            raise ValueError(f"{model_name} trains on images with {key}={wanted}, but the data config has "
+                             f"{getattr(data_config, key)}; make it with zoo.train.data_config_for")
     name = train_config.name or model_name
 
     keras.utils.set_random_seed(train_config.seed)
@@ -137,11 +147,17 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
 
     steps_per_execution, jit_compile = execution_settings(model_class, pipelines.steps_per_epoch,
                                                             strategy.num_replicas_in_sync)
-    with strategy.scope():
-        model = model_class(model_config, seed=train_config.seed)
-        model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
-                      total_steps=max(1, epochs) * pipelines.steps_per_epoch)
-        model.build_for_images()
+    previous_policy = keras.mixed_precision.global_policy()
+    if train_config.mixed_precision:  # layers take the global policy when they are made
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with strategy.scope():
+            model = model_class(model_config, seed=train_config.seed)
+            model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+                          total_steps=max(1, epochs) * pipelines.steps_per_epoch)
+            model.build_for_images()
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
 
     devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
     print(f"Training {model_name} on {len(splits.train)} {data_config.dataset} images ({splits.source}) on {devices}, "
@@ -156,6 +172,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
             "config": dataclasses.asdict(model_config),
             "data": dict(dataclasses.asdict(data_config), source_used=splits.source, train_images=len(splits.train)),
             "seed": train_config.seed,
+            "mixed_precision": train_config.mixed_precision,
             "epochs": train_config.epochs,
             "steps": int(model.optimizer.iterations.numpy()),
             "train_seconds": round(seconds, 1),  # wall time of fit in the session that finished the run
@@ -292,6 +309,8 @@ def add_common_flags(parser):
     group.add_argument("--name", help="export and TensorBoard name (default: the model's name, or MODEL_PRESET)")
     group.add_argument("--run", help="TensorBoard run name (default: seed<SEED>); rerunning resumes it")
     group.add_argument("--no-export", dest="export", action="store_false", help="train without exporting")
+    group.add_argument("--mixed-precision", action="store_true",
+                       help="float16 compute with float32 weights, for GPUs (the GANs)")
 
 
 def add_dataclass_flags(group, config_class):
@@ -344,11 +363,12 @@ def configs_from_args(args):
             settings[f.name] = getattr(args, f.name)
     model_config = model_class.Config(**settings)
     data_config = data_config_for(
-        args.model, dataset=args.dataset, source=args.source, data_dir=args.data_dir, batch_size=args.batch_size,
+        args.model, model_config, dataset=args.dataset, source=args.source, data_dir=args.data_dir, batch_size=args.batch_size,
         limit=args.limit, validation_size=args.validation_size, binarize=args.binarize, seed=args.seed)
     train_config = TrainConfig(
         epochs=args.epochs, seed=args.seed, strategy=args.strategy, logdir=args.logdir, export_dir=args.export_dir,
-        name=args.name or (f"{args.model}_{preset}" if preset else args.model), run=args.run, export=args.export)
+        name=args.name or (f"{args.model}_{preset}" if preset else args.model), run=args.run, export=args.export,
+        mixed_precision=args.mixed_precision)
     return model_config, data_config, train_config
 
 

@@ -2,6 +2,7 @@
 
 from zoo.models.dae import DAE
 from zoo.models.dbn import DBN
+from zoo.models.gan import DCGAN, GAN
 from zoo.models.rbm import RBM
 from zoo.models.vae import VAE, ConvVAE
 
@@ -11,4 +12,6 @@ MODELS = {
     "rbm": RBM,
     "dbn": DBN,
     "dae": DAE,
+    "gan": GAN,
+    "dcgan": DCGAN,
 }

@@ -21,11 +21,17 @@ class ZooModel(keras.Model):
     # XLA on a CPU: 1.8x faster for the MLP VAE, but XLA's CPU convolutions ran 4x slower than oneDNN's here.
     # On a GPU zoo.train always compiles with XLA.
     XLA_ON_CPU: bool = False
+    MIXED_PRECISION: bool = False  # trains under the mixed_float16 policy (zoo.train --mixed-precision)
 
     def __init__(self, config=None, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.config = config if config is not None else self.Config()
         self.seed = int(seed)  # keys every stateless random draw of training, so a seed fixes a run
+
+    @classmethod
+    def data_settings(cls, config):
+        """What the model wants from zoo.data under this config: its DATA, unless the config changes it."""
+        return dict(cls.DATA)
 
     @property
     def latent_dim(self):

@@ -1,0 +1,254 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_python, run_zoo, tiny_data
+from zoo import callbacks, data, train
+from zoo.models.gan import DCGAN, GAN, DCGANConfig, GANConfig, discriminator_loss, generator_loss
+
+TINY_MLP = GANConfig(latent_dim=8, generator_hidden=(32,), discriminator_hidden=(32,))
+TINY_DCGAN = DCGANConfig(latent_dim=8, generator_filters=(16, 8, 4), discriminator_filters=(4, 8))
+
+
+def tiny(model_class=GAN, config=TINY_MLP, seed=0, **compile_kwargs):
+    keras.utils.set_random_seed(seed)
+    model = model_class(config, seed=seed)
+    model.compile(**compile_kwargs)
+    return model
+
+
+def pipelines(model_class=GAN, config=TINY_MLP, **changes):
+    name = "dcgan" if model_class is DCGAN else "gan"
+    return data.datasets(train.data_config_for(name, config, **{**dict(limit=300, validation_size=100, batch_size=50),
+                                                                **changes}))
+
+
+def values(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+def changed(before, variables):
+    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
+
+
+@pytest.mark.parametrize("model_class, config", [(GAN, TINY_MLP), (DCGAN, TINY_DCGAN)])
+def test_each_step_updates_only_its_own_network(model_class, config):
+    model = tiny(model_class, config)
+    real = next(iter(pipelines(model_class, config).train))
+    g_before, d_before = values(model.generator.trainable_variables), values(model.discriminator.trainable_variables)
+    model.discriminator_step(real)
+    assert all(changed(d_before, model.discriminator.trainable_variables))
+    assert not any(changed(g_before, model.generator.trainable_variables))
+
+    d_before = values(model.discriminator.trainable_variables)
+    model.generator_step(tf.shape(real)[0])
+    assert all(changed(g_before, model.generator.trainable_variables))
+    assert not any(changed(d_before, model.discriminator.trainable_variables))
+    assert int(model.d_optimizer.iterations) == 1 and int(model.g_optimizer.iterations) == 1
+    # Each optimizer holds slots for its own network only.
+    own = {id(v) for v in model.generator.trainable_variables}
+    assert model.g_optimizer._trainable_variables and all(id(v) in own for v in model.g_optimizer._trainable_variables)
+
+
+@pytest.mark.parametrize("d_steps, g_steps", [(1, 1), (2, 1), (1, 2)])
+def test_update_ratios_are_honoured(d_steps, g_steps):
+    config = GANConfig(**{**vars(TINY_MLP), "d_steps": d_steps, "g_steps": g_steps})
+    p = pipelines(config=config)
+    model = tiny(config=config, steps_per_execution=3)
+    history = model.fit(p.train, steps_per_epoch=p.steps_per_epoch, validation_data=p.validation, epochs=2,
+                        verbose=0).history
+    iterations = 2 * p.steps_per_epoch
+    assert int(model.d_optimizer.iterations) == d_steps * iterations
+    assert int(model.g_optimizer.iterations) == g_steps * iterations
+    assert set(history) == {f"{split}{name}" for split in ("", "val_")
+                            for name in ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")}
+    for key in ("d_real_accuracy", "d_fake_accuracy", "val_d_real_accuracy"):
+        assert all(0 <= value <= 1 for value in history[key])
+
+
+def test_losses_are_the_papers():
+    real_logits, fake_logits = tf.constant([[2.0], [-1.0]]), tf.constant([[0.5], [-3.0]])
+    d = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    expected = -np.mean(np.log(d(np.array([2.0, -1.0])))) - np.mean(np.log(1 - d(np.array([0.5, -3.0]))))
+    assert float(discriminator_loss(real_logits, fake_logits)) == pytest.approx(expected, rel=1e-5)
+    # One-sided label smoothing: real targets 0.9, fake targets stay 0.
+    smoothed = -np.mean(0.9 * np.log(d(np.array([2.0, -1.0]))) + 0.1 * np.log(1 - d(np.array([2.0, -1.0]))))
+    smoothed -= np.mean(np.log(1 - d(np.array([0.5, -3.0]))))
+    assert float(discriminator_loss(real_logits, fake_logits, 0.1)) == pytest.approx(smoothed, rel=1e-5)
+    # Non-saturating: -log D(G(z)), not log(1 - D(G(z))).
+    assert float(generator_loss(fake_logits)) == pytest.approx(-np.mean(np.log(d(np.array([0.5, -3.0])))), rel=1e-5)
+
+
+@pytest.mark.parametrize("model_class, config", [(GAN, TINY_MLP), (DCGAN, TINY_DCGAN)])
+def test_batch_norm_toggles_the_layers(model_class, config):
+    def kinds(batch_norm):
+        model = tiny(model_class, type(config)(**{**vars(config), "batch_norm": batch_norm}))
+        return [[type(layer).__name__ for layer in network.layers] for network in (model.generator,
+                                                                                  model.discriminator)]
+
+    (g_on, d_on), (g_off, d_off) = kinds(True), kinds(False)
+    assert "BatchNormalization" not in g_off + d_off
+    hidden = len(config.generator_filters if model_class is DCGAN else config.generator_hidden)
+    assert g_on.count("BatchNormalization") == hidden  # every hidden layer, not the output
+    assert [k for k in g_on if k != "BatchNormalization"] == g_off
+    # The discriminator: none on its input layer (nor its output).
+    assert d_on.count("BatchNormalization") == len(config.discriminator_filters if model_class is DCGAN
+                                                   else config.discriminator_hidden) - 1
+    assert d_on[:3] == d_off[:3]
+
+
+def test_the_dcgan_is_the_labs_architecture():
+    model = tiny(DCGAN, DCGANConfig())
+    g = [layer for layer in model.generator.layers if "Conv" in type(layer).__name__]
+    d = [layer for layer in model.discriminator.layers if "Conv" in type(layer).__name__]
+    assert [layer.filters for layer in g] == [512, 256, 128, 1] and all(layer.kernel_size == (4, 4) for layer in g)
+    assert [layer.filters for layer in d] == [64, 128, 1] and [layer.kernel_size for layer in d[:2]] == [(4, 4)] * 2
+    shapes, x = [], tf.zeros((2, 100))
+    for layer in model.generator.layers:
+        x = layer(x)
+        if layer in g:
+            shapes.append(tuple(x.shape[1:3]))
+    assert shapes == [(4, 4), (8, 8), (16, 16), (32, 32)]
+    assert model.generator.layers[-1].get_config()["activation"] == "tanh"
+    assert model.discriminator(tf.zeros((2, 32, 32, 1))).shape == (2, 1)  # logits; sigmoid inside the losses
+    assert model.d_optimizer.learning_rate.numpy() == pytest.approx(2e-4)
+    dc = train.data_config_for("dcgan", DCGANConfig())
+    assert dc.image_size == 32 and dc.pixel_range == (-1.0, 1.0)
+    assert train.data_config_for("gan", GANConfig(output="tanh")).pixel_range == (-1.0, 1.0)
+    assert train.data_config_for("gan", GANConfig()).pixel_range == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("model_class, config", [(GAN, TINY_MLP), (GAN, GANConfig(latent_dim=8, output="tanh")),
+                                                 (DCGAN, TINY_DCGAN)])
+def test_samples_are_28x28_in_0_1_and_fixed_by_the_seed(model_class, config):
+    model = tiny(model_class, config)
+    a, b, c = model.sample(6, 3), model.sample(6, 3), model.sample(6, 4)
+    assert a.shape == (6, 28, 28, 1) and a.dtype == tf.float32
+    assert float(tf.reduce_min(a)) >= 0 and float(tf.reduce_max(a)) <= 1
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    z = tf.random.stateless_normal([6, 8], [3, 0])
+    np.testing.assert_array_equal(model.decode(z), a)  # sample = decode of seeded N(0, I) codes
+    assert tiny(model_class, config, seed=1).sample(6, 3).numpy().tolist() != a.numpy().tolist()
+
+
+def test_a_seeded_run_is_reproducible_and_learns_the_data():
+    """Two runs with one seed end with the same weights; the samples' mean image moves towards the data's."""
+    p = pipelines(batch_size=30)
+    real_mean = np.mean(np.concatenate(list(p.validation)), axis=0)
+
+    def run():
+        model = tiny(steps_per_execution=10)
+        before = float(np.mean(np.square(np.mean(model.sample(500, 0), axis=0) - real_mean)))
+        model.fit(p.train, steps_per_epoch=p.steps_per_epoch, epochs=15, verbose=0)
+        after = float(np.mean(np.square(np.mean(model.sample(500, 0), axis=0) - real_mean)))
+        return before, after, values(model.trainable_variables)
+
+    before, after, weights = run()
+    assert after < 0.4 * before
+    _, _, again = run()
+    for a, b in zip(weights, again):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_mirrored_strategy_on_two_devices_matches_one_device(two_cpus):
+    """No batch norm (it normalises each replica's own share) and SGD (Adam would hide a loss not divided by the
+    number of replicas): then two replicas must reproduce one device exactly."""
+    results = []
+    for strategy in (tf.distribute.get_strategy(), two_cpus):
+        p = pipelines(batch_size=60)
+        with strategy.scope():
+            model = tiny(optimizer=keras.optimizers.SGD(0.05))
+            model.g_optimizer = keras.optimizers.SGD(0.05)
+        history = model.fit(p.train, steps_per_epoch=p.steps_per_epoch, epochs=2, verbose=0).history
+        results.append((history, values(model.trainable_variables)))
+    (history_one, weights_one), (history_two, weights_two) = results
+    for key in history_one:
+        np.testing.assert_allclose(history_one[key], history_two[key], rtol=1e-4, err_msg=key)
+    for w1, w2 in zip(weights_one, weights_two):
+        np.testing.assert_allclose(w1, w2, rtol=1e-4, atol=1e-6)
+
+
+def test_mixed_precision_trains_with_loss_scaling_and_serves_float32(tmp_path):
+    config = train.TrainConfig(epochs=1, logdir=str(tmp_path / "logs"), export_dir=str(tmp_path / "exports"),
+                               mixed_precision=True)
+    result = train.train("gan", TINY_MLP, tiny_data(), config, verbose=0)
+    model = result.model
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after the model was made
+    assert model.generator.layers[0].compute_dtype == "float16" and model.generator.layers[0].kernel.dtype == "float32"
+    assert isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert all(np.isfinite(v[-1]) for v in result.history.values())
+    assert model.sample(4, 0).dtype == tf.float32
+    with pytest.raises(ValueError, match="does not train in mixed precision"):
+        train.train("rbm", None, tiny_data(), config, verbose=0)
+
+
+def test_a_nan_in_either_loss_stops_training():
+    stop = callbacks.StopOnNaN()
+    stop.on_batch_end(0, {"d_loss": 0.7, "g_loss": 1.2})
+    with pytest.raises(callbacks.TrainingDiverged, match="nan"):
+        stop.on_batch_end(1, {"d_loss": 0.7, "g_loss": float("nan")})
+
+
+def test_wrong_data_for_the_dcgan_is_a_clear_error(tmp_path):
+    config = train.TrainConfig(epochs=1, logdir=str(tmp_path), export=False)
+    with pytest.raises(ValueError, match="image_size=32"):
+        train.train("dcgan", TINY_DCGAN, tiny_data(), config, verbose=0)
+    with pytest.raises(ValueError, match="three positive channel counts"):
+        DCGANConfig(generator_filters=(8, 4))
+    with pytest.raises(ValueError, match="output must be one of sigmoid, tanh"):
+        GANConfig(output="relu")
+
+
+CHECK_GAN_EXPORT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+path, latent_dim = sys.argv[1], int(sys.argv[2])
+model = tf.saved_model.load(path)
+assert not any(name == "zoo" or name.startswith("zoo.") for name in sys.modules), "zoo was imported"
+sig = model.signatures
+assert sorted(sig) == ["decode", "sample", "serving_default"], sorted(sig)
+a = sig["sample"](num_samples=tf.constant(5), seed=tf.constant(1))["images"].numpy()
+b = sig["serving_default"](num_samples=tf.constant(5), seed=tf.constant(1))["images"].numpy()
+c = sig["sample"](num_samples=tf.constant(5), seed=tf.constant(2))["images"].numpy()
+assert a.shape == (5, 28, 28, 1) and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+assert np.array_equal(a, b) and not np.allclose(a, c)
+z = tf.random.stateless_normal([5, latent_dim], [1, 0])
+decoded = sig["decode"](latent=z)["images"].numpy()
+assert decoded.shape == (5, 28, 28, 1) and np.allclose(decoded, a, atol=1e-6)
+print(json.dumps(json.load(open(f"{path}/assets/model_card.json"))))
+"""
+
+
+def test_dcgan_trains_from_the_command_line_and_its_export_serves_without_zoo(tmp_path):
+    done = run_zoo("zoo.train", "dcgan", "--limit", "200", "--validation-size", "100", "--batch-size", "50",
+                   "--epochs", "2", "--latent-dim", "8", "--generator-filters", "16,8,4",
+                   "--discriminator-filters", "4,8", "--d-steps", "2", "--logdir", str(tmp_path / "logs"),
+                   "--export-dir", str(tmp_path / "exports"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    path = tmp_path / "exports" / "dcgan" / "1"
+    checked = run_python(CHECK_GAN_EXPORT, str(path), "8")
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    card = json.loads(checked.stdout.strip().splitlines()[-1])
+    assert card["kind"] == "dcgan" and card["signatures"] == ["sample", "decode"]
+    assert card["data"]["image_size"] == 32 and card["data"]["pixel_range"] == [-1.0, 1.0]
+    assert card["steps"] == 2 * 2 * 4  # D updates: 2 epochs of 4 batches, 2 per iteration
+    assert set(card["final_metrics"]) >= {"d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "val_d_loss"}
+    # TensorBoard: the fixed-noise sample grid every epoch and the weight histograms.
+    run_dir = tmp_path / "logs" / "dcgan" / "seed0"
+    tags = set()
+    for root, _, files in os.walk(run_dir):
+        for name in files:
+            if name.startswith("events"):
+                for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
+                    tags.update((v.tag, event.step) for v in event.summary.value)
+    assert {("samples", 0), ("samples", 1)} <= tags
+    assert any("generator" in tag and "kernel" in tag for tag, _ in tags)
+    assert any(tag == "epoch_d_loss" for tag, _ in tags)

@@ -1,0 +1,316 @@
+"""Generative adversarial networks (Goodfellow et al. 2014): the seeds' MLP GAN and the lab's DCGAN.
+
+A generator G maps noise z ~ N(0, I) to images; a discriminator D outputs the logit of "x is a training image".
+Each training iteration takes `d_steps` discriminator updates, then `g_steps` generator updates:
+
+    D step:  minimise  L_D = -log D(x) - log(1 - D(G(z)))        x a real batch, z fresh noise
+    G step:  minimise  L_G = -log D(G(z))                        the non-saturating loss, fresh noise
+
+L_G replaces the minimax -log(1 - D(G(z))), whose gradient vanishes while D still rejects every sample (Goodfellow
+et al. 2014, section 3). With one-sided label smoothing s the real targets are 1 - s instead of 1 (Salimans et al.
+2016). The D steps of one iteration share its real batch and draw fresh noise each, as the keras.io WGAN-GP example
+does with its `d_steps`. D and G have separate Adam optimizers; `model.optimizer` is D's, whose update count keys
+the run's random draws and the step count of the model card.
+
+`GAN` (MLP, 28x28) and `DCGAN` (convolutional, 32x32 in [-1, 1], Radford et al. 2016) differ only in their two
+networks and in the images they train on; images leave the serving verbs as [n, 28, 28, 1] in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+import tensorflow as tf
+
+from zoo.models.base import ZooModel, num_replicas, replica_noise, seed_pair
+
+OUTPUTS = ("sigmoid", "tanh")
+
+
+@dataclass
+class AdversarialTraining:
+    """What every GAN of the zoo shares: the code, the balance of the two players, their optimizers."""
+
+    latent_dim: int = field(default=100, metadata={"help": "size of the noise z ~ N(0, I)"})
+    batch_norm: bool = field(default=False, metadata={"help": "batch norm in both networks (DCGAN's placement)"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout rate after the discriminator's hidden layers"})
+    d_steps: int = field(default=1, metadata={"help": "discriminator updates per iteration"})
+    g_steps: int = field(default=1, metadata={"help": "generator updates per iteration"})
+    label_smoothing: float = field(default=0.0, metadata={"help": "one-sided: real targets are 1 - this"})
+    learning_rate: float = field(default=2e-4, metadata={"help": "Adam learning rate of both networks"})
+    beta_1: float = field(default=0.5, metadata={"help": "Adam beta_1 (DCGAN: 0.5; Keras's default 0.9)"})
+
+    def __post_init__(self):
+        if self.latent_dim <= 0 or min(self.d_steps, self.g_steps) <= 0:
+            raise ValueError(f"latent_dim, d_steps and g_steps must be positive, got {self.latent_dim}, "
+                             f"{self.d_steps} and {self.g_steps}")
+        if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"dropout must be in [0, 1) and label_smoothing in [0, 0.5), got {self.dropout} "
+                             f"and {self.label_smoothing}")
+        if self.learning_rate <= 0 or not 0 <= self.beta_1 < 1:
+            raise ValueError(f"learning_rate must be positive and beta_1 in [0, 1), got {self.learning_rate} "
+                             f"and {self.beta_1}")
+
+
+@dataclass
+class GANConfig(AdversarialTraining):
+    generator_hidden: tuple[int, ...] = field(default=(128,), metadata={"help": "generator hidden sizes"})
+    discriminator_hidden: tuple[int, ...] = field(default=(128,), metadata={"help": "discriminator hidden sizes"})
+    activation: str = field(default="relu", metadata={"help": "hidden activation of both: relu, leaky_relu, ..."})
+    output: str = field(default="sigmoid", metadata={
+        "help": "generator output: sigmoid (trains on [0, 1] pixels) or tanh (on [-1, 1])"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate of both networks"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.generator_hidden, self.discriminator_hidden = tuple(self.generator_hidden), tuple(
+            self.discriminator_hidden)
+        if min(self.generator_hidden + self.discriminator_hidden, default=0) <= 0:
+            raise ValueError("generator_hidden and discriminator_hidden need at least one positive size each, got "
+                             f"{self.generator_hidden} and {self.discriminator_hidden}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, not {self.output!r}")
+        keras.activations.get(self.activation)  # raises ValueError naming an unknown activation
+
+
+# The seeds' MLP GANs: the homework's 100-128-784 / 784-128-1 ReLU (the defaults), and the PyTorch notebook's
+# leaky-ReLU networks with dropout, tanh output and smoothed real labels.
+PRESETS = {
+    "seed": {},
+    "leaky": dict(generator_hidden=(32, 64, 128), discriminator_hidden=(128, 64, 32), activation="leaky_relu",
+                  dropout=0.3, output="tanh", label_smoothing=0.1, learning_rate=2e-3),
+}
+
+
+def discriminator_loss(real_logits, fake_logits, label_smoothing=0.0):
+    """-log D(x) - log(1 - D(G(z))), batch means; the real targets are 1 - label_smoothing."""
+    real = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(real_logits), 1.0 - label_smoothing),
+                                                   logits=real_logits)
+    fake = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(fake_logits), logits=fake_logits)
+    return tf.reduce_mean(real) + tf.reduce_mean(fake)
+
+
+def generator_loss(fake_logits):
+    """The non-saturating -log D(G(z)), batch mean."""
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits),
+                                                                  logits=fake_logits))
+
+
+class GAN(ZooModel):
+    """MLP GAN: z(100)-128-784 generator, 784-128-1 discriminator (the seeds' homework GAN) by default."""
+
+    Config = GANConfig
+    SIGNATURES = ("sample", "decode")
+    PRESETS = PRESETS
+    XLA_ON_CPU = True
+    MIXED_PRECISION = True
+
+    @classmethod
+    def data_settings(cls, config):
+        return dict(pixel_range=(-1.0, 1.0) if config.output == "tanh" else (0.0, 1.0))
+
+    def __init__(self, config=None, seed=0, **kwargs):
+        super().__init__(config, seed, **kwargs)
+        self.generator = self.build_generator(self.config)
+        self.discriminator = self.build_discriminator(self.config)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.real_accuracy_tracker = keras.metrics.Mean(name="d_real_accuracy")
+        self.fake_accuracy_tracker = keras.metrics.Mean(name="d_fake_accuracy")
+
+    # -- the two networks -------------------------------------------------------------------------------------
+
+    def build_generator(self, c):
+        """z [n, latent_dim] -> images [n, 28, 28, 1] in the range of c.output."""
+        layers = []
+        for width in c.generator_hidden:
+            layers += [keras.layers.Dense(width, use_bias=not c.batch_norm)]
+            layers += [keras.layers.BatchNormalization()] if c.batch_norm else []
+            layers += [keras.layers.Activation(c.activation)]
+        return keras.Sequential(layers + [keras.layers.Dense(28 * 28, activation=c.output, dtype="float32"),
+                                          keras.layers.Reshape((28, 28, 1))], name="generator")
+
+    def build_discriminator(self, c):
+        """Images [n, 28, 28, 1] -> logits [n, 1]; batch norm (if on) after every hidden layer but the first."""
+        layers = [keras.layers.Flatten()]
+        for i, width in enumerate(c.discriminator_hidden):
+            layers += [keras.layers.Dense(width)]
+            layers += [keras.layers.BatchNormalization()] if c.batch_norm and i > 0 else []
+            layers += [keras.layers.Activation(c.activation)]
+            layers += [keras.layers.Dropout(c.dropout)] if c.dropout else []
+        return keras.Sequential(layers + [keras.layers.Dense(1, dtype="float32")], name="discriminator")
+
+    @property
+    def image_range(self):
+        """(low, high) of the generator's output and of the images it trains on."""
+        return (-1.0, 1.0) if self.config.output == "tanh" else (0.0, 1.0)
+
+    def call(self, latent, training=False):
+        """The generator: z -> images as it trains on them (its own size and range; `decode` for [0, 1], 28x28)."""
+        return self.generator(latent, training=training)
+
+    def build(self, input_shape=None):
+        """Both networks: the generator on codes, the discriminator on images of the generator's shape."""
+        self.generator.build((None, self.config.latent_dim))
+        self.discriminator.build(self.generator.compute_output_shape((None, self.config.latent_dim)))
+
+    def build_for_images(self):
+        if not self.built:
+            self.build()
+
+    # -- training ---------------------------------------------------------------------------------------------
+
+    def default_optimizer(self, total_steps=None):
+        return keras.optimizers.Adam(self.config.learning_rate, beta_1=self.config.beta_1, name="d_adam")
+
+    def compile(self, optimizer=None, total_steps=None, **kwargs):
+        """Two Adam optimizers, each built on its own network's variables; `optimizer` (if given) is D's."""
+        self.build_for_images()
+        d_optimizer = optimizer or self.default_optimizer(total_steps)
+        g_optimizer = keras.optimizers.Adam(self.config.learning_rate, beta_1=self.config.beta_1, name="g_adam")
+        if self.dtype_policy.name == "mixed_float16":  # scale the losses so float16 gradients do not underflow
+            d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, name="d_loss_scale")
+            g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer, name="g_loss_scale")
+        d_optimizer.build(self.discriminator.trainable_variables)
+        g_optimizer.build(self.generator.trainable_variables)
+        self.g_optimizer = g_optimizer
+        super().compile(optimizer=d_optimizer, **kwargs)
+
+    @property
+    def d_optimizer(self):
+        return self.optimizer
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.real_accuracy_tracker, self.fake_accuracy_tracker]
+
+    def noise(self, batch, optimizer, stream):
+        """Fresh z for one update: keyed on the run's seed, the optimizer's update count and a stream."""
+        step = tf.cast(optimizer.iterations, tf.int32)
+        seed = tf.stack([tf.constant(self.seed, tf.int32), step * 16 + stream])
+        return replica_noise(tf.stack([batch, self.config.latent_dim]), seed)
+
+    def discriminator_step(self, real):
+        fake = self.generator(self.noise(tf.shape(real)[0], self.d_optimizer, 1), training=True)
+        variables = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            loss = discriminator_loss(real_logits, fake_logits, self.config.label_smoothing)
+            # Keras sums gradients across replicas, so each replica's mean loss is divided by their number.
+            scaled_loss = self.d_optimizer.scale_loss(loss / num_replicas())
+        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+        return loss, real_logits, fake_logits
+
+    def generator_step(self, batch):
+        variables = self.generator.trainable_variables
+        with tf.GradientTape() as tape:
+            fake = self.generator(self.noise(batch, self.g_optimizer, 2), training=True)
+            loss = generator_loss(self.discriminator(fake, training=True))
+            scaled_loss = self.g_optimizer.scale_loss(loss / num_replicas())
+        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+        return loss
+
+    def train_step(self, real):
+        for _ in range(self.config.d_steps):  # a Python loop: unrolled when traced, d_steps is small
+            d_loss, real_logits, fake_logits = self.discriminator_step(real)
+        for _ in range(self.config.g_steps):
+            g_loss = self.generator_step(tf.shape(real)[0])
+        return self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
+
+    def test_step(self, real):
+        """The losses on held-out images against one fixed noise batch, nothing updated: D's validation accuracy
+        on real images falling below its training accuracy shows it memorising the training set."""
+        z = replica_noise(tf.stack([tf.shape(real)[0], self.config.latent_dim]), tf.constant([self.seed, -1]))
+        fake_logits = self.discriminator(self.generator(z))
+        real_logits = self.discriminator(real)
+        d_loss = discriminator_loss(real_logits, fake_logits, self.config.label_smoothing)
+        return self.update_metrics(d_loss, generator_loss(fake_logits), real_logits, fake_logits)
+
+    def update_metrics(self, d_loss, g_loss, real_logits, fake_logits):
+        real_accuracy = tf.reduce_mean(tf.cast(real_logits > 0, tf.float32))  # D(x) > 1/2
+        fake_accuracy = tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32))
+        for tracker, value in zip(self.metrics, (d_loss, g_loss, real_accuracy, fake_accuracy)):
+            tracker.update_state(value)
+        return {m.name: m.result() for m in self.metrics}
+
+    # -- the serving verbs ------------------------------------------------------------------------------------
+
+    def decode(self, latent):
+        """Generated images for codes z, as [n, 28, 28, 1] in [0, 1]."""
+        images = tf.cast(self.generator(tf.convert_to_tensor(latent, tf.float32)), tf.float32)
+        if images.shape[1] != 28:  # the DCGAN's 32x32: an antialiased resize, as the pipeline resized up
+            images = tf.image.resize(images, (28, 28), antialias=True)
+        low, high = self.image_range
+        return tf.clip_by_value((images - low) / (high - low), 0.0, 1.0)
+
+    def sample(self, num_samples, seed):
+        return self.decode(tf.random.stateless_normal([num_samples, self.config.latent_dim], seed_pair(seed, 0)))
+
+
+@dataclass
+class DCGANConfig(AdversarialTraining):
+    batch_norm: bool = field(default=True, metadata={
+        "help": "batch norm in both networks, except the generator's output and the discriminator's input and "
+                "output layers"})
+    generator_filters: tuple[int, ...] = field(default=(512, 256, 128), metadata={
+        "help": "channels of the three hidden transposed convolutions (1x1 -> 4x4 -> 8x8 -> 16x16), then 1 at 32x32"})
+    discriminator_filters: tuple[int, ...] = field(default=(64, 128), metadata={
+        "help": "channels of the stride-2 4x4 convolutions (32x32 -> 16x16 -> 8x8), then one output convolution"})
+    leaky_slope: float = field(default=0.2, metadata={"help": "negative slope of the LeakyReLUs"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.generator_filters, self.discriminator_filters = tuple(self.generator_filters), tuple(
+            self.discriminator_filters)
+        if len(self.generator_filters) != 3 or min(self.generator_filters) <= 0:
+            raise ValueError("generator_filters: three positive channel counts (1x1 -> 4x4 -> 8x8 -> 16x16, then "
+                             f"32x32), got {self.generator_filters}")
+        if not 1 <= len(self.discriminator_filters) <= 4 or min(self.discriminator_filters) <= 0:
+            raise ValueError("discriminator_filters: one to four positive channel counts (32x32 halves each time), "
+                             f"got {self.discriminator_filters}")
+        if not 0 <= self.leaky_slope < 1:
+            raise ValueError(f"leaky_slope must be in [0, 1), got {self.leaky_slope}")
+
+
+class DCGAN(GAN):
+    """DCGAN as the lab specifies it: 4 transposed convolutions 512-256-128-1 to 32x32, discriminator 64-128-1."""
+
+    Config = DCGANConfig
+    PRESETS = {}
+    XLA_ON_CPU = False  # XLA's CPU convolutions ran 4x slower than oneDNN's here
+
+    @classmethod
+    def data_settings(cls, config):
+        return dict(image_size=32, pixel_range=(-1.0, 1.0))
+
+    @property
+    def image_range(self):
+        return (-1.0, 1.0)
+
+    def build_generator(self, c):
+        """z [n, latent_dim] -> [n, 32, 32, 1] in [-1, 1]: 4x4 transposed convolutions, the first 'valid' (1x1 to
+        4x4), the others stride 2; batch norm and LeakyReLU after all but the last, tanh at the output."""
+        layers = [keras.layers.Reshape((1, 1, c.latent_dim))]
+        for i, filters in enumerate(c.generator_filters):
+            layers += [keras.layers.Conv2DTranspose(filters, 4, strides=1 if i == 0 else 2,
+                                                    padding="valid" if i == 0 else "same", use_bias=not c.batch_norm)]
+            layers += [keras.layers.BatchNormalization()] if c.batch_norm else []
+            layers += [keras.layers.LeakyReLU(c.leaky_slope)]
+        layers += [keras.layers.Conv2DTranspose(1, 4, strides=2, padding="same"),
+                   keras.layers.Activation("tanh", dtype="float32")]
+        return keras.Sequential(layers, name="generator")
+
+    def build_discriminator(self, c):
+        """[n, 32, 32, 1] -> logits [n, 1]: stride-2 4x4 convolutions with LeakyReLU, batch norm on all but the
+        first; the output layer one convolution over the whole remaining feature map (8x8 for two layers)."""
+        layers = []
+        for i, filters in enumerate(c.discriminator_filters):
+            layers += [keras.layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=not (c.batch_norm and i))]
+            layers += [keras.layers.BatchNormalization()] if c.batch_norm and i > 0 else []
+            layers += [keras.layers.LeakyReLU(c.leaky_slope)]
+            layers += [keras.layers.Dropout(c.dropout)] if c.dropout else []
+        remaining = 32 // 2 ** len(c.discriminator_filters)
+        layers += [keras.layers.Conv2D(1, remaining, padding="valid", dtype="float32"), keras.layers.Flatten()]
+        return keras.Sequential(layers, name="discriminator")
