@@ -7,6 +7,7 @@ import pytest
 from conftest import run_zoo
 from zoo import classifier, data, evaluate
 from zoo.experiments import dbn as dbn_experiments
+from zoo.experiments import gan as gan_experiments
 from zoo.experiments import rbm as rbm_experiments
 from zoo.experiments import vae as vae_experiments
 from zoo.models.vae import VAE, VAEConfig
@@ -31,7 +32,8 @@ def test_rbm_experiments_write_every_figure_and_the_summary(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["gan"], "invalid choice: 'gan'"),
+    (["wgan"], "invalid choice: 'wgan'"),
+    (["gan", "--ratios", "2:0"], "an update ratio is D:G"),
     (["rbm", "--hidden-sizes", "20,x"], "not a comma-separated list of integers"),
     (["rbm", "--epochs", "0"], "epochs, test_images, ais_chains and ais_temperatures must be positive"),
 ])
@@ -106,3 +108,20 @@ def test_dbn_experiments_write_every_figure_and_the_summary(tmp_path, judge):
     summary = (tmp_path / "out" / "README.md").read_text()
     for text in ("| single RBM (the first layer) |", "| greedy DBN |", "| fine-tuned DBN |", "(bound)"):
         assert text in summary
+
+
+def test_gan_experiments_write_every_figure_and_the_summary(tmp_path, judge):
+    reference = small_reference(judge, 100)
+    config = gan_experiments.Config(epochs=1, mlp_epochs=1, generator_filters=(8, 4, 2), discriminator_filters=(2, 4),
+                                    vae_epochs=1, vae_preset="z2", limit=200, num_samples=100)
+    notebook = gan_experiments.run(config, str(tmp_path / "out"), str(tmp_path / "logs"), reference=reference)
+    expected = {f"{name}.png" for name in (
+        "samples_mlp_seed", "samples_mlp_leaky", "samples_dcgan_1to1", "samples_vae_z2", "samples_dcgan_2to1",
+        "samples_dcgan_1to2", "curves_ratios", "samples_dcgan_1to1_no_bn", "curves_batch_norm", "curves_mlp")}
+    assert {os.path.basename(path) for path in notebook.figures} == expected
+    summary = (tmp_path / "out" / "README.md").read_text()
+    for text in ("| real test images |", "| dcgan_2to1 | 1 |", "| dcgan_1to1_no_bn | 1 |", "| vae_z2 | 1 |"):
+        assert text in summary
+    runs = {os.path.basename(p) for p in glob.glob(str(tmp_path / "logs" / "gan_experiments" / "*"))}
+    assert runs == {"mlp_seed", "mlp_leaky", "dcgan_1to1", "dcgan_2to1", "dcgan_1to2", "dcgan_1to1_no_bn", "vae_z2"}
+    assert all(0 < r["classifier_score"] <= 10 for r in notebook.results.values())

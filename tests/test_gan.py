@@ -252,3 +252,34 @@ def test_dcgan_trains_from_the_command_line_and_its_export_serves_without_zoo(tm
     assert {("samples", 0), ("samples", 1)} <= tags
     assert any("generator" in tag and "kernel" in tag for tag, _ in tags)
     assert any(tag == "epoch_d_loss" for tag, _ in tags)
+
+
+def test_an_interrupted_run_resumes_both_optimizers(tmp_path):
+    from test_train import Interrupt, InterruptAfter, config_in
+
+    config = GANConfig(**{**vars(TINY_MLP), "g_steps": 2})
+    interrupted = config_in(tmp_path / "a", epochs=3, export=False)
+    with pytest.raises(Interrupt):
+        train.train("gan", config, tiny_data(), interrupted, extra_callbacks=[InterruptAfter(2)], verbose=0)
+    resumed = train.train("gan", config, tiny_data(), interrupted, verbose=0)
+    straight = train.train("gan", config, tiny_data(), config_in(tmp_path / "b", epochs=3, export=False), verbose=0)
+    assert len(resumed.history["d_loss"]) == 1
+    assert int(resumed.model.g_optimizer.iterations) == int(straight.model.g_optimizer.iterations) == 2 * 3 * 6
+    for optimizer in ("d_optimizer", "g_optimizer"):  # Adam's moments came back too
+        for a, b in zip(getattr(resumed.model, optimizer).variables, getattr(straight.model, optimizer).variables):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+    for a, b in zip(resumed.model.trainable_variables, straight.model.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_the_benchmarks_flop_count_matches_hand_counts():
+    from zoo.bench import forward_flops
+
+    network = keras.Sequential([keras.layers.Reshape((1, 1, 4)),
+                                keras.layers.Conv2DTranspose(3, 4, padding="valid"),  # 1x1x4 -> 4x4x3
+                                keras.layers.Conv2D(5, 2, strides=2, padding="same"),  # 4x4x3 -> 2x2x5
+                                keras.layers.Flatten(), keras.layers.Dense(7)])
+    assert forward_flops(network, (4,)) == 2 * (4 * 16 * 3 + 2 * 2 * 5 * 4 * 3 + 20 * 7)
+    model = tiny(DCGAN, DCGANConfig())  # the lab's DCGAN: about 137 and 17 MFLOP per image
+    assert round(forward_flops(model.generator, (100,)) / 1e6) == 137
+    assert round(forward_flops(model.discriminator, (32, 32, 1)) / 1e6) == 17

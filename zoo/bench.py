@@ -3,6 +3,7 @@
     python -m zoo.bench vae [--batch-size 128 --epochs 4]
     python -m zoo.bench rbm --batch-size 100     (scikit-learn's BernoulliRBM too: pip install -r requirements-bench.txt)
     python -m zoo.bench dbn                      (up-down fine-tuning against CD-1 on the same layers)
+    python -m zoo.bench dcgan [--limit 10000]    (the lab's DCGAN, one D and one G update per batch of 100)
 
 Prints a table: float32 matrix-multiply GFLOP/s (a large square GEMM and the model's own shapes), the input
 pipeline alone, the zoo's model trained through zoo.train's settings, and a straightforward Keras implementation
@@ -272,20 +273,75 @@ def bench_dbn(batch_size, epochs, layers=(784, 100, 100)):
     return rows, f"training on {n:,} dynamically binarized MNIST images"
 
 
-BENCHMARKS = {"vae": bench_vae, "rbm": bench_rbm, "dbn": bench_dbn}
+# -- the DCGAN: training images per second and what they cost in FLOPs ------------------------------------------
+
+
+def forward_flops(network, input_shape):
+    """FLOPs (2 per multiply-add) of one forward pass of a Sequential network for one input, from its Dense,
+    Conv2D and Conv2DTranspose layers (batch norm and activations are a few per value, left out)."""
+    flops, shape = 0, (1,) + tuple(input_shape)
+    for layer in network.layers:
+        out = layer.compute_output_shape(shape)
+        if isinstance(layer, keras.layers.Dense):
+            flops += 2 * shape[-1] * out[-1]
+        elif isinstance(layer, keras.layers.Conv2DTranspose):  # every input pixel scatters a k x k x out patch
+            flops += 2 * shape[1] * shape[2] * shape[3] * np.prod(layer.kernel_size) * out[3]
+        elif isinstance(layer, keras.layers.Conv2D):  # every output pixel gathers a k x k x in patch
+            flops += 2 * out[1] * out[2] * out[3] * np.prod(layer.kernel_size) * shape[3]
+        shape = out
+    return int(flops)
+
+
+def bench_dcgan(batch_size, epochs, limit=10_000):
+    from zoo.models.gan import DCGAN, DCGANConfig
+
+    keras.utils.set_random_seed(0)
+    config = DCGANConfig()
+    pipelines = data.datasets(train.data_config_for("dcgan", config, batch_size=batch_size, limit=limit))
+    n = len(pipelines.splits.train)
+    model = DCGAN(config)
+    model.build_for_images()
+    generator = forward_flops(model.generator, (config.latent_dim,))
+    discriminator = forward_flops(model.discriminator, (32, 32, 1))
+    # A backward pass costs about twice its forward pass. D step: G forward, D forward and backward on the real
+    # and on the generated batch. G step: G and D forward and backward. Per image: 4 G + 9 D forward passes.
+    flops_per_image = 4 * generator + 9 * discriminator
+    gemm = gemm_gflops(2048, 2048, 2048)
+    rows = [
+        ("float32 GEMM 2048x2048x2048", f"{gemm:.0f} GFLOP/s", ""),
+        ("input pipeline alone (32x32, [-1, 1])",
+         f"{pipeline_rate(pipelines, 3 * pipelines.steps_per_epoch):,.0f} img/s", ""),
+    ]
+    steps, jit = train.execution_settings(DCGAN, pipelines.steps_per_epoch, 1)
+    model.compile(steps_per_execution=steps, jit_compile=jit)
+    seconds = timed_fit(model, epochs, x=pipelines.train, steps_per_epoch=pipelines.steps_per_epoch)
+    rate = n / seconds
+    rows.append((f"zoo DCGAN, 1 D + 1 G update per batch of {batch_size} ({steps} steps per call, "
+                 f"XLA {'on' if jit else 'off'})", f"{rate:,.0f} img/s",
+                 f"{55_000 / rate / 60:.1f} min per 55,000-image epoch, {rate * flops_per_image / 1e9:.0f} GFLOP/s "
+                 f"= {rate * flops_per_image / 1e9 / gemm:.0%} of the GEMM rate"))
+    return rows, (f"training on {n:,} MNIST images at 32x32; forward passes: generator {generator / 1e6:.0f} MFLOP, "
+                  f"discriminator {discriminator / 1e6:.1f} MFLOP per image; one training iteration "
+                  f"{flops_per_image / 1e6:.0f} MFLOP per image")
+
+
+BENCHMARKS = {"vae": bench_vae, "rbm": bench_rbm, "dbn": bench_dbn, "dcgan": bench_dcgan}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m zoo.bench", description=__doc__.strip().splitlines()[0])
     parser.add_argument("model", choices=sorted(BENCHMARKS))
-    parser.add_argument("--batch-size", type=train.positive_int, help="default: 128 (vae), 100 (rbm)")
+    parser.add_argument("--batch-size", type=train.positive_int, help="default: 128 (vae), 100 (the others)")
     parser.add_argument("--epochs", type=train.positive_int, default=4, help="timed epochs + 1 (default: 4)")
+    parser.add_argument("--limit", type=train.positive_int, default=10_000,
+                        help="dcgan: train on the first N images, to keep the run short (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch includes compilation and is not timed")
     devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or f"CPU ({tf.config.threading.get_inter_op_parallelism_threads() or 'all'} threads)"
-    batch_size = args.batch_size or {"rbm": 100, "dbn": 100}.get(args.model, 128)
-    rows, note = BENCHMARKS[args.model](batch_size, args.epochs)
+    batch_size = args.batch_size or {"rbm": 100, "dbn": 100, "dcgan": 100}.get(args.model, 128)
+    extra = {"limit": args.limit} if args.model == "dcgan" else {}
+    rows, note = BENCHMARKS[args.model](batch_size, args.epochs, **extra)
     print(f"\n{args.model} benchmark on {devices}, TensorFlow {tf.__version__}; {note}\n")
     header = ("measured", "throughput", "detail")
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(3)]

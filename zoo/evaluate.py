@@ -152,10 +152,17 @@ class Reference:
     def mean_image(self):
         return self.train_images.mean(axis=0, keepdims=True)
 
+    def real_sample_figures(self):
+        """The test images treated as samples: the ceiling of every model's sample figures."""
+        n = len(self.test_images)
+        samples = image_set_figures(self.test_images, self)
+        # The test set's distance to itself is 0: the real-data Fréchet distance is that of other real images.
+        samples["frechet_distance"] = frechet_distance(self.judge(self.train_images[-n:])[1], self.test_features)
+        samples["note"] = f"the {n} test images; Fréchet distance from {n} training images to them"
+        return samples
+
     def real_data_figures(self):
         """The ceiling row: the test images treated as samples, reconstructions and completions."""
-        n = len(self.test_images)
-        held_in = self.train_images[-n:]  # real images that are not the test set, for the Fréchet distance
         inpainting = {}
         for fraction, masks in self.masks.items():
             originals = inpainting_scores(self.test_images, self.test_images, masks, self.test_labels, self.judge)
@@ -166,12 +173,8 @@ class Reference:
                 "mean_image": inpainting_scores(mean_fill, self.test_images, masks, self.test_labels, self.judge),
                 "zeros": inpainting_scores(zeros_fill, self.test_images, masks, self.test_labels, self.judge),
             }
-        samples = image_set_figures(self.test_images, self)
-        # The test set's distance to itself is 0: the real-data Fréchet distance is that of other real images.
-        samples["frechet_distance"] = frechet_distance(self.judge(held_in)[1], self.test_features)
-        samples["note"] = f"the {n} test images; Fréchet distance from {n} training images to them"
         return {
-            "samples": samples,
+            "samples": self.real_sample_figures(),
             "reconstruction": {  # the identity: BCE is then the pixels' own entropy, the floor for grey pixels
                 "bce_nats": float(binary_cross_entropy(self.test_images, self.test_images).mean()),
                 "mse": 0.0, "accuracy": self.judge.accuracy(self.test_images, self.test_labels)},

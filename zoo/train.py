@@ -273,14 +273,17 @@ def positive_int(text):
 
 
 def number_tuple(kind):
-    """An argparse type: "N,N,..." -> a tuple of `kind` (int or float)."""
+    """An argparse type: "N,N,..." -> a tuple of `kind`: positive ints or floats, or (kind str) names."""
     def parse(text):
         try:
-            values = tuple(kind(part) for part in text.split(","))
+            values = tuple(kind(part.strip()) for part in text.split(","))
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
                                              f"{'integers' if kind is int else 'numbers'}, e.g. 256,256") from None
-        if not values or min(values) <= 0:
+        if kind is str:
+            if not all(values):
+                raise argparse.ArgumentTypeError(f"{text!r}: an empty name in the list")
+        elif not values or min(values) <= 0:
             raise argparse.ArgumentTypeError(f"{text!r}: values must be positive")
         return values
     parse.__name__ = f"{kind.__name__} list"

@@ -11,7 +11,7 @@ from zoo import data, train
 
 # family -> module with Config, run(config, out, logdir) and a docstring
 FAMILIES = {"rbm": "zoo.experiments.rbm", "vae": "zoo.experiments.vae", "dbn": "zoo.experiments.dbn",
-            "dae": "zoo.experiments.dae"}
+            "dae": "zoo.experiments.dae", "gan": "zoo.experiments.gan"}
 
 
 def main(argv=None):
