@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -194,6 +195,22 @@ def test_leaderboard_from_the_command_line(vae_export, judge, tmp_path):
     assert "importance-weighted bound, k=20" in results
     saved = json.loads((tmp_path / "RESULTS.json").read_text())
     assert saved["exports"][0]["likelihood"]["nll_nats"] > 0
+
+    # --update keeps the rows it has and evaluates only the new export.
+    splits = data.load(data.DataConfig(validation_size=0))
+    new = save_fake(os.path.join(exports, "zz_gan_like", "1"), splits.train.images[:500, ..., None] / 255.0,
+                    signatures=("sample",))
+    try:
+        done = run_zoo("zoo.evaluate", "--all", exports, "--out", str(tmp_path), "--num-samples", "300",
+                       "--test-images", "200", "--iw-samples", "20", "--update", env={"ZOO_CACHE": str(cache)})
+    finally:
+        shutil.rmtree(os.path.dirname(new))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Keeping 1 rows" in done.stdout and f"Evaluating {path}" not in done.stdout
+    updated = json.loads((tmp_path / "RESULTS.json").read_text())
+    assert updated["exports"][0] == saved["exports"][0] and updated["real_data"] == saved["real_data"]
+    assert updated["exports"][1]["export"] == new and updated["exports"][1]["samples"]["classifier_score"] > 1
+    assert "| zz_gan_like/1 |" in (tmp_path / "RESULTS.md").read_text()
 
     for argv, message in (([], "no exports given"), (["/no/such/export"], "not a SavedModel folder"),
                           (["--all", "/no/such/folder"], "is not a folder")):

@@ -378,6 +378,20 @@ def write_results(rows, ceiling, out_dir, config):
     return text
 
 
+def earlier_results(path, config):
+    """({export path: row}, real-data figures) of a RESULTS.json written with the same settings; ({}, None) if there
+    is none or its settings differ (its figures would not compare)."""
+    try:
+        with open(path) as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        return {}, None
+    if recorded.get("config") != json.loads(json.dumps(config.__dict__)):
+        print(f"{path} was made with other settings ({recorded.get('config')}): evaluating everything", flush=True)
+        return {}, None
+    return {row["export"]: row for row in recorded["exports"]}, recorded["real_data"]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m zoo.evaluate", description=__doc__.strip().splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -385,6 +399,9 @@ def main(argv=None):
     parser.add_argument("--all", metavar="EXPORT_DIR", help="evaluate every export under EXPORT_DIR and write "
                                                             "RESULTS.md and RESULTS.json")
     parser.add_argument("--out", default=".", help="where --all writes RESULTS.md / .json (default: %(default)s)")
+    parser.add_argument("--update", action="store_true",
+                        help="with --all: keep the rows of OUT/RESULTS.json made with the same settings and evaluate "
+                             "only the exports it lacks")
     parser.add_argument("--num-samples", type=int, default=EvalConfig.num_samples)
     parser.add_argument("--test-images", type=int, default=EvalConfig.test_images)
     parser.add_argument("--iw-samples", type=int, default=EvalConfig.iw_samples,
@@ -412,10 +429,18 @@ def main(argv=None):
     config = EvalConfig(num_samples=args.num_samples, test_images=args.test_images, iw_samples=args.iw_samples,
                         ais_chains=args.ais_chains, ais_temperatures=args.ais_temperatures, seed=args.seed)
     reference = Reference.build(config)
-    print("Real-data figures...", flush=True)
-    ceiling = reference.real_data_figures()
+    ceiling, earlier = None, {}
+    if args.update:
+        earlier, ceiling = earlier_results(os.path.join(args.out, "RESULTS.json"), config)
+        print(f"Keeping {len(earlier)} rows of {os.path.join(args.out, 'RESULTS.json')}", flush=True)
+    if ceiling is None:
+        print("Real-data figures...", flush=True)
+        ceiling = reference.real_data_figures()
     rows = []
     for path in paths:
+        if path in earlier:
+            rows.append(earlier[path])
+            continue
         print(f"Evaluating {path}", flush=True)
         rows.append(evaluate_export(path, reference, log=lambda text: print(text, flush=True)))
     if args.all:
