@@ -252,6 +252,11 @@ def test_dcgan_trains_from_the_command_line_and_its_export_serves_without_zoo(tm
     assert {("samples", 0), ("samples", 1)} <= tags
     assert any("generator" in tag and "kernel" in tag for tag, _ in tags)
     assert any(tag == "epoch_d_loss" for tag, _ in tags)
+    # The report draws what the signatures allow: samples and walks through the code space.
+    done = run_zoo("zoo.report", "--exports", str(tmp_path / "exports"), "--out", str(tmp_path / "reports"),
+                   "--results", str(tmp_path / "none.json"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path / "reports" / "dcgan")) == ["latent_walks.png", "samples.png"]
 
 
 def test_an_interrupted_run_resumes_both_optimizers(tmp_path):

@@ -97,8 +97,23 @@ def rbm_filters_figure(export, test, out):
                            "each scaled to its own range).")
 
 
+def latent_walk_figure(export, test, out, rows=10, steps=10):
+    """A generator's code space: `decode` along great circles between random codes z ~ N(0, I)."""
+    width = export.signatures["decode"].structured_input_signature[1]["latent"].shape[-1]
+    ends = np.random.default_rng(0).normal(size=(rows, 2, width))
+    t = np.linspace(0, 1, steps)[:, None]
+    paths = []
+    for a, b in ends:  # slerp keeps the codes at the typical norm of N(0, I) draws, where the generator was trained
+        omega = np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1))
+        paths.append((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega))
+    decoded = export.signatures["decode"](latent=tf.constant(np.concatenate(paths), tf.float32))["images"].numpy()
+    save_grid(decoded, steps, os.path.join(out, "latent_walks.png"))
+    return "latent_walks.png", (f"`decode` along {rows} spherical interpolations between random codes z ~ N(0, I) "
+                                f"(one per row, {steps} steps): a smooth walk means the generator did not memorise.")
+
+
 GENERIC = (("sample", samples_figure), ("reconstruct", reconstructions_figure), ("inpaint", inpainting_figure))
-FIGURES = {"rbm": [rbm_filters_figure]}  # model kind -> [function(export, test, out) -> (file, caption) or a list of them]
+FIGURES = {"rbm": [rbm_filters_figure], "gan": [latent_walk_figure], "dcgan": [latent_walk_figure]}  # model kind -> [function(export, test, out) -> (file, caption) or a list of them]
 
 
 def export_figures(export, test, out):
