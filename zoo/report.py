@@ -24,7 +24,7 @@ import tensorflow as tf  # noqa: E402
 
 from zoo import data, evaluate  # noqa: E402
 from zoo.callbacks import image_grid  # noqa: E402
-from zoo.experiments import filter_images  # noqa: E402
+from zoo.experiments import filter_images, interpolate  # noqa: E402
 from zoo.export import list_exports  # noqa: E402
 
 
@@ -101,15 +101,12 @@ def latent_walk_figure(export, test, out, rows=10, steps=10):
     """A generator's code space: `decode` along great circles between random codes z ~ N(0, I)."""
     width = export.signatures["decode"].structured_input_signature[1]["latent"].shape[-1]
     ends = np.random.default_rng(0).normal(size=(rows, 2, width))
-    t = np.linspace(0, 1, steps)[:, None]
-    paths = []
-    for a, b in ends:  # slerp keeps the codes at the typical norm of N(0, I) draws, where the generator was trained
-        omega = np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1))
-        paths.append((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega))
+    # Great circles keep the codes at the typical norm of N(0, I) draws, where the generator was trained.
+    paths = [interpolate(a, b, steps, spherical=True) for a, b in ends]
     decoded = export.signatures["decode"](latent=tf.constant(np.concatenate(paths), tf.float32))["images"].numpy()
     save_grid(decoded, steps, os.path.join(out, "latent_walks.png"))
     return "latent_walks.png", (f"`decode` along {rows} spherical interpolations between random codes z ~ N(0, I) "
-                                f"(one per row, {steps} steps): a smooth walk means the generator did not memorise.")
+                                f"(one per row, {steps} steps).")
 
 
 GENERIC = (("sample", samples_figure), ("reconstruct", reconstructions_figure), ("inpaint", inpainting_figure))

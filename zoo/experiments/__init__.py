@@ -84,6 +84,19 @@ def draw_samples(model, count, seed, per_call=1000):
                            for s in range(0, count, per_call)])
 
 
+def interpolate(a, b, steps, spherical=False):
+    """`steps` codes evenly spaced from a to b (both included), along the line or along the great circle
+    (slerp, Shoemake 1985, which keeps the norm of Gaussian codes typical)."""
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    if not spherical:
+        return (1 - t) * a + t * b
+    cos = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:
+        return (1 - t) * a + t * b
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
 def filter_images(weights):
     """Columns of a [784, n] weight matrix as n images, each scaled to [0, 1] by its own extremes."""
     w = np.asarray(weights, np.float32).T

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from zoo import data, evaluate, train
-from zoo.experiments import Notebook, draw_samples
+from zoo.experiments import Notebook, draw_samples, interpolate
 from zoo.models.vae import PRESETS, ConvVAEConfig, VAEConfig
 
 CONVERGENCE_K = (1, 10, 100, 1000, 5000)
@@ -54,19 +54,6 @@ class Config:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Latent-space tools.
-
-
-def interpolate(a, b, steps, spherical=False):
-    """`steps` codes evenly spaced from a to b (both included), along the line or along the great circle
-    (slerp, Shoemake 1985, which keeps the norm of Gaussian codes typical)."""
-    t = np.linspace(0.0, 1.0, steps)[:, None]
-    if not spherical:
-        return (1 - t) * a + t * b
-    cos = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
-    omega = np.arccos(np.clip(cos, -1.0, 1.0))
-    if omega < 1e-6:
-        return (1 - t) * a + t * b
-    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
 
 
 def pairs(labels, count, same, rng):
