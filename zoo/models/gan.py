@@ -143,8 +143,8 @@ class GAN(ZooModel):
 
     @property
     def image_range(self):
-        """(low, high) of the generator's output and of the images it trains on."""
-        return (-1.0, 1.0) if self.config.output == "tanh" else (0.0, 1.0)
+        """(low, high) of the generator's output: the range of the images it trains on."""
+        return self.data_settings(self.config)["pixel_range"]
 
     def call(self, latent, training=False):
         """The generator: z -> images as it trains on them (its own size and range; `decode` for [0, 1], 28x28)."""
@@ -284,10 +284,6 @@ class DCGAN(GAN):
     @classmethod
     def data_settings(cls, config):
         return dict(image_size=32, pixel_range=(-1.0, 1.0))
-
-    @property
-    def image_range(self):
-        return (-1.0, 1.0)
 
     def build_generator(self, c):
         """z [n, latent_dim] -> [n, 32, 32, 1] in [-1, 1]: 4x4 transposed convolutions, the first 'valid' (1x1 to
