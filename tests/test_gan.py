@@ -173,19 +173,24 @@ def test_mirrored_strategy_on_two_devices_matches_one_device(two_cpus):
         np.testing.assert_allclose(w1, w2, rtol=1e-4, atol=1e-6)
 
 
-def test_mixed_precision_trains_with_loss_scaling_and_serves_float32(tmp_path):
-    config = train.TrainConfig(epochs=1, logdir=str(tmp_path / "logs"), export_dir=str(tmp_path / "exports"),
-                               mixed_precision=True)
-    result = train.train("gan", TINY_MLP, tiny_data(), config, verbose=0)
+@pytest.mark.parametrize("name, config", [("gan", TINY_MLP), ("dcgan", TINY_DCGAN)])
+def test_mixed_precision_trains_with_loss_scaling_and_serves_float32(name, config, tmp_path):
+    settings = dict(limit=300, validation_size=100, batch_size=50)
+    run = train.TrainConfig(epochs=1, logdir=str(tmp_path / "logs"), export_dir=str(tmp_path / "exports"),
+                            mixed_precision=True)
+    result = train.train(name, config, train.data_config_for(name, config, **settings), run, verbose=0)
     model = result.model
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the model was made
-    assert model.generator.layers[0].compute_dtype == "float16" and model.generator.layers[0].kernel.dtype == "float32"
+    first = next(layer for layer in model.generator.layers if layer.weights)
+    assert first.compute_dtype == "float16" and first.kernel.dtype == "float32"
+    assert model.generator(tf.zeros((2, 8))).dtype == tf.float32
+    assert model.discriminator(tf.zeros((2,) + model.generator(tf.zeros((1, 8))).shape[1:])).dtype == tf.float32
     assert isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert all(np.isfinite(v[-1]) for v in result.history.values())
     assert model.sample(4, 0).dtype == tf.float32
     with pytest.raises(ValueError, match="does not train in mixed precision"):
-        train.train("rbm", None, tiny_data(), config, verbose=0)
+        train.train("rbm", None, tiny_data(), run, verbose=0)
 
 
 def test_a_nan_in_either_loss_stops_training():

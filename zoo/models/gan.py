@@ -128,8 +128,9 @@ class GAN(ZooModel):
             layers += [keras.layers.Dense(width, use_bias=not c.batch_norm)]
             layers += [keras.layers.BatchNormalization()] if c.batch_norm else []
             layers += [keras.layers.Activation(c.activation)]
+        # The output layers compute in float32 under mixed precision, so images and logits leave as float32.
         return keras.Sequential(layers + [keras.layers.Dense(28 * 28, activation=c.output, dtype="float32"),
-                                          keras.layers.Reshape((28, 28, 1))], name="generator")
+                                          keras.layers.Reshape((28, 28, 1), dtype="float32")], name="generator")
 
     def build_discriminator(self, c):
         """Images [n, 28, 28, 1] -> logits [n, 1]; batch norm (if on) after every hidden layer but the first."""
@@ -308,5 +309,6 @@ class DCGAN(GAN):
             layers += [keras.layers.LeakyReLU(c.leaky_slope)]
             layers += [keras.layers.Dropout(c.dropout)] if c.dropout else []
         remaining = 32 // 2 ** len(c.discriminator_filters)
-        layers += [keras.layers.Conv2D(1, remaining, padding="valid", dtype="float32"), keras.layers.Flatten()]
+        layers += [keras.layers.Conv2D(1, remaining, padding="valid", dtype="float32"),
+                   keras.layers.Flatten(dtype="float32")]
         return keras.Sequential(layers, name="discriminator")
