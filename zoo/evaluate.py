@@ -200,6 +200,13 @@ class Export:
     def has(self, name):
         return name in self.signatures
 
+    @property
+    def latent_dim(self):
+        """Width of the code `decode` takes (None without `decode`)."""
+        if not self.has("decode"):
+            return None
+        return self.signatures["decode"].structured_input_signature[1]["latent"].shape[-1]
+
     def images(self, name, images, batch_size=500, **extra):
         """Call an images-in, images-out signature in batches."""
         out = []
@@ -431,8 +438,9 @@ def main(argv=None):
     reference = Reference.build(config)
     ceiling, earlier = None, {}
     if args.update:
-        earlier, ceiling = earlier_results(os.path.join(args.out, "RESULTS.json"), config)
-        print(f"Keeping {len(earlier)} rows of {os.path.join(args.out, 'RESULTS.json')}", flush=True)
+        recorded = os.path.join(args.out, "RESULTS.json")
+        earlier, ceiling = earlier_results(recorded, config)
+        print(f"Keeping {len(earlier)} rows of {recorded}", flush=True)
     if ceiling is None:
         print("Real-data figures...", flush=True)
         ceiling = reference.real_data_figures()

@@ -99,8 +99,7 @@ def rbm_filters_figure(export, test, out):
 
 def latent_walk_figure(export, test, out, rows=10, steps=10):
     """A generator's code space: `decode` along great circles between random codes z ~ N(0, I)."""
-    width = export.signatures["decode"].structured_input_signature[1]["latent"].shape[-1]
-    ends = np.random.default_rng(0).normal(size=(rows, 2, width))
+    ends = np.random.default_rng(0).normal(size=(rows, 2, export.latent_dim))
     # Great circles keep the codes at the typical norm of N(0, I) draws, where the generator was trained.
     paths = [interpolate(a, b, steps, spherical=True) for a, b in ends]
     decoded = export.signatures["decode"](latent=tf.constant(np.concatenate(paths), tf.float32))["images"].numpy()
@@ -110,15 +109,14 @@ def latent_walk_figure(export, test, out, rows=10, steps=10):
 
 
 GENERIC = (("sample", samples_figure), ("reconstruct", reconstructions_figure), ("inpaint", inpainting_figure))
-FIGURES = {"rbm": [rbm_filters_figure], "gan": [latent_walk_figure], "dcgan": [latent_walk_figure]}  # model kind -> [function(export, test, out) -> (file, caption) or a list of them]
+# model kind -> [function(export, test, out) -> (file, caption) or a list of them]
+FIGURES = {"rbm": [rbm_filters_figure], "gan": [latent_walk_figure], "dcgan": [latent_walk_figure]}
 
 
 def export_figures(export, test, out):
     made = [compute(export, test, out) for signature, compute in GENERIC if export.has(signature)]
-    if export.has("encode") and export.has("decode"):
-        width = export.signatures["decode"].structured_input_signature[1]["latent"].shape[-1]
-        if width == 2:
-            made += latent_figures(export, test, out)
+    if export.has("encode") and export.latent_dim == 2:
+        made += latent_figures(export, test, out)
     for compute in FIGURES.get(export.card.get("kind"), []):
         result = compute(export, test, out)
         made += result if isinstance(result, list) else [result]

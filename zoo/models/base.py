@@ -98,7 +98,8 @@ def seed_pair(seed, stream):
     return tf.stack([tf.cast(seed, tf.int32), tf.cast(stream, tf.int32)])
 
 
-def step_seed(model, stream: int):
-    """A stateless seed for this training step: (model seed, step * 16 + stream), distinct per step and use."""
-    step = tf.cast(model.optimizer.iterations, tf.int32)
+def step_seed(model, stream: int, optimizer=None):
+    """A stateless seed for this training step: (model seed, step * 16 + stream), distinct per step and use. The step
+    is the update count of `optimizer` (a model with several, like the GAN's), by default of model.optimizer."""
+    step = tf.cast((optimizer or model.optimizer).iterations, tf.int32)
     return tf.stack([tf.constant(model.seed, tf.int32), step * 16 + stream])

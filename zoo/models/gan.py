@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import ZooModel, num_replicas, replica_noise, seed_pair
+from zoo.models.base import ZooModel, num_replicas, replica_noise, seed_pair, step_seed
 
 OUTPUTS = ("sigmoid", "tanh")
 
@@ -162,14 +162,14 @@ class GAN(ZooModel):
 
     # -- training ---------------------------------------------------------------------------------------------
 
-    def default_optimizer(self, total_steps=None):
-        return keras.optimizers.Adam(self.config.learning_rate, beta_1=self.config.beta_1, name="d_adam")
+    def default_optimizer(self, total_steps=None, name="d_adam"):
+        return keras.optimizers.Adam(self.config.learning_rate, beta_1=self.config.beta_1, name=name)
 
     def compile(self, optimizer=None, total_steps=None, **kwargs):
         """Two Adam optimizers, each built on its own network's variables; `optimizer` (if given) is D's."""
         self.build_for_images()
         d_optimizer = optimizer or self.default_optimizer(total_steps)
-        g_optimizer = keras.optimizers.Adam(self.config.learning_rate, beta_1=self.config.beta_1, name="g_adam")
+        g_optimizer = self.default_optimizer(name="g_adam")
         if self.dtype_policy.name == "mixed_float16":  # scale the losses so float16 gradients do not underflow
             d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, name="d_loss_scale")
             g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer, name="g_loss_scale")
@@ -188,9 +188,7 @@ class GAN(ZooModel):
 
     def noise(self, batch, optimizer, stream):
         """Fresh z for one update: keyed on the run's seed, the optimizer's update count and a stream."""
-        step = tf.cast(optimizer.iterations, tf.int32)
-        seed = tf.stack([tf.constant(self.seed, tf.int32), step * 16 + stream])
-        return replica_noise(tf.stack([batch, self.config.latent_dim]), seed)
+        return replica_noise(tf.stack([batch, self.config.latent_dim]), step_seed(self, stream, optimizer))
 
     def discriminator_step(self, real):
         fake = self.generator(self.noise(tf.shape(real)[0], self.d_optimizer, 1), training=True)
@@ -221,8 +219,9 @@ class GAN(ZooModel):
         return self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
 
     def test_step(self, real):
-        """The losses on held-out images against one fixed noise batch, nothing updated: D's validation accuracy
-        on real images falling below its training accuracy shows it memorising the training set."""
+        """The losses on held-out images against one fixed noise batch, nothing updated. Without batch norm, D's
+        validation accuracy on real images falling below its training accuracy shows it memorising the training
+        set; with it, inference mode uses moving statistics and the two do not compare."""
         z = replica_noise(tf.stack([tf.shape(real)[0], self.config.latent_dim]), tf.constant([self.seed, -1]))
         fake_logits = self.discriminator(self.generator(z))
         real_logits = self.discriminator(real)
@@ -240,7 +239,7 @@ class GAN(ZooModel):
 
     def decode(self, latent):
         """Generated images for codes z, as [n, 28, 28, 1] in [0, 1]."""
-        images = tf.cast(self.generator(tf.convert_to_tensor(latent, tf.float32)), tf.float32)
+        images = self.generator(tf.convert_to_tensor(latent, tf.float32))  # float32 (its output layers)
         if images.shape[1] != 28:  # the DCGAN's 32x32: an antialiased resize, as the pipeline resized up
             images = tf.image.resize(images, (28, 28), antialias=True)
         low, high = self.image_range
