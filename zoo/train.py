@@ -366,8 +366,9 @@ def configs_from_args(args):
             settings[f.name] = getattr(args, f.name)
     model_config = model_class.Config(**settings)
     data_config = data_config_for(
-        args.model, model_config, dataset=args.dataset, source=args.source, data_dir=args.data_dir, batch_size=args.batch_size,
-        limit=args.limit, validation_size=args.validation_size, binarize=args.binarize, seed=args.seed)
+        args.model, model_config, dataset=args.dataset, source=args.source, data_dir=args.data_dir,
+        batch_size=args.batch_size, limit=args.limit, validation_size=args.validation_size, binarize=args.binarize,
+        seed=args.seed)
     train_config = TrainConfig(
         epochs=args.epochs, seed=args.seed, strategy=args.strategy, logdir=args.logdir, export_dir=args.export_dir,
         name=args.name or (f"{args.model}_{preset}" if preset else args.model), run=args.run, export=args.export,

@@ -36,7 +36,8 @@ class Config:
     generator_filters: tuple[int, ...] = field(default=(512, 256, 128), metadata={
         "help": "DCGAN generator channels (the lab's by default; smaller ones train faster on a CPU)"})
     discriminator_filters: tuple[int, ...] = field(default=(64, 128), metadata={"help": "DCGAN discriminator channels"})
-    vae_preset: str = field(default="softplus20", metadata={"help": "the VAE to compare with: " + ", ".join(VAE_PRESETS)})
+    vae_preset: str = field(default="softplus20", metadata={
+        "help": "the VAE to compare with: " + ", ".join(VAE_PRESETS)})
     vae_epochs: int = field(default=30, metadata={"help": "training epochs of the VAE (0: no VAE)"})
     limit: int = field(default=0, metadata={"help": "train on the first N images only (0: all)"})
     num_samples: int = field(default=10_000, metadata={"help": "samples per model for the evaluator's figures"})
@@ -118,7 +119,8 @@ def run(config: Config, out="experiments/gan", logdir="tensorboard_logs", refere
         seconds = time.time() - started
         samples = draw_samples(result.model, config.num_samples, config.seed)
         return SimpleNamespace(label=label, model=result.model, seconds=seconds, history=result.history,
-                               epochs=epochs, grid=samples[:100], figures=evaluate.image_set_figures(samples, reference))
+                               epochs=epochs, grid=samples[:100],
+                               figures=evaluate.image_set_figures(samples, reference))
 
     real = reference.real_sample_figures()
 
@@ -136,22 +138,18 @@ def run(config: Config, out="experiments/gan", logdir="tensorboard_logs", refere
     def samples_figure(name, r, what):
         notebook.grid(name, r.grid, 10, f"{r.label}: 100 samples from random z ({what}).")
 
-    mlp = []
-    for preset in config.mlp_presets:
-        r = fit("gan", f"mlp_{preset}", GANConfig(**PRESETS[preset]), config.mlp_epochs)
-        mlp.append(r)
-    dcgans = []
-    for i, ratio in enumerate(config.ratios):
+    def fit_dcgan(ratio, batch_norm=True):
         d_steps, g_steps = parse_ratio(ratio)
-        dcgan_config = DCGANConfig(d_steps=d_steps, g_steps=g_steps, generator_filters=config.generator_filters,
+        dcgan_config = DCGANConfig(d_steps=d_steps, g_steps=g_steps, batch_norm=batch_norm,
+                                   generator_filters=config.generator_filters,
                                    discriminator_filters=config.discriminator_filters)
-        dcgans.append(fit("dcgan", f"dcgan_{d_steps}to{g_steps}", dcgan_config, config.epochs))
-    no_bn = None
-    if config.batch_norm_study and dcgans:
-        d_steps, g_steps = parse_ratio(config.ratios[0])
-        no_bn = fit("dcgan", f"dcgan_{d_steps}to{g_steps}_no_bn", DCGANConfig(
-            d_steps=d_steps, g_steps=g_steps, batch_norm=False, generator_filters=config.generator_filters,
-            discriminator_filters=config.discriminator_filters), config.epochs)
+        label = f"dcgan_{d_steps}to{g_steps}" + ("" if batch_norm else "_no_bn")
+        return fit("dcgan", label, dcgan_config, config.epochs)
+
+    mlp = [fit("gan", f"mlp_{preset}", GANConfig(**PRESETS[preset]), config.mlp_epochs)
+           for preset in config.mlp_presets]
+    dcgans = [fit_dcgan(ratio) for ratio in config.ratios]
+    no_bn = fit_dcgan(config.ratios[0], batch_norm=False) if config.batch_norm_study and dcgans else None
     vae = None
     if config.vae_epochs:
         vae = fit("vae", f"vae_{config.vae_preset}", VAEConfig(**VAE_PRESETS[config.vae_preset]), config.vae_epochs)
@@ -159,8 +157,8 @@ def run(config: Config, out="experiments/gan", logdir="tensorboard_logs", refere
     notebook.text("## Samples from random z: MLP GAN, DCGAN and VAE",
                   "Every model's figures on its samples (the VAE's: Bernoulli means, so its images are smoother):")
     table(mlp + dcgans[:1] + ([vae] if vae else []))
-    for r in mlp:
-        samples_figure(f"samples_{r.label}", r, f"preset {r.label[4:]}: {PRESETS[r.label[4:]] or 'the defaults'}")
+    for preset, r in zip(config.mlp_presets, mlp):
+        samples_figure(f"samples_{r.label}", r, f"preset {preset}: {PRESETS[preset] or 'the defaults'}")
     if dcgans:
         samples_figure(f"samples_{dcgans[0].label}", dcgans[0], f"update ratio {config.ratios[0]}, batch norm")
     if vae:
