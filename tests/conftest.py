@@ -25,9 +25,9 @@ def tiny_data(**changes):
     return data.DataConfig(**settings)
 
 
-def run_python(code, *args, timeout=300):
-    """Run code in a fresh Python process (no zoo import unless the code makes one)."""
-    env = dict(os.environ, PYTHONPATH="", TF_CPP_MIN_LOG_LEVEL="2")
+def run_python(code, *args, timeout=300, env=None):
+    """Run code in a fresh Python process from / (no zoo import unless the code makes one)."""
+    env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
                           cwd="/", env=env)
 

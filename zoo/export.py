@@ -3,6 +3,7 @@
     exports/<name>/<version>/            version = 1, 2, ...; never overwritten
         saved_model.pb, variables/       signatures: the model's SIGNATURES (`sample` is also serving_default)
         assets/model_card.json           kind, config, dataset, training steps, final metrics, versions
+        assets.extra/model.keras         the trainable Keras model (zoo.load_model), which TF Serving ignores
 
 An export is written to exports/<name>/.tmp-* and renamed into place only when complete, so a crash never
 leaves a half-written version where TF Serving would load it.
@@ -25,6 +26,7 @@ import tensorflow as tf
 import zoo
 
 CARD = os.path.join("assets", "model_card.json")
+KERAS_FILE = os.path.join("assets.extra", "model.keras")
 
 
 def _images(name="images"):
@@ -83,6 +85,8 @@ def export_model(model, export_dir, name, card):
         os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
         with open(os.path.join(staging, CARD), "w") as f:
             json.dump(card, f, indent=2, default=str)
+        os.makedirs(os.path.dirname(os.path.join(staging, KERAS_FILE)))
+        model.save(os.path.join(staging, KERAS_FILE))
         while True:  # another process may take a version number first: then take the next one
             path = os.path.join(folder, str(next_version(folder)))
             try:
@@ -94,6 +98,23 @@ def export_model(model, export_dir, name, card):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def load_model(path, compile=True):
+    """The trainable Keras model of an export folder (its assets.extra/model.keras) or of a `.keras` file, with
+    its optimizer state, so `fit` continues training. (Serving needs none of this: tf.saved_model.load(path).)"""
+    import zoo.models  # noqa: F401  registers the zoo's classes with Keras
+
+    if os.path.isdir(path):
+        if not os.path.exists(os.path.join(path, KERAS_FILE)):
+            raise FileNotFoundError(
+                f"{path} has no {KERAS_FILE}: it is not an export, or one made before zoo 0.2 (SavedModel only, "
+                "which tf.saved_model.load serves); give an export folder exports/<name>/<version> or a .keras file")
+        path = os.path.join(path, KERAS_FILE)
+    elif not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist; give an export folder exports/<name>/<version> or a "
+                                ".keras file written by model.save")
+    return keras.saving.load_model(path, compile=compile)
 
 
 def read_card(path):

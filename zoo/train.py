@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from zoo import callbacks, data, export
 from zoo.models import MODELS
+from zoo.models.base import global_dtype_policy
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -147,17 +148,11 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
 
     steps_per_execution, jit_compile = execution_settings(model_class, pipelines.steps_per_epoch,
                                                             strategy.num_replicas_in_sync)
-    previous_policy = keras.mixed_precision.global_policy()
-    if train_config.mixed_precision:  # layers take the global policy when they are made
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        with strategy.scope():
-            model = model_class(model_config, seed=train_config.seed)
-            model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
-                          total_steps=max(1, epochs) * pipelines.steps_per_epoch)
-            model.build_for_images()
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
+    with global_dtype_policy("mixed_float16" if train_config.mixed_precision else None), strategy.scope():
+        model = model_class(model_config, seed=train_config.seed)
+        model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+                      total_steps=max(1, epochs) * pipelines.steps_per_epoch)
+        model.build_for_images()
 
     devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
     print(f"Training {model_name} on {len(splits.train)} {data_config.dataset} images ({splits.source}) on {devices}, "

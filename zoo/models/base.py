@@ -8,6 +8,9 @@ uses inside. The verbs it offers (`sample`, `reconstruct`, `encode`, `decode`, `
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
 import keras
 import tensorflow as tf
 
@@ -54,6 +57,56 @@ class ZooModel(keras.Model):
         """Create the variables by running the model once on a dummy batch (export and checkpoints need them)."""
         if not self.built:
             self(tf.zeros((1,) + IMAGE_SHAPE))
+
+    # -- Keras serialization: model.save("m.keras") and keras.saving.load_model("m.keras") ----------------------
+    # The config is the model's dataclass and seed; the variables, optimizers included, are Keras's to save.
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+                "config": dataclasses.asdict(self.config), "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in config.pop("config").items()}  # JSON lists
+        policy = keras.dtype_policies.deserialize(config["dtype"]) if isinstance(config.get("dtype"), dict) else None
+        with global_dtype_policy(policy.name if policy else None):  # sublayers take the global policy when made
+            return cls(cls.Config(**fields), **config)
+
+    def get_build_config(self):
+        return {"images": list(IMAGE_SHAPE)}
+
+    def build_from_config(self, config):
+        self.build_for_images()
+
+    def compile_from_config(self, config):
+        """Compile as at saving (Keras skips this for a custom `compile`) and create the optimizers' variables, so
+        that loading restores their state and `fit` continues where the saved model stopped."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        for optimizer in self.optimizers():
+            if not optimizer.built:
+                optimizer.build(self.trainable_variables)
+
+    def optimizers(self):
+        """Every optimizer the model trains with (the GAN has two)."""
+        return [self.optimizer]
+
+    def save(self, filepath, *args, **kwargs):
+        self.build_for_images()  # a model saved before its first call would have no variables to save
+        super().save(filepath, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def global_dtype_policy(name):
+    """Layers made inside take the dtype policy `name` (e.g. "mixed_float16"); None changes nothing."""
+    previous = keras.mixed_precision.global_policy()
+    if name:
+        keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def check_images(images, name="images"):

@@ -118,6 +118,7 @@ class DenoisingLayer(DenoisingObjective, keras.Model):
         return tf.stack([tf.constant(self.seed, tf.int32), tf.cast(self.optimizer.iterations, tf.int32)])
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 class DAE(DenoisingObjective, ZooModel):
     """Stacked denoising autoencoder: layer-wise denoising pretraining, then end-to-end fine-tuning."""
 

@@ -68,6 +68,7 @@ PRESETS = {
 }
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 class DBN(ZooModel):
     """Deep belief network: greedily stacked RBMs, then up-down (wake-sleep) fine-tuning."""
 

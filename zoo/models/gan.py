@@ -97,6 +97,7 @@ def generator_loss(fake_logits):
                                                                   logits=fake_logits))
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 class GAN(ZooModel):
     """MLP GAN: z(100)-128-784 generator, 784-128-1 discriminator (the seeds' homework GAN) by default."""
 
@@ -171,7 +172,8 @@ class GAN(ZooModel):
         d_optimizer = optimizer or self.default_optimizer(total_steps)
         g_optimizer = self.default_optimizer(name="g_adam")
         if self.dtype_policy.name == "mixed_float16":  # scale the losses so float16 gradients do not underflow
-            d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, name="d_loss_scale")
+            if not isinstance(d_optimizer, keras.optimizers.LossScaleOptimizer):  # a loaded model's already is
+                d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, name="d_loss_scale")
             g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer, name="g_loss_scale")
         d_optimizer.build(self.discriminator.trainable_variables)
         g_optimizer.build(self.generator.trainable_variables)
@@ -181,6 +183,9 @@ class GAN(ZooModel):
     @property
     def d_optimizer(self):
         return self.optimizer
+
+    def optimizers(self):
+        return [self.d_optimizer, self.g_optimizer]
 
     @property
     def metrics(self):
@@ -274,6 +279,7 @@ class DCGANConfig(AdversarialTraining):
             raise ValueError(f"leaky_slope must be in [0, 1), got {self.leaky_slope}")
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 class DCGAN(GAN):
     """DCGAN as the lab specifies it: 4 transposed convolutions 512-256-128-1 to 32x32, discriminator 64-128-1."""
 

@@ -76,6 +76,7 @@ def bernoulli(probabilities, uniform):
     return tf.cast(uniform < probabilities, probabilities.dtype)
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 class RBM(ZooModel):
     Config = RBMConfig
     # `parameters` (W and the biases) is beyond the serving contract: zoo.likelihood's AIS estimate of log Z needs it.

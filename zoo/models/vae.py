@@ -65,6 +65,7 @@ def bernoulli_nll(images, logits):
     return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits), axis=-1)
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 class VAE(ZooModel):
     """MLP variational autoencoder: 784-hidden-z-hidden-784 (the seeds' 784-256-2-256-784 ReLU by default)."""
 
@@ -238,6 +239,7 @@ class ConvVAEConfig(VAEConfig):
             raise ValueError(f"filters: one or two positive channel counts (28 halves twice to 7), got {self.filters}")
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 class ConvVAE(VAE):
     """Convolutional VAE: Conv2D 32, 64 (stride 2) and a dense layer up, transposed convolutions down.
 
