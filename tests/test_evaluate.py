@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_zoo, tiny_data
-from zoo import classifier, data, evaluate, export, likelihood
+from zoo import classifier, data, evaluate, export, leaderboard, likelihood, metrics
 from zoo.models.vae import VAE, VAEConfig
 
 N = 400  # test images and samples: enough for stable figures, small enough to be quick
@@ -69,9 +69,9 @@ def test_the_classifier_learns_and_its_features_have_128_units(judge, reference)
 
 
 def test_real_test_images_score_near_the_ceiling_and_noise_far_from_it(reference, ceiling, tmp_path):
-    real = evaluate.sample_figures(evaluate.Export(save_fake(tmp_path / "real", reference.test_images)), reference)
+    real = evaluate.sample_figures(export.Export(save_fake(tmp_path / "real", reference.test_images)), reference)
     noise_pool = np.random.default_rng(0).random((N, 28, 28, 1)).astype(np.float32)
-    noise = evaluate.sample_figures(evaluate.Export(save_fake(tmp_path / "noise", noise_pool)), reference)
+    noise = evaluate.sample_figures(export.Export(save_fake(tmp_path / "noise", noise_pool)), reference)
     top = ceiling["samples"]
     assert real["classifier_score"] == pytest.approx(top["classifier_score"], rel=0.15)
     assert top["classifier_score"] > 5 and noise["classifier_score"] < 2
@@ -82,7 +82,7 @@ def test_real_test_images_score_near_the_ceiling_and_noise_far_from_it(reference
 
 
 def test_inpainting_that_returns_the_originals_has_zero_error(reference, ceiling, tmp_path):
-    oracle = evaluate.Export(save_fake(tmp_path / "oracle", reference.test_images))
+    oracle = export.Export(save_fake(tmp_path / "oracle", reference.test_images))
     figures = evaluate.inpainting_figures(oracle, reference)
     assert list(figures) == ["20%", "50%", "80%"]
     for fraction, scores in figures.items():
@@ -92,10 +92,10 @@ def test_inpainting_that_returns_the_originals_has_zero_error(reference, ceiling
 
 
 def test_masks_miss_exactly_the_fraction_asked_for():
-    masks = evaluate.random_masks((50, 28, 28, 1), 0.2, seed=3)
+    masks = metrics.random_masks((50, 28, 28, 1), 0.2, seed=3)
     assert set(np.unique(masks)) == {0.0, 1.0}
     np.testing.assert_array_equal((masks == 0).sum(axis=(1, 2, 3)), round(0.2 * 784))
-    np.testing.assert_array_equal(masks, evaluate.random_masks((50, 28, 28, 1), 0.2, seed=3))
+    np.testing.assert_array_equal(masks, metrics.random_masks((50, 28, 28, 1), 0.2, seed=3))
     assert not np.array_equal(masks[0], masks[1])
 
 
@@ -113,22 +113,22 @@ def test_baselines_on_a_hand_made_example(judge):
 
 def test_figures_against_direct_computations():
     # Classifier score: one-hot, evenly spread classes give exactly the number of classes; identical rows give 1.
-    assert evaluate.classifier_score(np.eye(10)[np.arange(100) % 10]) == pytest.approx(10, rel=1e-6)
-    assert evaluate.classifier_score(np.full((100, 10), 0.1)) == pytest.approx(1.0)
+    assert metrics.classifier_score(np.eye(10)[np.arange(100) % 10]) == pytest.approx(10, rel=1e-6)
+    assert metrics.classifier_score(np.full((100, 10), 0.1)) == pytest.approx(1.0)
     # Fréchet distance: 0 for the same set; for Gaussians N(0, I) and N(m, 4I) it is |m|^2 + d (1 + 4 - 2*2).
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(20000, 4)), 2 * rng.normal(size=(20000, 4)) + 1.0
-    assert evaluate.frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
-    assert evaluate.frechet_distance(a, b) == pytest.approx(4 * 1.0 + 4 * 1.0, rel=0.05)
+    assert metrics.frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    assert metrics.frechet_distance(a, b) == pytest.approx(4 * 1.0 + 4 * 1.0, rel=0.05)
     # Nearest distances: an image's own copy is at 0; a shifted one at the known distance.
     pool = rng.random((30, 28, 28, 1)).astype(np.float32)
-    np.testing.assert_allclose(evaluate.nearest_distances(pool[:5], pool), 0, atol=2e-3)
+    np.testing.assert_allclose(metrics.nearest_distances(pool[:5], pool), 0, atol=2e-3)
     far = np.full((1, 28, 28, 1), 5.0, np.float32)
     expected = np.sqrt(((5.0 - pool.reshape(30, -1)) ** 2).sum(axis=1)).min()
-    assert evaluate.nearest_distances(far, pool)[0] == pytest.approx(expected, rel=1e-4)
+    assert metrics.nearest_distances(far, pool)[0] == pytest.approx(expected, rel=1e-4)
     # Binary cross-entropy of a pixel at 0.5 predicted as 0.5 is log 2 per pixel.
     half = np.full((1, 28, 28, 1), 0.5)
-    assert evaluate.binary_cross_entropy(half, half)[0] == pytest.approx(784 * math.log(2))
+    assert metrics.binary_cross_entropy(half, half)[0] == pytest.approx(784 * math.log(2))
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def vae_export(tmp_path_factory):
 
 def test_importance_weighted_bound_with_one_sample_is_the_elbo_and_grows_with_k(vae_export, reference):
     model, path = vae_export
-    loaded = evaluate.Export(path)
+    loaded = export.Export(path)
     x = reference.binarized[:64]
 
     # The ELBO computed independently, in the model itself from decoder logits: E_q[log p(x|z)] - KL.
@@ -174,7 +174,7 @@ def test_a_missing_signature_is_reported_not_a_crash(reference, ceiling, tmp_pat
     assert "no `reconstruct` signature" in row["reconstruction"]["missing"]
     assert "no `inpaint` signature" in row["inpainting"]["missing"]
     assert "no likelihood estimator" in row["likelihood"]["missing"]
-    tables = evaluate.format_tables([row], ceiling)
+    tables = leaderboard.format_tables([row], ceiling)
     assert "| gan_like/1 | not exported |" in tables
 
 

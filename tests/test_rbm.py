@@ -137,7 +137,7 @@ def test_the_likelihood_of_an_export_comes_from_its_parameters_signature(tmp_pat
     test = (splits.test.images[:50, ..., None] / 255.0 > 0.5).astype(np.float32)
     reference = SimpleNamespace(binarized=test, train_images=splits.train.images / 255.0,
                                 config=evaluate.EvalConfig(ais_chains=300, ais_temperatures=3000))
-    result = likelihood.rbm_likelihood(evaluate.Export(path), reference)
+    result = likelihood.rbm_likelihood(export.Export(path), reference)
     assert abs(result["log_z"] - result["exact_log_z"]) < 1.0
     expected = result["exact_log_z"] + model.free_energy(test.reshape(-1, 784)).numpy().mean()
     assert result["exact_nll_nats"] == pytest.approx(expected, abs=1e-3)

@@ -19,21 +19,20 @@ Each export is loaded with tf.saved_model.load (no zoo model classes) and judged
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import tensorflow as tf
 
 from zoo import classifier as classifier_module
 from zoo import data
-from zoo.export import CARD, list_exports
+from zoo.export import Export, list_exports
+from zoo.leaderboard import earlier_results, format_tables, write_results
+from zoo.metrics import (FRACTIONS, binary_cross_entropy, classifier_score, frechet_distance, inpainting_scores,
+                         nearest_distances, random_masks)
 from zoo.likelihood import LIKELIHOODS
 
-FRACTIONS = (0.2, 0.5, 0.8)
 
 
 @dataclass
@@ -45,73 +44,6 @@ class EvalConfig:
     ais_temperatures: int = 14_500  # intermediate distributions per AIS run (Salakhutdinov and Murray's count)
     seed: int = 0
     fractions: tuple[float, ...] = FRACTIONS
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Figures computed from arrays.
-
-
-def classifier_score(probabilities):
-    """exp(E_x KL(p(y|x) || p(y))): 10 for confident, evenly spread classes; 1 for uninformative images."""
-    p = np.clip(probabilities.astype(np.float64), 1e-12, 1.0)
-    marginal = p.mean(axis=0)
-    return float(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(marginal)), axis=1))))
-
-
-def _sqrtm_psd(matrix):
-    values, vectors = np.linalg.eigh(matrix)
-    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-
-
-def frechet_distance(features_a, features_b):
-    """||mu_a - mu_b||^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)) between Gaussians fitted to two feature sets.
-
-    Tr((C_a C_b)^(1/2)) = Tr((S C_b S)^(1/2)) with S = C_a^(1/2), a symmetric form that eigh computes stably.
-    """
-    a, b = features_a.astype(np.float64), features_b.astype(np.float64)
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = _sqrtm_psd(cov_a)
-    cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(root @ cov_b @ root), 0, None)))
-    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross)
-
-
-def nearest_distances(queries, references, batch_size=500):
-    """Euclidean distance from each query image to its nearest reference image (pixels in [0, 1])."""
-    refs = tf.constant(references.reshape(len(references), -1), tf.float32)
-    ref_norms = tf.reduce_sum(tf.square(refs), axis=1)
-    out = []
-    for start in range(0, len(queries), batch_size):
-        q = tf.constant(queries[start:start + batch_size].reshape(-1, refs.shape[1]), tf.float32)
-        squared = tf.reduce_sum(tf.square(q), axis=1, keepdims=True) + ref_norms - 2.0 * tf.matmul(q, refs,
-                                                                                                   transpose_b=True)
-        out.append(tf.sqrt(tf.maximum(tf.reduce_min(squared, axis=1), 0.0)).numpy())
-    return np.concatenate(out)
-
-
-def binary_cross_entropy(targets, predictions):
-    """Per image, summed over pixels, in nats: -sum x log p + (1 - x) log(1 - p), p clipped to [1e-7, 1 - 1e-7]."""
-    p = np.clip(predictions.astype(np.float64), 1e-7, 1 - 1e-7)
-    x = targets.astype(np.float64)
-    return -np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=(1, 2, 3))
-
-
-def random_masks(shape, fraction, seed):
-    """Masks (1 = observed) with exactly round(fraction * 784) missing pixels per image, uniformly at random."""
-    rng = np.random.default_rng(seed)
-    n, pixels = shape[0], int(np.prod(shape[1:]))
-    missing = int(round(fraction * pixels))
-    order = np.argsort(rng.random((n, pixels)), axis=1)
-    masks = np.ones((n, pixels), np.float32)
-    np.put_along_axis(masks, order[:, :missing], 0.0, axis=1)
-    return masks.reshape(shape)
-
-
-def inpainting_scores(completions, originals, masks, labels, judge):
-    """Squared error on the missing pixels (mean per missing pixel) and classifier accuracy on the completions."""
-    missing = masks < 0.5
-    return {"mse": float(np.mean(np.square(completions - originals)[missing])),
-            "accuracy": judge.accuracy(completions, labels)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -187,43 +119,6 @@ class Reference:
 # Exports.
 
 
-class Export:
-    """A SavedModel used through its signatures only."""
-
-    def __init__(self, path):
-        self.path = path
-        self.loaded = tf.saved_model.load(path)  # held: the signatures use its variables
-        self.signatures = self.loaded.signatures
-        card_path = os.path.join(path, CARD)
-        self.card = json.load(open(card_path)) if os.path.exists(card_path) else {}
-
-    def has(self, name):
-        return name in self.signatures
-
-    @property
-    def latent_dim(self):
-        """Width of the code `decode` takes (None without `decode`)."""
-        if not self.has("decode"):
-            return None
-        return self.signatures["decode"].structured_input_signature[1]["latent"].shape[-1]
-
-    def images(self, name, images, batch_size=500, **extra):
-        """Call an images-in, images-out signature in batches."""
-        out = []
-        for start in range(0, len(images), batch_size):
-            inputs = {k: tf.constant(v[start:start + batch_size]) for k, v in extra.items() if isinstance(v, np.ndarray)}
-            inputs.update({k: tf.constant(v, tf.int32) for k, v in extra.items() if not isinstance(v, np.ndarray)})
-            out.append(self.signatures[name](images=tf.constant(images[start:start + batch_size]), **inputs)[
-                "images"].numpy())
-        return np.concatenate(out)
-
-    def samples(self, n, seed, per_call=1000):
-        calls = math.ceil(n / per_call)
-        out = [self.signatures["sample"](num_samples=tf.constant(min(per_call, n - i * per_call)),
-                                         seed=tf.constant(seed + i))["images"].numpy() for i in range(calls)]
-        return np.concatenate(out)
-
-
 def image_set_figures(images, reference):
     """Classifier score, Fréchet distance to the test set, class histogram, mean distance to the nearest training
     image: the figures of a set of samples."""
@@ -287,116 +182,6 @@ def evaluate_export(path, reference, log=print):
         row["likelihood"] = {"missing": f"no likelihood estimator for model kind {kind!r}"}
     row["evaluation_seconds"] = round(time.time() - started, 1)
     return row
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Reports.
-
-
-def _config_text(config):
-    return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in config.items()
-                    if not k.startswith("inpaint_"))
-
-
-def _fmt(value, digits=2):
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-def _method(likelihood):
-    text = likelihood["method"]
-    if "log_z" in likelihood:
-        low, high = likelihood["log_z_3_sigma"]
-        text += f"; log Z = {likelihood['log_z']:.2f} (±3σ: {low:.2f} to {high:.2f})"
-    if "exact_log_z" in likelihood:
-        text += f"; exact log Z = {likelihood['exact_log_z']:.2f}"
-    return text
-
-
-def format_tables(rows, ceiling):
-    """Markdown tables: samples, reconstructions, inpainting, likelihood; the real-data row first."""
-    lines = []
-    name = lambda row: os.path.join(*row["export"].rstrip("/").split(os.sep)[-2:])  # noqa: E731
-    hist = lambda h: " ".join(f"{100 * c / max(sum(h), 1):.0f}" for c in h)  # noqa: E731
-
-    lines += ["### Samples", "",
-              "| export | kind | config | train s | classifier score ↑ | Fréchet distance ↓ | "
-              "nearest training image | class histogram (% of 0..9) |",
-              "|---|---|---|---|---|---|---|---|"]
-    s = ceiling["samples"]
-    lines.append(f"| real test images | | | | {_fmt(s['classifier_score'])} | {_fmt(s['frechet_distance'])} | "
-                 f"{_fmt(s['nearest_train_distance'])} | {hist(s['class_histogram'])} |")
-    for row in rows:
-        s = row["samples"]
-        head = f"| {name(row)} | {row['kind']} | {_config_text(row['config'])} | {_fmt(row['train_seconds'], 0)} |"
-        if "missing" in s:
-            lines.append(head + " not exported | | | |")
-        else:
-            lines.append(head + f" {_fmt(s['classifier_score'])} | {_fmt(s['frechet_distance'])} | "
-                                f"{_fmt(s['nearest_train_distance'])} | {hist(s['class_histogram'])} |")
-
-    lines += ["", "### Reconstructions of the test set", "",
-              "| export | cross-entropy (nats/image) ↓ | squared error per pixel ↓ | classifier accuracy ↑ |",
-              "|---|---|---|---|"]
-    r = ceiling["reconstruction"]
-    lines.append(f"| identity (the images themselves) | {_fmt(r['bce_nats'], 1)} | 0 | {r['accuracy']:.2%} |")
-    for row in rows:
-        r = row["reconstruction"]
-        lines.append(f"| {name(row)} | not exported | | |" if "missing" in r else
-                     f"| {name(row)} | {_fmt(r['bce_nats'], 1)} | {_fmt(r['mse'], 4)} | {r['accuracy']:.2%} |")
-
-    fractions = list(ceiling["inpainting"])
-    lines += ["", "### Inpainting of the test set (squared error on the missing pixels ↓, classifier accuracy ↑)", "",
-              "| export | " + " | ".join(f"{f} missing: error | accuracy" for f in fractions) + " |",
-              "|---|" + "---|---|" * len(fractions)]
-    for label, key in (("original images (ceiling)", "original"), ("fill with mean training image", "mean_image"),
-                       ("fill with zeros", "zeros")):
-        cells = [f"{_fmt(ceiling['inpainting'][f][key]['mse'], 4)} | {ceiling['inpainting'][f][key]['accuracy']:.2%}"
-                 for f in fractions]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    for row in rows:
-        i = row["inpainting"]
-        lines.append(f"| {name(row)} | not exported |" + " |" * (2 * len(fractions) - 1) if "missing" in i else
-                     f"| {name(row)} | " + " | ".join(f"{_fmt(i[f]['mse'], 4)} | {i[f]['accuracy']:.2%}"
-                                                      for f in fractions) + " |")
-
-    lines += ["", "### Test log-likelihood", "", "| export | negative log-likelihood (nats) ↓ | method | binarization |",
-              "|---|---|---|---|"]
-    for row in rows:
-        li = row["likelihood"]
-        lines.append(f"| {name(row)} | {li['missing']} | | |" if "missing" in li else
-                     f"| {name(row)} | {li['nll_nats']:.2f} ± {li['standard_error']:.2f} | {_method(li)} | "
-                     f"{li['binarization']} |")
-    lines += ["", f"Classifier (zoo/classifier.py) test accuracy: {ceiling['classifier_test_accuracy']:.2%}. "
-                  "Nearest training image: mean Euclidean distance in pixel space ([0, 1] pixels)."]
-    return "\n".join(lines)
-
-
-def write_results(rows, ceiling, out_dir, config):
-    os.makedirs(out_dir, exist_ok=True)
-    header = ["# Results", "",
-              f"Made by `python -m zoo.evaluate --all` on {time.strftime('%Y-%m-%d')} "
-              f"({config.num_samples} samples per export, {len(rows) and config.test_images} test images, "
-              f"seed {config.seed}). Every figure comes from the exported SavedModels' signatures.", "", ""]
-    text = "\n".join(header) + format_tables(rows, ceiling) + "\n"
-    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
-        f.write(text)
-    with open(os.path.join(out_dir, "RESULTS.json"), "w") as f:
-        json.dump({"config": config.__dict__, "real_data": ceiling, "exports": rows}, f, indent=2, default=str)
-    return text
-
-
-def earlier_results(path, config):
-    """({export path: row}, real-data figures) of a RESULTS.json written with the same settings; ({}, None) if there
-    is none or its settings differ (its figures would not compare)."""
-    try:
-        with open(path) as f:
-            recorded = json.load(f)
-    except (OSError, ValueError):
-        return {}, None
-    if recorded.get("config") != json.loads(json.dumps(config.__dict__)):
-        print(f"{path} was made with other settings ({recorded.get('config')}): evaluating everything", flush=True)
-        return {}, None
-    return {row["export"]: row for row in recorded["exports"]}, recorded["real_data"]
 
 
 def main(argv=None):

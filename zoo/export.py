@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import tempfile
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import zoo
@@ -115,6 +117,43 @@ def load_model(path, compile=True):
         raise FileNotFoundError(f"{path} does not exist; give an export folder exports/<name>/<version> or a "
                                 ".keras file written by model.save")
     return keras.saving.load_model(path, compile=compile)
+
+
+class Export:
+    """A SavedModel used through its signatures only."""
+
+    def __init__(self, path):
+        self.path = path
+        self.loaded = tf.saved_model.load(path)  # held: the signatures use its variables
+        self.signatures = self.loaded.signatures
+        card_path = os.path.join(path, CARD)
+        self.card = json.load(open(card_path)) if os.path.exists(card_path) else {}
+
+    def has(self, name):
+        return name in self.signatures
+
+    @property
+    def latent_dim(self):
+        """Width of the code `decode` takes (None without `decode`)."""
+        if not self.has("decode"):
+            return None
+        return self.signatures["decode"].structured_input_signature[1]["latent"].shape[-1]
+
+    def images(self, name, images, batch_size=500, **extra):
+        """Call an images-in, images-out signature in batches."""
+        out = []
+        for start in range(0, len(images), batch_size):
+            inputs = {k: tf.constant(v[start:start + batch_size]) for k, v in extra.items() if isinstance(v, np.ndarray)}
+            inputs.update({k: tf.constant(v, tf.int32) for k, v in extra.items() if not isinstance(v, np.ndarray)})
+            out.append(self.signatures[name](images=tf.constant(images[start:start + batch_size]), **inputs)[
+                "images"].numpy())
+        return np.concatenate(out)
+
+    def samples(self, n, seed, per_call=1000):
+        calls = math.ceil(n / per_call)
+        out = [self.signatures["sample"](num_samples=tf.constant(min(per_call, n - i * per_call)),
+                                         seed=tf.constant(seed + i))["images"].numpy() for i in range(calls)]
+        return np.concatenate(out)
 
 
 def read_card(path):

@@ -22,10 +22,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from zoo import data, evaluate  # noqa: E402
+from zoo import data, metrics  # noqa: E402
 from zoo.callbacks import image_grid  # noqa: E402
 from zoo.experiments import filter_images, interpolate  # noqa: E402
-from zoo.export import list_exports  # noqa: E402
+from zoo.export import Export, list_exports  # noqa: E402
 
 
 def save_grid(images, columns, path, title=None):
@@ -58,8 +58,8 @@ def reconstructions_figure(export, test, out):
 def inpainting_figure(export, test, out):
     rows, errors = [], []
     originals = test.images[:10]
-    for i, fraction in enumerate(evaluate.FRACTIONS):
-        masks = evaluate.random_masks(originals.shape, fraction, seed=i)
+    for i, fraction in enumerate(metrics.FRACTIONS):
+        masks = metrics.random_masks(originals.shape, fraction, seed=i)
         completions = export.images("inpaint", originals * masks, mask=masks, seed=i)
         rows += [np.where(masks > 0.5, originals, 0.5), completions, originals]
         errors.append(f"{fraction:.0%}: {np.mean(np.square(completions - originals)[masks < 0.5]):.4f}")
@@ -147,7 +147,7 @@ def main(argv=None):
         print(f"Figures of {path}", flush=True)
         out = os.path.join(args.out, name)
         os.makedirs(out, exist_ok=True)
-        export = evaluate.Export(path)
+        export = Export(path)
         lines += [f"## {name} ({path})", "", f"Model kind `{export.card.get('kind', '?')}`, config "
                   f"`{json.dumps(export.card.get('config', {}))}`, {export.card.get('steps', '?')} training steps.", ""]
         row = results.get(os.path.normpath(path))

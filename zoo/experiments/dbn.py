@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from zoo import evaluate, likelihood, train
+from zoo import evaluate, export, likelihood, train
 from zoo.experiments import Notebook, draw_samples, filter_images, in_batches
 from zoo.models.dbn import DBN, DBNConfig
 from zoo.models.rbm import RBM, RBMConfig
@@ -47,7 +47,7 @@ class Config:
 
 def dbn_from_export(config, path):
     """An in-memory DBN with an export's weights (its `parameters` signature)."""
-    parameters = evaluate.Export(path).signatures["parameters"]()
+    parameters = export.Export(path).signatures["parameters"]()
     model = DBN(config)
     model.build_for_images()
     for i in range(len(model.recognition)):
@@ -101,7 +101,7 @@ def run(config: Config, out="experiments/dbn", logdir="tensorboard_logs", refere
     tuned = result.model
     greedy = dbn_from_export(dbn_config, result.greedy_export_path)
     rbm = first_layer_rbm(greedy)
-    greedy_seconds = evaluate.Export(result.greedy_export_path).card["train_seconds"]
+    greedy_seconds = export.Export(result.greedy_export_path).card["train_seconds"]
 
     # Numbers: likelihood, reconstruction, samples.
     rows = []

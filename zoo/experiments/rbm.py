@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import matplotlib.pyplot as plt
 import numpy as np
 
-from zoo import data, evaluate, likelihood, train
+from zoo import data, likelihood, metrics, train
 from zoo.experiments import Notebook, curves, filter_images, in_batches
 from zoo.models.rbm import RBMConfig
 
@@ -96,8 +96,8 @@ def inpainting(notebook, model, test, hidden, seed):
     """Clamped Gibbs inpainting and the seeds' unclamped variant against the mean training image."""
     rows, table = [], []
     shown = test.images[:10]
-    for i, fraction in enumerate(evaluate.FRACTIONS):
-        masks = evaluate.random_masks(test.images.shape, fraction, seed + i)
+    for i, fraction in enumerate(metrics.FRACTIONS):
+        masks = metrics.random_masks(test.images.shape, fraction, seed + i)
         clamped = in_batches(lambda x, m: model.inpaint(x, m, seed + i), test.images, masks)
         blind = in_batches(lambda x, m: model.inpaint(x * m, m, seed + i, masked_input_only=True), test.images, masks)
         missing = masks < 0.5
@@ -110,7 +110,7 @@ def inpainting(notebook, model, test, hidden, seed):
                   "the chain's second half; unclamped: the seeds' variant, missing pixels set to 0 and the whole "
                   "image resampled, the mask unknown to the model):")
     notebook.table(("missing", "RBM, clamped ↓", "RBM, unclamped (seeds' variant)", "mean training image"), table)
-    labels = [f"{f:.0%} {what}" for f in evaluate.FRACTIONS for what in ("input", "mask", "completion", "original")]
+    labels = [f"{f:.0%} {what}" for f in metrics.FRACTIONS for what in ("input", "mask", "completion", "original")]
     notebook.grid(f"inpainting_h{hidden}", np.concatenate(rows), 10,
                   f"Inpainting, {hidden} hidden units: for 20%, 50% and 80% missing, the input (missing pixels "
                   "grey), the mask (white: observed), the clamped completion and the original.", labels)

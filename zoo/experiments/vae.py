@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import matplotlib.pyplot as plt
 import numpy as np
 
-from zoo import data, evaluate, train
+from zoo import data, evaluate, metrics, train
 from zoo.experiments import Notebook, draw_samples, interpolate
 from zoo.models.vae import PRESETS, ConvVAEConfig, VAEConfig
 
@@ -181,7 +181,7 @@ def run(config: Config, out="experiments/vae", logdir="tensorboard_logs", refere
             label=label, model=model, seconds=seconds, history=result.history,
             nll=-float(model.log_likelihood(test.binary, config.iw_samples, config.seed).mean()),
             mse=float(np.mean(np.square(reconstructions - test.images))),
-            bce=float(evaluate.binary_cross_entropy(test.images, reconstructions).mean()),
+            bce=float(metrics.binary_cross_entropy(test.images, reconstructions).mean()),
             samples=evaluate.image_set_figures(samples, reference))
 
     def table(runs, extra_header=(), extra=lambda r: ()):

@@ -1,0 +1,114 @@
+"""The leaderboard: Markdown tables of evaluated exports, and RESULTS.md / RESULTS.json (made by zoo.evaluate --all)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+
+
+def _config_text(config):
+    return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in config.items()
+                    if not k.startswith("inpaint_"))
+
+
+def _fmt(value, digits=2):
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _method(likelihood):
+    text = likelihood["method"]
+    if "log_z" in likelihood:
+        low, high = likelihood["log_z_3_sigma"]
+        text += f"; log Z = {likelihood['log_z']:.2f} (±3σ: {low:.2f} to {high:.2f})"
+    if "exact_log_z" in likelihood:
+        text += f"; exact log Z = {likelihood['exact_log_z']:.2f}"
+    return text
+
+
+def format_tables(rows, ceiling):
+    """Markdown tables: samples, reconstructions, inpainting, likelihood; the real-data row first."""
+    lines = []
+    name = lambda row: os.path.join(*row["export"].rstrip("/").split(os.sep)[-2:])  # noqa: E731
+    hist = lambda h: " ".join(f"{100 * c / max(sum(h), 1):.0f}" for c in h)  # noqa: E731
+
+    lines += ["### Samples", "",
+              "| export | kind | config | train s | classifier score ↑ | Fréchet distance ↓ | "
+              "nearest training image | class histogram (% of 0..9) |",
+              "|---|---|---|---|---|---|---|---|"]
+    s = ceiling["samples"]
+    lines.append(f"| real test images | | | | {_fmt(s['classifier_score'])} | {_fmt(s['frechet_distance'])} | "
+                 f"{_fmt(s['nearest_train_distance'])} | {hist(s['class_histogram'])} |")
+    for row in rows:
+        s = row["samples"]
+        head = f"| {name(row)} | {row['kind']} | {_config_text(row['config'])} | {_fmt(row['train_seconds'], 0)} |"
+        if "missing" in s:
+            lines.append(head + " not exported | | | |")
+        else:
+            lines.append(head + f" {_fmt(s['classifier_score'])} | {_fmt(s['frechet_distance'])} | "
+                                f"{_fmt(s['nearest_train_distance'])} | {hist(s['class_histogram'])} |")
+
+    lines += ["", "### Reconstructions of the test set", "",
+              "| export | cross-entropy (nats/image) ↓ | squared error per pixel ↓ | classifier accuracy ↑ |",
+              "|---|---|---|---|"]
+    r = ceiling["reconstruction"]
+    lines.append(f"| identity (the images themselves) | {_fmt(r['bce_nats'], 1)} | 0 | {r['accuracy']:.2%} |")
+    for row in rows:
+        r = row["reconstruction"]
+        lines.append(f"| {name(row)} | not exported | | |" if "missing" in r else
+                     f"| {name(row)} | {_fmt(r['bce_nats'], 1)} | {_fmt(r['mse'], 4)} | {r['accuracy']:.2%} |")
+
+    fractions = list(ceiling["inpainting"])
+    lines += ["", "### Inpainting of the test set (squared error on the missing pixels ↓, classifier accuracy ↑)", "",
+              "| export | " + " | ".join(f"{f} missing: error | accuracy" for f in fractions) + " |",
+              "|---|" + "---|---|" * len(fractions)]
+    for label, key in (("original images (ceiling)", "original"), ("fill with mean training image", "mean_image"),
+                       ("fill with zeros", "zeros")):
+        cells = [f"{_fmt(ceiling['inpainting'][f][key]['mse'], 4)} | {ceiling['inpainting'][f][key]['accuracy']:.2%}"
+                 for f in fractions]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for row in rows:
+        i = row["inpainting"]
+        lines.append(f"| {name(row)} | not exported |" + " |" * (2 * len(fractions) - 1) if "missing" in i else
+                     f"| {name(row)} | " + " | ".join(f"{_fmt(i[f]['mse'], 4)} | {i[f]['accuracy']:.2%}"
+                                                      for f in fractions) + " |")
+
+    lines += ["", "### Test log-likelihood", "", "| export | negative log-likelihood (nats) ↓ | method | binarization |",
+              "|---|---|---|---|"]
+    for row in rows:
+        li = row["likelihood"]
+        lines.append(f"| {name(row)} | {li['missing']} | | |" if "missing" in li else
+                     f"| {name(row)} | {li['nll_nats']:.2f} ± {li['standard_error']:.2f} | {_method(li)} | "
+                     f"{li['binarization']} |")
+    lines += ["", f"Classifier (zoo/classifier.py) test accuracy: {ceiling['classifier_test_accuracy']:.2%}. "
+                  "Nearest training image: mean Euclidean distance in pixel space ([0, 1] pixels)."]
+    return "\n".join(lines)
+
+
+def write_results(rows, ceiling, out_dir, config):
+    os.makedirs(out_dir, exist_ok=True)
+    header = ["# Results", "",
+              f"Made by `python -m zoo.evaluate --all` on {time.strftime('%Y-%m-%d')} "
+              f"({config.num_samples} samples per export, {len(rows) and config.test_images} test images, "
+              f"seed {config.seed}). Every figure comes from the exported SavedModels' signatures.", "", ""]
+    text = "\n".join(header) + format_tables(rows, ceiling) + "\n"
+    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(out_dir, "RESULTS.json"), "w") as f:
+        json.dump({"config": config.__dict__, "real_data": ceiling, "exports": rows}, f, indent=2, default=str)
+    return text
+
+
+def earlier_results(path, config):
+    """({export path: row}, real-data figures) of a RESULTS.json written with the same settings; ({}, None) if there
+    is none or its settings differ (its figures would not compare)."""
+    try:
+        with open(path) as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        return {}, None
+    if recorded.get("config") != json.loads(json.dumps(config.__dict__)):
+        print(f"{path} was made with other settings ({recorded.get('config')}): evaluating everything", flush=True)
+        return {}, None
+    return {row["export"]: row for row in recorded["exports"]}, recorded["real_data"]

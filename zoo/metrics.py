@@ -1,0 +1,79 @@
+"""Figures computed from arrays of images, features and class probabilities: what every evaluation shares.
+
+    classifier_score        exp E_x KL(p(y|x) || p(y)), the Inception score with the zoo's MNIST classifier
+    frechet_distance        between Gaussians fitted to two feature sets
+    nearest_distances       from each image to its nearest reference image, in pixel space
+    binary_cross_entropy    of reconstructions, per image
+    random_masks, inpainting_scores
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+FRACTIONS = (0.2, 0.5, 0.8)  # of the pixels missing in the inpainting figures
+
+
+
+def classifier_score(probabilities):
+    """exp(E_x KL(p(y|x) || p(y))): 10 for confident, evenly spread classes; 1 for uninformative images."""
+    p = np.clip(probabilities.astype(np.float64), 1e-12, 1.0)
+    marginal = p.mean(axis=0)
+    return float(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(marginal)), axis=1))))
+
+
+def _sqrtm_psd(matrix):
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def frechet_distance(features_a, features_b):
+    """||mu_a - mu_b||^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)) between Gaussians fitted to two feature sets.
+
+    Tr((C_a C_b)^(1/2)) = Tr((S C_b S)^(1/2)) with S = C_a^(1/2), a symmetric form that eigh computes stably.
+    """
+    a, b = features_a.astype(np.float64), features_b.astype(np.float64)
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = _sqrtm_psd(cov_a)
+    cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(root @ cov_b @ root), 0, None)))
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross)
+
+
+def nearest_distances(queries, references, batch_size=500):
+    """Euclidean distance from each query image to its nearest reference image (pixels in [0, 1])."""
+    refs = tf.constant(references.reshape(len(references), -1), tf.float32)
+    ref_norms = tf.reduce_sum(tf.square(refs), axis=1)
+    out = []
+    for start in range(0, len(queries), batch_size):
+        q = tf.constant(queries[start:start + batch_size].reshape(-1, refs.shape[1]), tf.float32)
+        squared = tf.reduce_sum(tf.square(q), axis=1, keepdims=True) + ref_norms - 2.0 * tf.matmul(q, refs,
+                                                                                                   transpose_b=True)
+        out.append(tf.sqrt(tf.maximum(tf.reduce_min(squared, axis=1), 0.0)).numpy())
+    return np.concatenate(out)
+
+
+def binary_cross_entropy(targets, predictions):
+    """Per image, summed over pixels, in nats: -sum x log p + (1 - x) log(1 - p), p clipped to [1e-7, 1 - 1e-7]."""
+    p = np.clip(predictions.astype(np.float64), 1e-7, 1 - 1e-7)
+    x = targets.astype(np.float64)
+    return -np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=(1, 2, 3))
+
+
+def random_masks(shape, fraction, seed):
+    """Masks (1 = observed) with exactly round(fraction * 784) missing pixels per image, uniformly at random."""
+    rng = np.random.default_rng(seed)
+    n, pixels = shape[0], int(np.prod(shape[1:]))
+    missing = int(round(fraction * pixels))
+    order = np.argsort(rng.random((n, pixels)), axis=1)
+    masks = np.ones((n, pixels), np.float32)
+    np.put_along_axis(masks, order[:, :missing], 0.0, axis=1)
+    return masks.reshape(shape)
+
+
+def inpainting_scores(completions, originals, masks, labels, judge):
+    """Squared error on the missing pixels (mean per missing pixel) and classifier accuracy on the completions."""
+    missing = masks < 0.5
+    return {"mse": float(np.mean(np.square(completions - originals)[missing])),
+            "accuracy": judge.accuracy(completions, labels)}
