@@ -44,8 +44,7 @@ def test_bad_experiment_flags_are_clear_errors(argv, message):
 
 @pytest.fixture(scope="module")
 def judge():
-    """A classifier trained in seconds: the experiments need one, not a good one."""
-    return classifier.train_classifier(limit=1000, epochs=1, verbose=0)
+    return classifier.load_frozen()
 
 
 def small_reference(judge, count):

@@ -2,13 +2,15 @@
 
     python -m zoo.evaluate exports/vae/1 [exports/... ...]    one report per export
     python -m zoo.evaluate --all exports/                     every export, then RESULTS.md and RESULTS.json
+    python -m zoo.evaluate --images samples.npz               any set of 28x28 images (.npz, or a folder of PNGs)
 
 Each export is loaded with tf.saved_model.load (no zoo model classes) and judged on what its signatures offer:
 
     sample       10,000 samples (seeds 0..9): classifier score (the Inception score with the zoo's MNIST
-                 classifier, exp E_x KL(p(y|x) || p(y))), Fréchet distance of the classifier's penultimate
-                 features to the 10,000 test images', class histogram, and the mean distance from each sample to its
-                 nearest training image (memorisation), with the real test images' own figures as the ceiling
+                 classifier, exp E_x KL(p(y|x) || p(y))); Fréchet distance, KID and precision/recall of the
+                 classifier's penultimate features against the 10,000 test images'; class histogram; and the mean
+                 distance from each sample to its nearest training image (memorisation), with real images' own
+                 figures as the ceiling
     reconstruct  the test set: binary cross-entropy per image (nats), squared error per pixel, classifier accuracy
     inpaint      the test set with 20%, 50% and 80% of pixels missing (uniformly random, seeded): squared error on
                  the missing pixels and classifier accuracy, next to filling with the mean training image or zeros
@@ -19,18 +21,20 @@ Each export is loaded with tf.saved_model.load (no zoo model classes) and judged
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import tensorflow as tf
 
 from zoo import classifier as classifier_module
 from zoo import data
 from zoo.export import Export, list_exports
-from zoo.leaderboard import earlier_results, format_tables, write_results
+from zoo.leaderboard import FEATURES_NOTE, earlier_results, format_tables, sample_cells, write_results
 from zoo.metrics import (FRACTIONS, binary_cross_entropy, classifier_score, frechet_distance, inpainting_scores,
-                         nearest_distances, random_masks)
+                         kernel_distance, nearest_distances, precision_recall, random_masks)
 from zoo.likelihood import LIKELIHOODS
 
 
@@ -88,9 +92,10 @@ class Reference:
         """The test images treated as samples: the ceiling of every model's sample figures."""
         n = len(self.test_images)
         samples = image_set_figures(self.test_images, self)
-        # The test set's distance to itself is 0: the real-data Fréchet distance is that of other real images.
-        samples["frechet_distance"] = frechet_distance(self.judge(self.train_images[-n:])[1], self.test_features)
-        samples["note"] = f"the {n} test images; Fréchet distance from {n} training images to them"
+        # The test set compared with itself says nothing: the distribution figures are those of other real images.
+        samples.update(distribution_figures(self.judge(self.train_images[-n:])[1], self))
+        samples["note"] = (f"the {n} test images; Fréchet distance, KID and precision/recall of {n} training images "
+                           "against them")
         return samples
 
     def real_data_figures(self):
@@ -112,6 +117,7 @@ class Reference:
                 "mse": 0.0, "accuracy": self.judge.accuracy(self.test_images, self.test_labels)},
             "inpainting": inpainting,
             "classifier_test_accuracy": self.judge.test_accuracy,
+            "classifier_sha256": self.judge.sha256,
         }
 
 
@@ -119,17 +125,62 @@ class Reference:
 # Exports.
 
 
+def distribution_figures(features, reference):
+    """How a set of images' classifier features compare with the test images': Fréchet distance, KID and
+    precision/recall. These use the zoo's MNIST CNN features, not Inception's: they compare only with each other."""
+    kid = kernel_distance(features, reference.test_features, seed=reference.config.seed)
+    return {"frechet_distance": frechet_distance(features, reference.test_features),
+            "kid": kid["kid"], "kid_standard_error": kid["standard_error"],
+            **precision_recall(reference.test_features, features)}
+
+
 def image_set_figures(images, reference):
-    """Classifier score, Fréchet distance to the test set, class histogram, mean distance to the nearest training
-    image: the figures of a set of samples."""
+    """The figures of a set of samples: classifier score, class histogram, mean distance to the nearest training
+    image, and their distribution figures against the test images."""
     probabilities, features = reference.judge(images)
     return {
         "classifier_score": classifier_score(probabilities),
-        "frechet_distance": frechet_distance(features, reference.test_features),
+        **distribution_figures(features, reference),
         "class_histogram": np.bincount(probabilities.argmax(1), minlength=10).tolist(),
         "nearest_train_distance": float(nearest_distances(images, reference.train_images).mean()),
         "num_samples": len(images),
     }
+
+
+def read_images(path):
+    """Images [n, 28, 28, 1] in [0, 1] from an .npz (its `images` array, or its only one) or a folder of image
+    files (PNG, JPEG, BMP, GIF; sorted by name). uint8 arrays are 0..255, float arrays 0..1; [n, 28, 28] and flat
+    [n, 784] are reshaped. Raises ValueError naming the problem."""
+    if os.path.isdir(path):
+        names = sorted(name for name in os.listdir(path)
+                       if name.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".gif")))
+        if not names:
+            raise ValueError(f"{path} holds no PNG, JPEG, BMP or GIF files")
+        images = np.stack([tf.io.decode_image(tf.io.read_file(os.path.join(path, name)), channels=1,
+                                              expand_animations=False).numpy() for name in names])
+    elif path.endswith(".npz"):
+        try:
+            arrays = np.load(path)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path} is not a readable .npz file ({error})") from None
+        if "images" not in arrays.files and len(arrays.files) != 1:
+            raise ValueError(f"{path} holds arrays {arrays.files}; name the images `images` (np.savez(path, "
+                             "images=x)) or save only one array")
+        images = arrays["images" if "images" in arrays.files else arrays.files[0]]
+    else:
+        raise ValueError(f"{path} is neither an .npz file nor a folder of images")
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 255.0
+    images = np.asarray(images, np.float32)
+    if images.ndim == 2 and images.shape[1] == 784 or images.ndim == 3 and images.shape[1:] == (28, 28):
+        images = images.reshape(-1, 28, 28, 1)
+    if images.ndim != 4 or images.shape[1:] != (28, 28, 1):
+        raise ValueError(f"{path}: images of shape {list(images.shape)}; expected [n, 28, 28, 1], [n, 28, 28] or "
+                         "[n, 784]")
+    if not np.all(np.isfinite(images)) or images.min() < 0 or images.max() > 1:
+        raise ValueError(f"{path}: pixel values must be finite and in [0, 1] (floats) or 0..255 (uint8), got "
+                         f"{images.min():g} to {images.max():g}")
+    return images
 
 
 def sample_figures(export, reference):
@@ -188,6 +239,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m zoo.evaluate", description=__doc__.strip().splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("exports", nargs="*", help="export folders, exports/<name>/<version>")
+    parser.add_argument("--images", metavar="FILE.npz|FOLDER", help="score a set of 28x28 images (samples of any "
+                        "model, any framework) as the leaderboard scores samples; with --out, also IMAGES.json")
     parser.add_argument("--all", metavar="EXPORT_DIR", help="evaluate every export under EXPORT_DIR and write "
                                                             "RESULTS.md and RESULTS.json")
     parser.add_argument("--out", default=".", help="where --all writes RESULTS.md / .json (default: %(default)s)")
@@ -204,6 +257,8 @@ def main(argv=None):
                         help="intermediate distributions per AIS run (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=EvalConfig.seed)
     args = parser.parse_args(argv)
+    if args.images:
+        return score_images(parser, args)
     paths = [path for _, _, path in list_exports(args.all)] if args.all else args.exports
     if args.all and not os.path.isdir(args.all):
         parser.error(f"{args.all} is not a folder of exports (exports/<name>/<version>/)")
@@ -242,6 +297,29 @@ def main(argv=None):
     else:
         text = format_tables(rows, ceiling)
     print(text)
+
+
+def score_images(parser, args):
+    """--images: the Samples table's figures of one set of images, beside the real images' own."""
+    if args.exports or args.all:
+        parser.error("--images scores one set of images; give exports or --all in a separate call")
+    try:
+        images = read_images(args.images)
+    except ValueError as error:
+        parser.error(str(error))
+    reference = Reference.build(EvalConfig(test_images=args.test_images, seed=args.seed))
+    figures = image_set_figures(images, reference)
+    real = reference.real_sample_figures()
+    print("| images | count | classifier score ↑ | Fréchet distance ↓ | KID ↓ | precision ↑ | recall ↑ | "
+          "nearest training image | class histogram (% of 0..9) |\n|---|---|---|---|---|---|---|---|---|")
+    for name, row in (("real test images", real), (args.images, figures)):
+        print(f"| {name} | {row['num_samples']} | {sample_cells(row)} |")
+    print("\n" + FEATURES_NOTE + f" Classifier SHA-256: {reference.judge.sha256}.")
+    if args.out != ".":
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "IMAGES.json"), "w") as f:
+            json.dump({"images": args.images, "figures": figures, "real_test_images": real,
+                       "classifier_sha256": reference.judge.sha256}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -27,27 +27,39 @@ def _method(likelihood):
     return text
 
 
+FEATURES_NOTE = (
+    "Fréchet distance, KID (unbiased, cubic polynomial kernel, mean of 100 subsets of 1,000) and precision/recall "
+    "(k-NN manifolds, k = 3; Kynkäänniemi et al. 2019) are computed on the 128 penultimate features of the zoo's "
+    "frozen MNIST classifier, not on Inception's: they compare with each other, not with FID numbers of other papers. "
+    "The real row compares training images with the test images.")
+
+
+def _hist(counts):
+    return " ".join(f"{100 * c / max(sum(counts), 1):.0f}" for c in counts)
+
+
+def sample_cells(s):
+    """The Samples table's figures of one set of images (KID and precision/recall blank in rows made before them)."""
+    kid = f"{s['kid']:.4f} ± {s['kid_standard_error']:.4f}" if "kid" in s else ""
+    return " | ".join([_fmt(s["classifier_score"]), _fmt(s["frechet_distance"]), kid, _fmt(s.get("precision"), 3),
+                       _fmt(s.get("recall"), 3), _fmt(s["nearest_train_distance"]), _hist(s["class_histogram"])])
+
+
 def format_tables(rows, ceiling):
     """Markdown tables: samples, reconstructions, inpainting, likelihood; the real-data row first."""
     lines = []
     name = lambda row: os.path.join(*row["export"].rstrip("/").split(os.sep)[-2:])  # noqa: E731
-    hist = lambda h: " ".join(f"{100 * c / max(sum(h), 1):.0f}" for c in h)  # noqa: E731
 
     lines += ["### Samples", "",
-              "| export | kind | config | train s | classifier score ↑ | Fréchet distance ↓ | "
-              "nearest training image | class histogram (% of 0..9) |",
-              "|---|---|---|---|---|---|---|---|"]
-    s = ceiling["samples"]
-    lines.append(f"| real test images | | | | {_fmt(s['classifier_score'])} | {_fmt(s['frechet_distance'])} | "
-                 f"{_fmt(s['nearest_train_distance'])} | {hist(s['class_histogram'])} |")
+              "| export | kind | config | train s | classifier score ↑ | Fréchet distance ↓ | KID ↓ | precision ↑ | "
+              "recall ↑ | nearest training image | class histogram (% of 0..9) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines.append("| real test images | | | | " + sample_cells(ceiling["samples"]) + " |")
     for row in rows:
-        s = row["samples"]
         head = f"| {name(row)} | {row['kind']} | {_config_text(row['config'])} | {_fmt(row['train_seconds'], 0)} |"
-        if "missing" in s:
-            lines.append(head + " not exported | | | |")
-        else:
-            lines.append(head + f" {_fmt(s['classifier_score'])} | {_fmt(s['frechet_distance'])} | "
-                                f"{_fmt(s['nearest_train_distance'])} | {hist(s['class_histogram'])} |")
+        lines.append(head + (" not exported" + " |" * 7 if "missing" in row["samples"] else
+                             " " + sample_cells(row["samples"]) + " |"))
+    lines += ["", FEATURES_NOTE]
 
     lines += ["", "### Reconstructions of the test set", "",
               "| export | cross-entropy (nats/image) ↓ | squared error per pixel ↓ | classifier accuracy ↑ |",
@@ -81,7 +93,10 @@ def format_tables(rows, ceiling):
         lines.append(f"| {name(row)} | {li['missing']} | | |" if "missing" in li else
                      f"| {name(row)} | {li['nll_nats']:.2f} ± {li['standard_error']:.2f} | {_method(li)} | "
                      f"{li['binarization']} |")
-    lines += ["", f"Classifier (zoo/classifier.py) test accuracy: {ceiling['classifier_test_accuracy']:.2%}. "
+    sha = ceiling.get("classifier_sha256")
+    lines += ["", "Classifier (zoo/classifier.py"
+                  + (f", the shipped weights with SHA-256 `{sha}`" if sha else ", trained on this machine")
+                  + f") test accuracy: {ceiling['classifier_test_accuracy']:.2%}. "
                   "Nearest training image: mean Euclidean distance in pixel space ([0, 1] pixels)."]
     return "\n".join(lines)
 

@@ -1,0 +1,40 @@
+"""The zoo as an installable package: pip installs it, and it runs from any folder with its data files."""
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+
+from conftest import REPO, run_python
+
+
+def pins(lines):
+    return {re.split("==", line)[0].strip().lower(): line.strip() for line in lines
+            if line.strip() and not line.lstrip().startswith("#")}
+
+
+def test_requirements_and_pyproject_agree():
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    with open(os.path.join(REPO, "requirements.txt")) as f:
+        required = pins(f)
+    declared = pins(project["dependencies"] + project["optional-dependencies"]["test"])
+    assert declared == required  # the same packages with the same pins: the tested set
+
+
+def test_pip_install_runs_from_any_folder(tmp_path):
+    target = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                              "--target", str(target), REPO], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr[-3000:]
+    env = {"PYTHONPATH": str(target)}  # the installed copy, not the checkout (the process runs from /)
+    where = run_python("import zoo, zoo.classifier; print(zoo.__file__); print(zoo.classifier.FROZEN_WEIGHTS)",
+                       env=env)
+    assert where.returncode == 0, where.stderr[-3000:]
+    package_file, weights = where.stdout.split()
+    assert package_file.startswith(str(target)) and os.path.exists(weights) and weights.startswith(str(target))
+    help_text = subprocess.run([sys.executable, "-m", "zoo.train", "--help"], capture_output=True, text=True,
+                               cwd=tmp_path, env={**os.environ, **env}, timeout=120)
+    assert help_text.returncode == 0 and "conv_vae" in help_text.stdout, help_text.stderr[-3000:]
+    assert not (target / "exports").exists() and not (target / "zoo" / "exports").exists()
