@@ -115,12 +115,12 @@ def test_gan_experiments_write_every_figure_and_the_summary(tmp_path, judge):
                                     vae_epochs=1, vae_preset="z2", limit=200, num_samples=100)
     notebook = gan_experiments.run(config, str(tmp_path / "out"), str(tmp_path / "logs"), reference=reference)
     expected = {f"{name}.png" for name in (
-        "samples_mlp_seed", "samples_mlp_leaky", "samples_dcgan_1to1", "samples_vae_z2", "samples_dcgan_2to1",
+        "samples_mlp_homework", "samples_mlp_leaky", "samples_dcgan_1to1", "samples_vae_z2", "samples_dcgan_2to1",
         "samples_dcgan_1to2", "curves_ratios", "samples_dcgan_1to1_no_bn", "curves_batch_norm", "curves_mlp")}
     assert {os.path.basename(path) for path in notebook.figures} == expected
     summary = (tmp_path / "out" / "README.md").read_text()
     for text in ("| real test images |", "| dcgan_2to1 | 1 |", "| dcgan_1to1_no_bn | 1 |", "| vae_z2 | 1 |"):
         assert text in summary
     runs = {os.path.basename(p) for p in glob.glob(str(tmp_path / "logs" / "gan_experiments" / "*"))}
-    assert runs == {"mlp_seed", "mlp_leaky", "dcgan_1to1", "dcgan_2to1", "dcgan_1to2", "dcgan_1to1_no_bn", "vae_z2"}
+    assert runs == {"mlp_homework", "mlp_leaky", "dcgan_1to1", "dcgan_2to1", "dcgan_1to2", "dcgan_1to1_no_bn", "vae_z2"}
     assert all(0 < r["classifier_score"] <= 10 for r in notebook.results.values())

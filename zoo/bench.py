@@ -157,7 +157,7 @@ def rbm_gemm_gflops(batch_size, hidden=500):
 
 
 def homework_rbm_rate(images, hidden=500, learning_rate=0.1, seconds=5.0):
-    """The seeds' homework pattern: CD-1 one image at a time in a Python loop over NumPy arrays."""
+    """The homework's pattern: CD-1 one image at a time in a Python loop over NumPy arrays."""
     rng = np.random.default_rng(0)
     W, b, c = rng.normal(0, 0.01, (784, hidden)), np.zeros(784), np.zeros(hidden)
     sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731

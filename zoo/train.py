@@ -331,7 +331,7 @@ def add_config_flags(parser, model_class):
     group = parser.add_argument_group(f"{model_class.__name__} configuration")
     if getattr(model_class, "PRESETS", None):
         group.add_argument("--preset", choices=sorted(model_class.PRESETS),
-                           help="a configuration from the seeds; explicit flags override it")
+                           help="a configuration from the assignments or the literature; explicit flags override it")
     add_dataclass_flags(group, model_class.Config)
 
 

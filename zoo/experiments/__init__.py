@@ -1,4 +1,4 @@
-"""The seeds' experiments, one command per model family: `python -m zoo.experiments rbm`.
+"""The assignments' experiments, one command per model family: `python -m zoo.experiments rbm`.
 
 Each experiment trains its models through zoo.train (so every run has its TensorBoard logs and checkpoints), then
 writes into one folder: PNG figures, the same figures as TensorBoard images, and README.md, a summary with the

@@ -1,4 +1,4 @@
-"""The seed's denoising-autoencoder experiment: `python -m zoo.experiments dae`.
+"""The homework's denoising-autoencoder experiment: `python -m zoo.experiments dae`.
 
 A stacked denoising autoencoder (784-500-250-100 by default) is pretrained layer by layer and fine-tuned on the
 training set only. On the 10,000 test images: the reconstruction error, the denoising error at several masking

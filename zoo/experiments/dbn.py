@@ -1,10 +1,10 @@
-"""The seeds' DBN experiments: `python -m zoo.experiments dbn`.
+"""The lab's DBN experiments: `python -m zoo.experiments dbn`.
 
 A DBN (784-100-100 by default) is pretrained greedily and fine-tuned by the up-down algorithm; its first layer on
 its own is the single RBM it is compared with. For the three: the test log-likelihood (AIS for the RBM, the
 variational bound for the DBNs), test reconstruction error and the evaluator's sample figures; the filters W1 and
 W2 (W2 drawn in pixel space through W1), and R and W' after fine-tuning; reconstructions of the first 20 test
-images with the DBNs' top states; samples from random top states after 10 and 1,000 Gibbs steps. And the seed's
+images with the DBNs' top states; samples from random top states after 10 and 1,000 Gibbs steps. And the lab's
 variant: a second RBM of 784 hidden units started at W1 transposed, its top states shown as 28x28 images.
 """
 
@@ -30,7 +30,7 @@ class Config:
     layers: tuple[int, ...] = field(default=(784, 100, 100), metadata={"help": "layer sizes, 784 first"})
     epochs: int = field(default=10, metadata={"help": "greedy epochs of each layer"})
     fine_tune_epochs: int = field(default=10, metadata={"help": "epochs of up-down fine-tuning"})
-    transposed_variant: bool = field(default=True, metadata={"help": "also run the seed's W2 = W1^T variant"})
+    transposed_variant: bool = field(default=True, metadata={"help": "also run the lab's W2 = W1^T variant"})
     limit: int = field(default=0, metadata={"help": "train on the first N images only (0: all)"})
     num_samples: int = field(default=10_000, metadata={"help": "samples per model for the evaluator's figures"})
     ais_chains: int = field(default=100, metadata={"help": "AIS runs per log Z"})
@@ -160,7 +160,7 @@ def run(config: Config, out="experiments/dbn", logdir="tensorboard_logs", refere
                   [f"{name}, {s} steps" for name in ("RBM", "greedy", "fine-tuned") for s in SAMPLE_STEPS])
 
     if config.transposed_variant:
-        notebook.text("## The seed's variant: W2 started at W1 transposed")
+        notebook.text("## The lab's variant: W2 started at W1 transposed")
         variant_config = DBNConfig(layers=(784, config.layers[1], 784), transpose_init=True, fine_tune_epochs=0)
         variant = train.train(
             "dbn", variant_config, train.data_config_for("dbn", limit=config.limit or None, seed=config.seed),

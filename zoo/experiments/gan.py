@@ -1,4 +1,4 @@
-"""The seeds' GAN experiments: `python -m zoo.experiments gan`.
+"""The assignments' GAN experiments: `python -m zoo.experiments gan`.
 
 The homework's MLP GAN (100-128-784 / 784-128-1 ReLU) and the PyTorch notebook's leaky-ReLU MLP GAN, the lab's
 DCGAN (G 512-256-128-1, D 64-128-1, 32x32, Adam 2e-4) with one D and one G update per iteration, then with the
@@ -28,7 +28,7 @@ from zoo.models.vae import VAEConfig
 class Config:
     epochs: int = field(default=20, metadata={"help": "training epochs of every DCGAN (the lab: at least 20)"})
     mlp_epochs: int = field(default=100, metadata={"help": "training epochs of the MLP GANs"})
-    mlp_presets: tuple[str, ...] = field(default=("seed", "leaky"), metadata={
+    mlp_presets: tuple[str, ...] = field(default=("homework", "leaky"), metadata={
         "help": "MLP GAN presets: " + ", ".join(PRESETS)})
     ratios: tuple[str, ...] = field(default=("1:1", "2:1", "1:2"), metadata={
         "help": "DCGAN update ratios D:G to compare, the first with batch norm off too"})

@@ -1,4 +1,4 @@
-"""The seeds' RBM experiments: `python -m zoo.experiments rbm`.
+"""The assignments' RBM experiments: `python -m zoo.experiments rbm`.
 
 For each hidden size (20, 100 and 500 by default) an RBM is trained by CD-1 on dynamically binarized images (the
 baseline), and next to it with real-valued inputs, with CD-k and PCD, and with other learning rates. Every model
@@ -93,7 +93,7 @@ HEADER = ("model", "test NLL, AIS (nats) ↓", "test reconstruction MSE per pixe
 
 
 def inpainting(notebook, model, test, hidden, seed):
-    """Clamped Gibbs inpainting and the seeds' unclamped variant against the mean training image."""
+    """Clamped Gibbs inpainting and the assignments' unclamped variant against the mean training image."""
     rows, table = [], []
     shown = test.images[:10]
     for i, fraction in enumerate(metrics.FRACTIONS):
@@ -107,9 +107,9 @@ def inpainting(notebook, model, test, hidden, seed):
         rows += [np.where(masks[:10] > 0.5, shown, 0.5), masks[:10], clamped[:10], shown]
     notebook.text(f"**Inpainting, {hidden} hidden units** (all {len(test.images):,} test images; squared error on "
                   "the missing pixels; clamped: Gibbs sampling of the missing pixels only, the mean of p(v|h) over "
-                  "the chain's second half; unclamped: the seeds' variant, missing pixels set to 0 and the whole "
+                  "the chain's second half; unclamped: the assignments' variant, missing pixels set to 0 and the whole "
                   "image resampled, the mask unknown to the model):")
-    notebook.table(("missing", "RBM, clamped ↓", "RBM, unclamped (seeds' variant)", "mean training image"), table)
+    notebook.table(("missing", "RBM, clamped ↓", "RBM, unclamped (assignments' variant)", "mean training image"), table)
     labels = [f"{f:.0%} {what}" for f in metrics.FRACTIONS for what in ("input", "mask", "completion", "original")]
     notebook.grid(f"inpainting_h{hidden}", np.concatenate(rows), 10,
                   f"Inpainting, {hidden} hidden units: for 20%, 50% and 80% missing, the input (missing pixels "

@@ -1,4 +1,4 @@
-"""The seeds' VAE experiments: `python -m zoo.experiments vae`.
+"""The assignments' VAE experiments: `python -m zoo.experiments vae`.
 
 MLP VAEs with codes of 2, 8 and 16 units (784-256-z-256-784 ReLU) and the 784-200-200-20 softplus model, and a
 convolutional VAE next to the MLP one of the same code size, all trained on dynamically binarized images so their

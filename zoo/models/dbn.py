@@ -35,7 +35,7 @@ class DBNConfig:
     propagate: str = field(default="probabilities", metadata={
         "help": "what a trained layer passes up to the next in pretraining: probabilities or samples"})
     transpose_init: bool = field(default=False, metadata={
-        "help": "the seed's variant: start the second RBM at W1 transposed (needs layers[2] == layers[0])"})
+        "help": "the lab's variant: start the second RBM at W1 transposed (needs layers[2] == layers[0])"})
     fine_tune_epochs: int = field(default=10, metadata={"help": "epochs of up-down fine-tuning (0: greedy only)"})
     fine_tune_learning_rate: float = field(default=0.01, metadata={"help": "SGD learning rate of up-down"})
     top_cd_k: int = field(default=2, metadata={"help": "Gibbs steps in the top RBM during up-down"})
@@ -62,9 +62,9 @@ class DBNConfig:
 
 
 PRESETS = {
-    "seed": dict(layers=(784, 100, 100)),  # the lab assignment's
+    "lab": dict(layers=(784, 100, 100)),  # the lab assignment's
     "hinton2006": dict(layers=(784, 500, 500, 2000)),  # the 2006 paper's, without its label units
-    "transposed": dict(layers=(784, 100, 784), transpose_init=True),  # the seed's W2 = W1^T variant
+    "transposed": dict(layers=(784, 100, 784), transpose_init=True),  # the lab's W2 = W1^T variant
 }
 
 

@@ -1,4 +1,4 @@
-"""Generative adversarial networks (Goodfellow et al. 2014): the seeds' MLP GAN and the lab's DCGAN.
+"""Generative adversarial networks (Goodfellow et al. 2014): the homework's MLP GAN and the lab's DCGAN.
 
 A generator G maps noise z ~ N(0, I) to images; a discriminator D outputs the logit of "x is a training image".
 Each training iteration takes `d_steps` discriminator updates, then `g_steps` generator updates:
@@ -74,10 +74,10 @@ class GANConfig(AdversarialTraining):
         keras.activations.get(self.activation)  # raises ValueError naming an unknown activation
 
 
-# The seeds' MLP GANs: the homework's 100-128-784 / 784-128-1 ReLU (the defaults), and the PyTorch notebook's
+# The assignments' MLP GANs: the homework's 100-128-784 / 784-128-1 ReLU (the defaults), and the PyTorch notebook's
 # leaky-ReLU networks with dropout, tanh output and smoothed real labels.
 PRESETS = {
-    "seed": {},
+    "homework": {},
     "leaky": dict(generator_hidden=(32, 64, 128), discriminator_hidden=(128, 64, 32), activation="leaky_relu",
                   dropout=0.3, output="tanh", label_smoothing=0.1, learning_rate=2e-3),
 }
@@ -99,7 +99,7 @@ def generator_loss(fake_logits):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class GAN(ZooModel):
-    """MLP GAN: z(100)-128-784 generator, 784-128-1 discriminator (the seeds' homework GAN) by default."""
+    """MLP GAN: z(100)-128-784 generator, 784-128-1 discriminator (the homework's GAN) by default."""
 
     Config = GANConfig
     SIGNATURES = ("sample", "decode")

@@ -47,7 +47,7 @@ class RBMConfig:
 
 
 PRESETS = {
-    # The seeds' RBM: CD-1 on 500 hidden units.
+    # The assignments' RBM: CD-1 on 500 hidden units.
     "cd1": dict(hidden=500, cd_k=1),
     # The likelihood model: PCD with the learning rate decayed linearly to 0 (Tieleman 2008). Trained for 150
     # epochs (python -m zoo.train rbm --preset pcd --epochs 150) its AIS test log-likelihood is about -86.4 nats.
@@ -277,7 +277,7 @@ class RBM(ZooModel):
         """Gibbs sampling of the missing pixels with the observed ones clamped; returns the mean of p(v|h) over
         the second half of the chain for the missing pixels.
 
-        masked_input_only=True is the seeds' variant: missing pixels are 0 and the model is not told which they
+        masked_input_only=True is the assignments' variant: missing pixels are 0 and the model is not told which they
         are; it reconstructs the whole image for inpaint_steps rounds without clamping.
         """
         images, mask = check_images(images), check_images(mask, "mask")

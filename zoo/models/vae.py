@@ -48,7 +48,7 @@ class VAEConfig:
         keras.activations.get(self.activation)  # raises ValueError naming an unknown activation
 
 
-# The configurations the seeds ask for: 784-256-z-256-784 ReLU, and the lab's 784-200-200-20-200-200-784 softplus.
+# The configurations the assignments ask for: 784-256-z-256-784 ReLU, and the lab's 784-200-200-20-200-200-784 softplus.
 PRESETS = {
     "z2": dict(latent_dim=2),
     "z8": dict(latent_dim=8),
@@ -67,7 +67,7 @@ def bernoulli_nll(images, logits):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class VAE(ZooModel):
-    """MLP variational autoencoder: 784-hidden-z-hidden-784 (the seeds' 784-256-2-256-784 ReLU by default)."""
+    """MLP variational autoencoder: 784-hidden-z-hidden-784 (the assignments' 784-256-2-256-784 ReLU by default)."""
 
     Config = VAEConfig
     SIGNATURES = ("sample", "reconstruct", "encode", "decode", "inpaint")
