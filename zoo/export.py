@@ -1,4 +1,4 @@
-"""SavedModel exports in the TF Serving layout, per ../shared/SERVING_CONTRACT.md, shared by every model.
+"""SavedModel exports in the TF Serving layout, per the serving contract (docs/serving.md), shared by every model.
 
     exports/<name>/<version>/            version = 1, 2, ...; never overwritten
         saved_model.pb, variables/       signatures: the model's SIGNATURES (`sample` is also serving_default)
