@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import run_zoo
-from zoo import classifier, data, evaluate
+from zoo import classifier, data, evaluate, figures
 from zoo.experiments import dbn as dbn_experiments
 from zoo.experiments import gan as gan_experiments
 from zoo.experiments import rbm as rbm_experiments
@@ -75,12 +75,12 @@ def test_interpolation_ends_decode_exactly_the_two_codes_and_slerp_keeps_the_nor
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=16), rng.normal(size=16)
     for spherical in (False, True):
-        path = vae_experiments.interpolate(a, b, 9, spherical)
+        path = figures.interpolate(a, b, 9, spherical)
         np.testing.assert_allclose(path[0], a, atol=1e-12)
         np.testing.assert_allclose(path[-1], b, atol=1e-12)
     c = 2.0 * a / np.linalg.norm(a)
     d = 2.0 * b / np.linalg.norm(b)
-    norms = np.linalg.norm(vae_experiments.interpolate(c, d, 9, spherical=True), axis=1)
+    norms = np.linalg.norm(figures.interpolate(c, d, 9, spherical=True), axis=1)
     np.testing.assert_allclose(norms, 2.0)
 
 
@@ -92,7 +92,7 @@ def test_interpolation_rows_start_and_end_with_the_two_test_images():
     np.testing.assert_array_equal(rows[0], images[0])
     np.testing.assert_array_equal(rows[17], images[3])
     codes = model.encode(images)["latent"].numpy()
-    inner = model.decode(vae_experiments.interpolate(codes[0], codes[1], 9)[1:-1].astype(np.float32)).numpy()
+    inner = model.decode(figures.interpolate(codes[0], codes[1], 9)[1:-1].astype(np.float32)).numpy()
     np.testing.assert_allclose(rows[1:8], inner, atol=1e-6)
 
 

@@ -1,4 +1,4 @@
-"""Callbacks every model trains with, and the image grids they draw.
+"""Callbacks every model trains with.
 
     TensorBoard         scalars per epoch (train and validation) and weight histograms (Keras's own callback)
     ImageSummaries      a 10x10 grid of samples and test images above their reconstructions, every epoch
@@ -15,6 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.figures import image_grid
+
 
 def progress_verbosity():
     """fit's verbose: a progress bar on a terminal, one line per epoch in logs (CI, files)."""
@@ -23,17 +25,6 @@ def progress_verbosity():
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-def image_grid(images, columns):
-    """[n, h, w, 1] images in [0, 1] -> one [1, rows*h, columns*w, 1] image, row-major, n padded with black."""
-    images = np.asarray(images, np.float32)
-    n, height, width = images.shape[:3]
-    rows = -(-n // columns)
-    padded = np.zeros((rows * columns, height, width, 1), np.float32)
-    padded[:n] = images.reshape(n, height, width, 1)
-    grid = padded.reshape(rows, columns, height, width).transpose(0, 2, 1, 3)
-    return np.clip(grid.reshape(1, rows * height, columns * width, 1), 0.0, 1.0)
 
 
 class ImageSummaries(keras.callbacks.Callback):

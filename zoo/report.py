@@ -23,19 +23,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from zoo import data, metrics  # noqa: E402
-from zoo.callbacks import image_grid  # noqa: E402
-from zoo.experiments import filter_images, interpolate  # noqa: E402
+from zoo.figures import filter_images, grid_figure, interpolate, latent_layout_figure, manifold_codes  # noqa: E402
 from zoo.export import Export, list_exports  # noqa: E402
 
 
-def save_grid(images, columns, path, title=None):
-    grid = image_grid(images, columns)[0, ..., 0]
-    height, width = grid.shape
-    fig = plt.figure(figsize=(width / 40, height / 40 + (0.4 if title else 0)), dpi=80)
-    plt.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    plt.axis("off")
-    if title:
-        plt.title(title, fontsize=9)
+def save_grid(images, columns, path):
+    fig = grid_figure(images, columns)
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
@@ -71,17 +64,11 @@ def inpainting_figure(export, test, out):
 
 def latent_figures(export, test, out):
     """The 2-D code: the decoder over a grid of [-3, 3]^2, and where 5,000 test images land."""
-    span = np.linspace(-3, 3, 15, dtype=np.float32)
-    grid = np.array([[x, y] for y in span[::-1] for x in span], np.float32)
-    decoded = export.signatures["decode"](latent=tf.constant(grid))["images"].numpy()
+    decoded = export.signatures["decode"](latent=tf.constant(manifold_codes()))["images"].numpy()
     save_grid(decoded, 15, os.path.join(out, "manifold.png"))
     codes = np.concatenate([export.signatures["encode"](images=tf.constant(test.images[i:i + 1000]))["latent"].numpy()
                             for i in range(0, 5000, 1000)])
-    fig = plt.figure(figsize=(6, 5), dpi=100)
-    points = plt.scatter(codes[:, 0], codes[:, 1], c=test.labels[:5000], cmap="tab10", s=3)
-    plt.colorbar(points, ticks=range(10), label="digit")
-    plt.xlabel("z[0]")
-    plt.ylabel("z[1]")
+    fig = latent_layout_figure(codes, test.labels[:5000])
     fig.savefig(os.path.join(out, "latent_layout.png"), bbox_inches="tight")
     plt.close(fig)
     return [("manifold.png", "The decoder's output over a 15x15 grid of codes from -3 to 3 in both dimensions."),

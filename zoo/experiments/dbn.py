@@ -18,7 +18,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from zoo import evaluate, export, likelihood, train
-from zoo.experiments import Notebook, draw_samples, filter_images, in_batches
+from zoo.experiments import Notebook, draw_samples, in_batches
+from zoo.figures import filter_images
 from zoo.models.dbn import DBN, DBNConfig
 from zoo.models.rbm import RBM, RBMConfig
 

@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from zoo import data, likelihood, metrics, train
-from zoo.experiments import Notebook, curves, filter_images, in_batches
+from zoo.experiments import Notebook, in_batches
+from zoo.figures import curves, filter_images
 from zoo.models.rbm import RBMConfig
 
 SAMPLE_STEPS = (1, 10, 100, 1000)

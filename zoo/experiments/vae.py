@@ -20,7 +20,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from zoo import data, evaluate, metrics, train
-from zoo.experiments import Notebook, draw_samples, interpolate
+from zoo.experiments import Notebook, draw_samples
+from zoo.figures import interpolate, latent_layout_figure, manifold_codes
 from zoo.models.vae import PRESETS, ConvVAEConfig, VAEConfig
 
 CONVERGENCE_K = (1, 10, 100, 1000, 5000)
@@ -132,16 +133,10 @@ def box_plots(notebook, name, model, test):
 
 
 def manifold_and_layout(notebook, name, model, test):
-    span = np.linspace(-3, 3, 15, dtype=np.float32)
-    grid = np.array([[x, y] for y in span[::-1] for x in span], np.float32)
-    notebook.grid(f"manifold_{name}", model.decode(grid).numpy(), 15,
+    notebook.grid(f"manifold_{name}", model.decode(manifold_codes()).numpy(), 15,
                   f"{name}: the decoder's output over a 15x15 grid of codes from -3 to 3 in both dimensions.")
     codes = model.encode(test.images[:5000])["latent"].numpy()
-    fig = plt.figure(figsize=(6, 5), dpi=100)
-    points = plt.scatter(codes[:, 0], codes[:, 1], c=test.labels[:5000], cmap="tab10", s=3)
-    plt.colorbar(points, ticks=range(10), label="digit")
-    plt.xlabel("z[0]")
-    plt.ylabel("z[1]")
+    fig = latent_layout_figure(codes, test.labels[:5000])
     notebook.figure(f"latent_layout_{name}", fig, f"{name}: posterior means of the first 5,000 test images, "
                                                   "coloured by digit.")
 
