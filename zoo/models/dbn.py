@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from zoo.models.base import ZooModel, check_images, num_replicas, replica_noise, seed_pair, step_seed
-from zoo.models.rbm import RBM, RBMConfig, bernoulli
+from zoo.models.rbm import RBM, RBMConfig, bernoulli, cd_gradient
 
 
 @dataclass
@@ -198,10 +198,8 @@ class DBN(ZooModel):
         top = self.top
         h_data = top.hidden_probabilities(pen)
         negative, reconstruction, h_model = top.gibbs(pen, self.config.top_cd_k, seed, hidden=h_data)
-        updates = {top.W.path: -(tf.matmul(pen, h_data, transpose_a=True)
-                                 - tf.matmul(negative, h_model, transpose_a=True)) / _rows(pen),
-                   top.visible_bias.path: -tf.reduce_mean(pen - negative, axis=0),
-                   top.hidden_bias.path: -tf.reduce_mean(h_data - h_model, axis=0)}
+        gradients = cd_gradient(pen, h_data, negative, h_model)
+        updates = {v.path: g for v, g in zip((top.W, top.visible_bias, top.hidden_bias), gradients)}
         return updates, negative, reconstruction
 
     def sleep_phase(self, pen, seed):

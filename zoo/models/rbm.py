@@ -76,6 +76,19 @@ def bernoulli(probabilities, uniform):
     return tf.cast(uniform < probabilities, probabilities.dtype)
 
 
+def cd_gradient(v_data, h_data, v_model, h_model):
+    """The negated log-likelihood gradient of W, b and c (Keras minimises), each expectation a batch mean:
+
+        -d log p / dW = -(<v h^T>_data - <v h^T>_model),   and <v>, <h> likewise for the biases b and c.
+    """
+    def mean_outer(v, h):
+        return tf.matmul(v, h, transpose_a=True) / tf.cast(tf.shape(v)[0], v.dtype)
+
+    return [-(mean_outer(v_data, h_data) - mean_outer(v_model, h_model)),
+            -(tf.reduce_mean(v_data, axis=0) - tf.reduce_mean(v_model, axis=0)),
+            -(tf.reduce_mean(h_data, axis=0) - tf.reduce_mean(h_model, axis=0))]
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class RBM(ZooModel):
     Config = RBMConfig
@@ -199,15 +212,8 @@ class RBM(ZooModel):
             self.chains.assign(v_model)
         else:  # CD-k: the chains start at the data
             v_model, _, h_model = self.gibbs(v, self.config.cd_k, seed, hidden=h_data)
-        batch, negatives = tf.cast(tf.shape(v)[0], tf.float32), tf.cast(tf.shape(v_model)[0], tf.float32)
-        # d log p / d theta: <.>_data - <.>_model. Keras minimises and sums replicas' gradients: negate, divide.
-        scale = -1.0 / num_replicas()
-        gradients = [
-            scale * (tf.matmul(v, h_data, transpose_a=True) / batch
-                     - tf.matmul(v_model, h_model, transpose_a=True) / negatives),
-            scale * (tf.reduce_mean(v, axis=0) - tf.reduce_mean(v_model, axis=0)),
-            scale * (tf.reduce_mean(h_data, axis=0) - tf.reduce_mean(h_model, axis=0)),
-        ]
+        # Keras sums replicas' gradients: each replica's share is divided by their number.
+        gradients = [g / num_replicas() for g in cd_gradient(v, h_data, v_model, h_model)]
         self.optimizer.apply_gradients(zip(gradients, [self.W, self.visible_bias, self.hidden_bias]))
         return self.update_metrics(v, seed, hidden_input)
 
