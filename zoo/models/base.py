@@ -17,7 +17,28 @@ import tensorflow as tf
 IMAGE_SHAPE = (28, 28, 1)
 
 
-class ZooModel(keras.Model):
+class MeanMetrics:
+    """The figures a train_step and test_step report, each a keras.metrics.Mean in `trackers` (METRICS, in order)."""
+
+    METRICS: tuple[str, ...] = ()
+
+    @property
+    def metrics(self):  # Keras resets these at each epoch and logs their results
+        return list(self.trackers.values())
+
+    def record(self, values, sample_weight=None):
+        """Add one batch's figures by name (scalars, or per-image vectors for exact epoch means, also across
+        replicas) and return every metric's running mean: what train_step and test_step return."""
+        for name, value in values.items():
+            self.trackers[name].update_state(value, sample_weight=sample_weight)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+
+def mean_trackers(names):
+    return {name: keras.metrics.Mean(name=name) for name in names}
+
+
+class ZooModel(MeanMetrics, keras.Model):
     Config: type = None  # the model's config dataclass
     SIGNATURES: tuple[str, ...] = ()  # serving verbs it implements, `sample` first (it is also serving_default)
     DATA: dict = {}  # what it wants from zoo.data: e.g. dict(binarize="none", pixel_range=(0, 1), image_size=28)
@@ -30,6 +51,7 @@ class ZooModel(keras.Model):
         super().__init__(**kwargs)
         self.config = config if config is not None else self.Config()
         self.seed = int(seed)  # keys every stateless random draw of training, so a seed fixes a run
+        self.trackers = mean_trackers(self.METRICS)
 
     @classmethod
     def data_settings(cls, config):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import ZooModel, check_images, step_seed
+from zoo.models.base import MeanMetrics, ZooModel, check_images, mean_trackers, step_seed
 
 
 @dataclass
@@ -57,7 +57,9 @@ def cross_entropy(targets, logits):
 class DenoisingObjective:
     """The denoising train_step and test_step, shared by one layer and the whole stack: self(x) gives the logits of
     the reconstruction of flat inputs x, self.masking and self.gaussian the corruption, self.training_seed() the
-    noise of this step, self.trackers the Mean metrics loss, reconstruction_mse and denoising_mse."""
+    noise of this step; it reports METRICS through MeanMetrics.record."""
+
+    METRICS = ("loss", "reconstruction_mse", "denoising_mse")
 
     def train_step(self, x):
         x = self.flat(x)
@@ -76,22 +78,14 @@ class DenoisingObjective:
 
     def update_metrics(self, x, denoised_logits, loss):
         """The loss, the error of denoising the corrupted input, and that of reconstructing the clean one."""
-        self.trackers["loss"].update_state(loss)
-        self.trackers["denoising_mse"].update_state(
-            tf.reduce_mean(tf.square(tf.sigmoid(denoised_logits) - x), axis=1))
-        self.trackers["reconstruction_mse"].update_state(tf.reduce_mean(tf.square(tf.sigmoid(self(x)) - x), axis=1))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
+        return self.record({
+            "loss": loss,
+            "reconstruction_mse": tf.reduce_mean(tf.square(tf.sigmoid(self(x)) - x), axis=1),
+            "denoising_mse": tf.reduce_mean(tf.square(tf.sigmoid(denoised_logits) - x), axis=1),
+        })
 
 
-def denoising_trackers():
-    return {name: keras.metrics.Mean(name=name) for name in ("loss", "reconstruction_mse", "denoising_mse")}
-
-
-class DenoisingLayer(DenoisingObjective, keras.Model):
+class DenoisingLayer(DenoisingObjective, MeanMetrics, keras.Model):
     """One layer of the stack, trained on its own: clean inputs [n, visible] -> reconstruct them from corruption."""
 
     XLA_ON_CPU = True  # dense layers only: XLA helps on a CPU, as for the MLP VAE
@@ -102,7 +96,7 @@ class DenoisingLayer(DenoisingObjective, keras.Model):
         self.decoder = keras.layers.Dense(visible)  # logits
         self.masking, self.gaussian, self.learning_rate, self.seed = masking, gaussian, learning_rate, seed
         self.visible = visible
-        self.trackers = denoising_trackers()
+        self.trackers = mean_trackers(self.METRICS)
         self(tf.zeros((1, visible)))
 
     def compile(self, total_steps=None, **kwargs):
@@ -135,7 +129,6 @@ class DAE(DenoisingObjective, ZooModel):
         # The decoders mirror the encoders; the last one outputs pixel logits.
         self.decoders = [keras.layers.Dense(n, activation="sigmoid" if i else None, name=f"decoder{i}")
                          for i, n in reversed(list(enumerate(sizes[:-1])))]
-        self.trackers = denoising_trackers()
         self.masking, self.gaussian = self.config.masking, self.config.gaussian
 
     @property

@@ -76,6 +76,7 @@ class DBN(ZooModel):
     SIGNATURES = ("sample", "reconstruct", "encode", "decode", "inpaint", "parameters")
     DATA = dict(binarize="dynamic")
     PRESETS = PRESETS
+    METRICS = ("reconstruction_mse", "top_reconstruction_mse", "wake_error", "sleep_error")
 
     def __init__(self, config=None, seed=0, **kwargs):
         super().__init__(config, seed, **kwargs)
@@ -89,12 +90,6 @@ class DBN(ZooModel):
             self.generative_bias.append(self.add_weight(shape=(below,), initializer="zeros", name=f"g{i}"))
         self.top = RBM(self.config.rbm_config(len(sizes) - 2), seed=seed, name="top_rbm")
         self.top.build_for_images()
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in (
-            "reconstruction_mse", "top_reconstruction_mse", "wake_error", "sleep_error")}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     @property
     def latent_dim(self):
@@ -231,7 +226,7 @@ class DBN(ZooModel):
     def train_step(self, images):
         updates, errors = self.up_down(tf.reshape(images, (-1, 784)), step_seed(self, stream=0))
         self.apply_updates(updates)
-        return self.update_metrics(errors)
+        return self.record(errors)
 
     def apply_updates(self, updates):
         """Negated updates by variable path -> the optimizer. Keras sums replicas' gradients: divide."""
@@ -241,12 +236,7 @@ class DBN(ZooModel):
 
     def test_step(self, images):
         _, errors = self.up_down(tf.reshape(images, (-1, 784)), tf.constant([self.seed, -1]))
-        return self.update_metrics(errors)
-
-    def update_metrics(self, errors):
-        for name, value in errors.items():  # per-image values: exact epoch means, also across replicas
-            self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return self.record(errors)  # per-image values: exact epoch means
 
     # -- the serving verbs ------------------------------------------------------------------------------------
 

@@ -106,6 +106,7 @@ class GAN(ZooModel):
     PRESETS = PRESETS
     XLA_ON_CPU = True
     MIXED_PRECISION = True
+    METRICS = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")
 
     @classmethod
     def data_settings(cls, config):
@@ -115,10 +116,6 @@ class GAN(ZooModel):
         super().__init__(config, seed, **kwargs)
         self.generator = self.build_generator(self.config)
         self.discriminator = self.build_discriminator(self.config)
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.real_accuracy_tracker = keras.metrics.Mean(name="d_real_accuracy")
-        self.fake_accuracy_tracker = keras.metrics.Mean(name="d_fake_accuracy")
 
     # -- the two networks -------------------------------------------------------------------------------------
 
@@ -187,10 +184,6 @@ class GAN(ZooModel):
     def optimizers(self):
         return [self.d_optimizer, self.g_optimizer]
 
-    @property
-    def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.real_accuracy_tracker, self.fake_accuracy_tracker]
-
     def noise(self, batch, optimizer, stream):
         """Fresh z for one update: keyed on the run's seed, the optimizer's update count and a stream."""
         return replica_noise(tf.stack([batch, self.config.latent_dim]), step_seed(self, stream, optimizer))
@@ -236,9 +229,8 @@ class GAN(ZooModel):
     def update_metrics(self, d_loss, g_loss, real_logits, fake_logits):
         real_accuracy = tf.reduce_mean(tf.cast(real_logits > 0, tf.float32))  # D(x) > 1/2
         fake_accuracy = tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32))
-        for tracker, value in zip(self.metrics, (d_loss, g_loss, real_accuracy, fake_accuracy)):
-            tracker.update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        return self.record({"d_loss": d_loss, "g_loss": g_loss, "d_real_accuracy": real_accuracy,
+                            "d_fake_accuracy": fake_accuracy})
 
     # -- the serving verbs ------------------------------------------------------------------------------------
 

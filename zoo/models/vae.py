@@ -74,14 +74,12 @@ class VAE(ZooModel):
     DATA = dict(binarize="none")
     PRESETS = PRESETS
     XLA_ON_CPU = True
+    METRICS = ("loss", "reconstruction", "kl")  # -ELBO and its two terms, nats per image
 
     def __init__(self, config=None, seed=0, **kwargs):
         super().__init__(config, seed, **kwargs)
         self.encoder = self.build_encoder(self.config)
         self.decoder = self.build_decoder(self.config)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
 
     def build_encoder(self, c):
         """Images [n, 28, 28, 1] -> [n, 2 * latent_dim]: the mean and log-variance of q(z|x) side by side."""
@@ -94,10 +92,6 @@ class VAE(ZooModel):
         return keras.Sequential(
             [keras.layers.Dense(n, activation=c.activation) for n in reversed(c.hidden)]
             + [keras.layers.Dense(28 * 28)], name="decoder")
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
     def posterior(self, images):
         """Mean and log-variance of q(z|x); images [n, 28, 28, 1] or flat [n, 784]."""
@@ -135,9 +129,7 @@ class VAE(ZooModel):
 
     def update_metrics(self, images, loss, reconstruction, kl):
         batch = tf.cast(tf.shape(images)[0], tf.float32)  # weight by images: exact per-image epoch means
-        for tracker, value in zip(self.metrics, (loss, reconstruction, kl)):
-            tracker.update_state(value, sample_weight=batch)
-        return {m.name: m.result() for m in self.metrics}
+        return self.record({"loss": loss, "reconstruction": reconstruction, "kl": kl}, sample_weight=batch)
 
     # -- the serving verbs ------------------------------------------------------------------------------------
 
