@@ -1,5 +1,6 @@
 import gzip
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -235,3 +236,9 @@ def test_auto_source(tmp_path, monkeypatch):
     (tmp_path / "mnist" / "3.0.1" / "dataset_info.json").write_text("{}")
     assert data.resolve_source("mnist", "auto", None) == "tfds"
     assert data.resolve_source("mnist", "packaged", None) == "packaged"
+
+
+def test_a_missing_tfds_module_is_named_not_blamed_on_the_network(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # as if it were not installed
+    with pytest.raises(data.DataError, match="needs the Python module 'tensorflow_datasets'.*--source packaged"):
+        data.read_tfds("mnist")

@@ -218,15 +218,18 @@ def tfds_prepared(dataset, data_dir=None):
 
 
 def read_tfds(dataset, data_dir=None):
-    import tensorflow_datasets as tfds
-
+    other_sources = "or use --source packaged (MNIST) or --source dir --data-dir FOLDER"
     try:
+        import tensorflow_datasets as tfds
         train, test = tfds.load(dataset, split=["train", "test"], batch_size=-1, as_supervised=True,
                                 data_dir=tfds_data_dir(data_dir))
+    except ModuleNotFoundError as error:  # not the network's fault: say which package is missing
+        raise DataError(f"--source tfds needs the Python module {error.name!r}, which is not installed "
+                        f"(pip install {error.name.split('.')[0].replace('_', '-')}), {other_sources}") from None
     except Exception as error:  # TFDS raises many kinds; all mean the same thing to a user
         raise DataError(
             f"TFDS could not load {dataset!r} ({type(error).__name__}: {error}); it needs internet the first time, "
-            "or use --source packaged (MNIST) or --source dir --data-dir FOLDER"
+            + other_sources
         ) from None
     (train_images, train_labels), (test_images, test_labels) = tfds.as_numpy(train), tfds.as_numpy(test)
     return train_images[..., 0], train_labels, test_images[..., 0], test_labels
