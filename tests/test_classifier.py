@@ -96,7 +96,8 @@ def test_evaluate_scores_a_file_or_folder_of_images(tmp_path, mnist_arrays):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| real test images |" in done.stdout and "not on Inception's" in done.stdout
     figures = json.loads((tmp_path / "IMAGES.json").read_text())["figures"]
-    assert figures["num_samples"] == 600 and figures["classifier_score"] > 8 and figures["nearest_train_distance"] < 0.01
+    assert figures["num_samples"] == 600 and figures["classifier_score"] > 8
+    assert figures["nearest_train_distance"] < 0.01  # they are training images
     assert {"frechet_distance", "kid", "kid_standard_error", "precision", "recall"} <= set(figures)
 
     folder = tmp_path / "pngs"

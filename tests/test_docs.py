@@ -53,7 +53,7 @@ def test_the_readmes_python_example_runs(tmp_path):
     with open(os.path.join(REPO, "README.md")) as f:
         example = re.search(r"```python\n(.*?)```", f.read(), flags=re.S).group(1)
     shutil.rmtree(tmp_path / "logs")
-    done = run_python(f"import os; os.chdir({str(tmp_path)!r})\n" + example + "\nassert images.shape == (16, 28, 28, 1)",
-                      env={"PYTHONPATH": REPO})
+    check = "\nassert images.shape == (16, 28, 28, 1)"
+    done = run_python(f"import os; os.chdir({str(tmp_path)!r})\n" + example + check, env={"PYTHONPATH": REPO})
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "vae.keras").exists()

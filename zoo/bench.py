@@ -226,7 +226,7 @@ def bench_rbm(batch_size, epochs, large_batch=1000):
                  f"{rate * flops_per_image / 1e9 / large_gemm:.0%} of the GEMM rate at batch {large_batch} "
                  f"({large_gemm:.0f} GFLOP/s)"))
 
-    binary = (np.random.default_rng(0).random((n, 784)) < pipelines.splits.train.images.reshape(n, 784) / 255.0)
+    binary = data.binarize_once(pipelines.splits.train.images.reshape(n, 784) / 255.0, 0)
     seconds = sklearn_rbm_seconds(binary.astype(np.float64), batch_size, max(2, epochs - 1))
     rows.append((f"scikit-learn BernoulliRBM (PCD-1, n_components=500), batch {batch_size}",
                  "not installed" if seconds is None else f"{n / seconds:,.0f} img/s",

@@ -95,7 +95,7 @@ def train_classifier(dataset="mnist", epochs=8, seed=0, limit=None, verbose=None
                 verbose=verbose if verbose is not None else progress_verbosity())
     test = pipelines.splits.test
     classifier = Classifier(network)
-    classifier.test_accuracy = classifier.accuracy(test.images[..., None] / 255.0, test.labels)
+    classifier.test_accuracy = classifier.accuracy(data.as_images(test.images), test.labels)
     return classifier
 
 

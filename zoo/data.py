@@ -98,6 +98,18 @@ class Splits:
     source: str  # where the arrays came from, for model cards
 
 
+def as_images(pixels):
+    """uint8 pixels [n, 28, 28] (0..255) -> float32 images [n, 28, 28, 1] in [0, 1]: the zoo's image format."""
+    return np.asarray(pixels, np.float32)[..., None] / 255.0
+
+
+def binarize_once(images, seed):
+    """One Bernoulli sample of images in [0, 1] (pixel value = probability of 1), from a NumPy seed or Generator:
+    the fixed binarization likelihoods are measured on."""
+    rng = np.random.default_rng(seed)  # a Generator passes through, so several sets can share one stream
+    return (rng.random(np.shape(images)) < images).astype(np.float32)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Readers: each returns (train_images, train_labels, test_images, test_labels) as uint8 / int arrays.
 

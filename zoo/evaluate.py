@@ -70,7 +70,7 @@ class Reference:
         """The dataset's first config.test_images test images and all its training images."""
         train_images, _, test_images, test_labels, _ = data.load_arrays(dataset, source, data_dir)
         n = min(config.test_images, len(test_images))
-        return cls.from_arrays(test_images[:n, ..., None] / 255.0, test_labels[:n], train_images[..., None] / 255.0,
+        return cls.from_arrays(data.as_images(test_images[:n]), test_labels[:n], data.as_images(train_images),
                                judge or classifier_module.load_classifier(dataset), config)
 
     @classmethod
@@ -80,8 +80,7 @@ class Reference:
         reference.test_features = judge(reference.test_images)[1]
         reference.masks = {f: random_masks(reference.test_images.shape, f, config.seed + i)
                            for i, f in enumerate(config.fractions)}
-        rng = np.random.default_rng(config.seed)
-        reference.binarized = (rng.random(reference.test_images.shape) < reference.test_images).astype(np.float32)
+        reference.binarized = data.binarize_once(reference.test_images, config.seed)
         return reference
 
     @property

@@ -127,7 +127,7 @@ def main(argv=None):
             results = {os.path.normpath(row["export"]): row for row in json.load(f)["exports"]}
 
     splits = data.load(data.DataConfig(validation_size=0))
-    test = data.Split(splits.test.images[..., None].astype(np.float32) / 255.0, splits.test.labels)
+    test = data.Split(data.as_images(splits.test.images), splits.test.labels)
     lines = ["# Figures", "", "Made by `python -m zoo.report` from the newest version of each export; every figure "
              "comes from the export's signatures.", ""]
     for name, path in newest.items():

@@ -199,7 +199,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
 
     history = {}
     if epochs > 0:
-        test_images = splits.test.images[:10, ..., None] / 255.0
+        test_images = data.as_images(splits.test.images[:10])
         history = model.fit(
             pipelines.train, steps_per_epoch=pipelines.steps_per_epoch, validation_data=pipelines.validation,
             epochs=epochs, shuffle=False,

@@ -68,7 +68,7 @@ def run(config: Config, out="experiments/dae", logdir="tensorboard_logs"):
                          train.TrainConfig(epochs=config.epochs, seed=config.seed, logdir=logdir,
                                            export_dir=f"{out}/exports", name="dae_experiments/dae"))
     model = result.model
-    test = data.load(data.DataConfig(validation_size=0)).test.images[..., None].astype(np.float32) / 255.0
+    test = data.as_images(data.load(data.DataConfig(validation_size=0)).test.images)
 
     notebook = Notebook(out, "Stacked denoising autoencoder: residual analysis")
     notebook.text(

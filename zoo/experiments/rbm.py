@@ -121,11 +121,10 @@ def inpainting(notebook, model, test, hidden, seed):
 def run(config: Config, out="experiments/rbm", logdir="tensorboard_logs"):
     splits = data.load(data.DataConfig(validation_size=0))
     n = min(config.test_images, len(splits.test.images))
-    images = splits.test.images[:n, ..., None].astype(np.float32) / 255.0
-    rng = np.random.default_rng(config.seed)
-    train_images = splits.train.images.astype(np.float32) / 255.0
+    images = data.as_images(splits.test.images[:n])
+    train_images = splits.train.images.astype(np.float32) / 255.0  # [n, 28, 28]: the mean image is reshaped below
     test = SimpleNamespace(images=images, labels=splits.test.labels[:n],
-                           binary=(rng.random(images.shape) < images).astype(np.float32).reshape(n, 784),
+                           binary=data.binarize_once(images, config.seed).reshape(n, 784),
                            mean_image=train_images.mean(axis=0)[None, ..., None])
     runs = Runs(config, logdir, test, train_images)
 

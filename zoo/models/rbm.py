@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.data import binarize_once
 from zoo.models.base import ZooModel, check_images, num_replicas, replica_noise, seed_pair, step_seed
 
 
@@ -62,8 +63,8 @@ class FreeEnergyGap(keras.callbacks.Callback):
 
     def __init__(self, train_images, validation_images, count=1000, seed=0):
         super().__init__()
-        rng = np.random.default_rng(seed)
-        self.subsets = [(rng.random(x[:count].shape) < x[:count] / 255.0).astype(np.float32).reshape(-1, 784)
+        rng = np.random.default_rng(seed)  # one stream for both subsets
+        self.subsets = [binarize_once(x[:count] / 255.0, rng).reshape(-1, 784)
                         for x in (train_images, validation_images)]
 
     def on_epoch_end(self, epoch, logs=None):
