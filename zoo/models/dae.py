@@ -56,13 +56,13 @@ def cross_entropy(targets, logits):
 
 class DenoisingObjective:
     """The denoising train_step and test_step, shared by one layer and the whole stack: self(x) gives the logits of
-    the reconstruction of flat inputs x, self.masking and self.gaussian the corruption, self.training_seed() the
-    noise of this step; it reports METRICS through MeanMetrics.record."""
+    the reconstruction of inputs x (made flat rows by self.as_inputs), self.masking and self.gaussian the
+    corruption, self.training_seed() the noise of this step; it reports METRICS through MeanMetrics.record."""
 
     METRICS = ("loss", "reconstruction_mse", "denoising_mse")
 
     def train_step(self, x):
-        x = self.flat(x)
+        x = self.as_inputs(x)
         noisy = corrupt(x, self.masking, self.gaussian, self.training_seed())
         with tf.GradientTape() as tape:
             logits = self(noisy, training=True)
@@ -72,7 +72,7 @@ class DenoisingObjective:
         return self.update_metrics(x, logits, loss)
 
     def test_step(self, x):
-        x = self.flat(x)
+        x = self.as_inputs(x)
         logits = self(corrupt(x, self.masking, self.gaussian, tf.constant([self.seed, -1])))
         return self.update_metrics(x, logits, tf.reduce_mean(cross_entropy(x, logits)))
 
@@ -105,7 +105,7 @@ class DenoisingLayer(DenoisingObjective, MeanMetrics, keras.Model):
     def call(self, x, training=False):
         return self.decoder(self.encoder(x))
 
-    def flat(self, x):
+    def as_inputs(self, x):
         return x
 
     def training_seed(self):
@@ -181,7 +181,7 @@ class DAE(DenoisingObjective, ZooModel):
         """Pixel logits of the clean reconstruction, flat [n, 784]."""
         return self.decode_logits(self.encode_flat(tf.reshape(images, (-1, 784))))
 
-    def flat(self, images):
+    def as_inputs(self, images):
         return tf.reshape(images, (-1, 784))
 
     def training_seed(self):

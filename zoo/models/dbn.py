@@ -187,25 +187,25 @@ class DBN(ZooModel):
             error_sum += tf.reduce_sum(tf.square(error), axis=1)
         return updates, wake, error_sum
 
-    def top_phase(self, pen, seed):
+    def top_phase(self, top_visible, seed):
         """CD-k in the top RBM from the wake state of its visible layer. Returns (negated updates of the top RBM,
         its negative visible state, its reconstruction p(v|h) of the last step)."""
         top = self.top
-        h_data = top.hidden_probabilities(pen)
-        negative, reconstruction, h_model = top.gibbs(pen, self.config.top_cd_k, seed, hidden=h_data)
-        gradients = cd_gradient(pen, h_data, negative, h_model)
+        h_data = top.hidden_probabilities(top_visible)
+        negative, reconstruction, h_model = top.gibbs(top_visible, self.config.top_cd_k, seed, hidden=h_data)
+        gradients = cd_gradient(top_visible, h_data, negative, h_model)
         updates = {v.path: g for v, g in zip((top.W, top.visible_bias, top.hidden_bias), gradients)}
         return updates, negative, reconstruction
 
-    def sleep_phase(self, pen, seed):
+    def sleep_phase(self, top_visible, seed):
         """Sample down with G from a top-RBM state (probabilities at the pixels, as in the paper); each recognition
         layer learns to predict the layer above from the one below. Returns (negated updates of R and r, sleep
         states pixels first, per-image prediction error)."""
-        sleep = self.down(pen, seed)[::-1]
+        sleep = self.down(top_visible, seed)[::-1]
         updates, error_sum = {}, 0.0
         for i in range(len(self.recognition)):
             error = sleep[i + 1] - tf.sigmoid(tf.matmul(sleep[i], self.recognition[i]) + self.recognition_bias[i])
-            updates[self.recognition[i].path] = -tf.matmul(sleep[i], error, transpose_a=True) / _rows(pen)
+            updates[self.recognition[i].path] = -tf.matmul(sleep[i], error, transpose_a=True) / _rows(top_visible)
             updates[self.recognition_bias[i].path] = -tf.reduce_mean(error, axis=0)
             error_sum += tf.reduce_sum(tf.square(error), axis=1)
         return updates, sleep, error_sum
@@ -264,9 +264,9 @@ class DBN(ZooModel):
         down with probabilities; the serving signature uses steps=0, so it is deterministic."""
         if steps == 0:
             return self.decode(self.encode(images)["latent"])
-        pen = self.up(tf.reshape(check_images(images), (-1, 784)))[-1]
-        _, pen, _ = self.top.gibbs(pen, steps, seed_pair(seed, 3))
-        return tf.reshape(self.down(pen)[-1], (-1, 28, 28, 1))
+        top_visible = self.up(tf.reshape(check_images(images), (-1, 784)))[-1]
+        _, top_visible, _ = self.top.gibbs(top_visible, steps, seed_pair(seed, 3))
+        return tf.reshape(self.down(top_visible)[-1], (-1, 28, 28, 1))
 
     def sample(self, num_samples, seed, steps=None):
         """From a uniformly random top state: `steps` Gibbs steps in the top RBM (config.sample_steps), then a
@@ -275,12 +275,12 @@ class DBN(ZooModel):
         steps = self.config.sample_steps if steps is None else steps
         hidden = self.top.config.hidden
         h = bernoulli(tf.fill([num_samples, hidden], 0.5), tf.random.stateless_uniform([num_samples, hidden], seed))
-        pen = self.top.visible_probabilities(h)
+        top_visible = self.top.visible_probabilities(h)
         if steps > 0:
-            start = bernoulli(pen, tf.random.stateless_uniform(tf.shape(pen), tf.random.experimental.stateless_fold_in(
-                seed, 1)))
-            _, pen, _ = self.top.gibbs(start, steps, tf.random.experimental.stateless_fold_in(seed, 2))
-        return tf.reshape(self.down(pen)[-1], (-1, 28, 28, 1))
+            start = bernoulli(top_visible, tf.random.stateless_uniform(
+                tf.shape(top_visible), tf.random.experimental.stateless_fold_in(seed, 1)))
+            _, top_visible, _ = self.top.gibbs(start, steps, tf.random.experimental.stateless_fold_in(seed, 2))
+        return tf.reshape(self.down(top_visible)[-1], (-1, 28, 28, 1))
 
     def inpaint(self, images, mask, seed):
         """Missing pixels by rounds of: up (sampled), one Gibbs step in the top RBM, down (probabilities), observed
@@ -291,16 +291,17 @@ class DBN(ZooModel):
         seed = seed_pair(seed, 1)
         steps, burn_in = self.config.inpaint_steps, self.config.inpaint_steps // 2
 
-        def round_(i, v, total):
+        def inpaint_round(i, v, total):
             s = tf.random.experimental.stateless_fold_in(seed, i)
             states = self.up(v, s)
-            _, pen, _ = self.top.gibbs(states[-1], 1, tf.random.experimental.stateless_fold_in(s, 100))
-            p = self.down(pen)[-1]
+            _, top_visible, _ = self.top.gibbs(states[-1], 1, tf.random.experimental.stateless_fold_in(s, 100))
+            p = self.down(top_visible)[-1]
             total += tf.where(i >= burn_in, p, tf.zeros_like(p))
             return i + 1, tf.where(observed, x, p), total
 
         start = tf.where(observed, x, 0.0)
-        _, _, total = tf.while_loop(lambda i, *_: i < steps, round_, (tf.constant(0), start, tf.zeros_like(start)))
+        _, _, total = tf.while_loop(lambda i, *_: i < steps, inpaint_round,
+                                    (tf.constant(0), start, tf.zeros_like(start)))
         completion = tf.reshape(total / float(steps - burn_in), (-1, 28, 28, 1))
         return tf.where(mask > 0.5, images, completion)
 

@@ -29,7 +29,7 @@ OUTPUTS = ("sigmoid", "tanh")
 
 
 @dataclass
-class AdversarialTraining:
+class AdversarialConfig:
     """What every GAN of the zoo shares: the code, the balance of the two players, their optimizers."""
 
     latent_dim: int = field(default=100, metadata={"help": "size of the noise z ~ N(0, I)"})
@@ -54,7 +54,7 @@ class AdversarialTraining:
 
 
 @dataclass
-class GANConfig(AdversarialTraining):
+class GANConfig(AdversarialConfig):
     generator_hidden: tuple[int, ...] = field(default=(128,), metadata={"help": "generator hidden sizes"})
     discriminator_hidden: tuple[int, ...] = field(default=(128,), metadata={"help": "discriminator hidden sizes"})
     activation: str = field(default="relu", metadata={"help": "hidden activation of both: relu, leaky_relu, ..."})
@@ -247,7 +247,7 @@ class GAN(ZooModel):
 
 
 @dataclass
-class DCGANConfig(AdversarialTraining):
+class DCGANConfig(AdversarialConfig):
     batch_norm: bool = field(default=True, metadata={
         "help": "batch norm in both networks, except the generator's output and the discriminator's input and "
                 "output layers"})
