@@ -3,7 +3,7 @@
     TensorBoard         scalars per epoch (train and validation) and weight histograms (Keras's own callback)
     ImageSummaries      a 10x10 grid of samples and test images above their reconstructions, every epoch
     BackupAndRestore    a checkpoint every epoch, so a rerun of an interrupted command resumes where it stopped
-    StopOnNaN           stops with a message at the first NaN or infinite loss, before anything is exported
+    StopOnNaN           stops with a message at the first NaN or infinite metric, before anything is exported
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ class ImageSummaries(keras.callbacks.Callback):
 
 
 class StopOnNaN(keras.callbacks.TerminateOnNaN):
-    """Raises TrainingDiverged at the first NaN or infinite loss; the last good epoch's checkpoint stays."""
+    """Raises TrainingDiverged at the first NaN or infinite metric of a batch or an epoch (every metric: the RBM and
+    DBN have no `loss`); the last good epoch's checkpoint stays."""
 
     def __init__(self, backup_dir=None):
         super().__init__(raise_error=True)
@@ -66,13 +67,20 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
         self.epoch = epoch
 
     def on_batch_end(self, batch, logs=None):
-        losses = [value for name, value in (logs or {}).items() if name.endswith("loss")]  # a GAN's d_ and g_loss
-        loss = next((value for value in losses if not np.isfinite(value)), None)
-        if loss is not None:
+        self.check(logs, f"epoch {self.epoch + 1}, batch {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):  # validation figures too: NaN weights may only show there
+        self.check(logs, f"the end of epoch {epoch + 1}")
+
+    def check(self, logs, when):
+        bad = {name: float(value) for name, value in (logs or {}).items()
+               if np.ndim(value) == 0 and not np.isfinite(float(value))}
+        if bad:
+            name, value = next(iter(bad.items()))
             kept = f" The checkpoint of the last good epoch is kept in {self.backup_dir}." if self.backup_dir else ""
             raise TrainingDiverged(
-                f"the loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}: training diverged, "
-                f"and nothing was exported. Lower the learning rate (--learning-rate) and run again.{kept}"
+                f"{name} became {value} at {when}: training diverged, and nothing was exported. Lower the learning "
+                f"rate (--learning-rate) and run again.{kept}"
             )
 
 

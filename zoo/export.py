@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 import zoo
+from zoo.callbacks import TrainingDiverged
 
 CARD = os.path.join("assets", "model_card.json")
 KERAS_FILE = os.path.join("assets.extra", "model.keras")
@@ -70,6 +71,10 @@ def export_model(model, export_dir, name, card):
     if "sample" in model.SIGNATURES and model.SIGNATURES[0] != "sample":
         raise ValueError("`sample` must come first in SIGNATURES: the first endpoint becomes serving_default")
     model.build_for_images()
+    non_finite = [w.path for w in model.weights if not np.all(np.isfinite(np.asarray(w)))]
+    if non_finite:  # a diverged model must not reach serving looking like a trained one
+        raise TrainingDiverged(f"not exported: weights {', '.join(non_finite[:5])} hold NaN or infinite values; "
+                               "training diverged (lower the learning rate and train again)")
     archive = keras.export.ExportArchive()
     archive.track(model)
     for verb in model.SIGNATURES:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -24,7 +25,7 @@ import tensorflow as tf
 
 from zoo import callbacks, data, export
 from zoo.models import MODELS
-from zoo.models.base import global_dtype_policy
+from zoo.models.base import check_finite, global_dtype_policy
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -267,11 +268,23 @@ def positive_int(text):
     return value
 
 
+def finite_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return value
+
+
 def number_tuple(kind):
     """An argparse type: "N,N,..." -> a tuple of `kind`: positive ints or floats, or (kind str) names."""
     def parse(text):
         try:
             values = tuple(kind(part.strip()) for part in text.split(","))
+            if kind is float and not all(math.isfinite(v) for v in values):
+                raise ValueError
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
                                              f"{'integers' if kind is int else 'numbers'}, e.g. 256,256") from None
@@ -324,7 +337,7 @@ def add_dataclass_flags(group, config_class):
             group.add_argument(flag, type=number_tuple(typing.get_args(kind)[0]), default=None, metavar="N,N,...",
                                help=help_text)
         else:
-            group.add_argument(flag, type=kind, default=None, help=help_text)
+            group.add_argument(flag, type=finite_float if kind is float else kind, default=None, help=help_text)
 
 
 def add_config_flags(parser, model_class):
@@ -359,7 +372,7 @@ def configs_from_args(args):
     for f in dataclasses.fields(model_class.Config):
         if getattr(args, f.name) is not None:
             settings[f.name] = getattr(args, f.name)
-    model_config = model_class.Config(**settings)
+    model_config = check_finite(model_class.Config(**settings))
     data_config = data_config_for(
         args.model, model_config, dataset=args.dataset, source=args.source, data_dir=args.data_dir,
         batch_size=args.batch_size, limit=args.limit, validation_size=args.validation_size, binarize=args.binarize,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 
 import keras
 import tensorflow as tf
@@ -49,7 +50,7 @@ class ZooModel(MeanMetrics, keras.Model):
 
     def __init__(self, config=None, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.config = config if config is not None else self.Config()
+        self.config = check_finite(config if config is not None else self.Config())
         self.seed = int(seed)  # keys every stateless random draw of training, so a seed fixes a run
         self.trackers = mean_trackers(self.METRICS)
 
@@ -117,6 +118,17 @@ class ZooModel(MeanMetrics, keras.Model):
     def save(self, filepath, *args, **kwargs):
         self.build_for_images()  # a model saved before its first call would have no variables to save
         super().save(filepath, *args, **kwargs)
+
+
+def check_finite(config):
+    """The config, if every number in it is finite; a ValueError naming the field otherwise (a NaN learning rate
+    passes every `<= 0` check and trains a NaN model)."""
+    for f in dataclasses.fields(config):
+        values = getattr(config, f.name)
+        for value in values if isinstance(values, tuple) else (values,):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value}")
+    return config
 
 
 @contextlib.contextmanager
