@@ -20,6 +20,8 @@ import gzip
 import hashlib
 import os
 import pickle
+import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,7 +152,7 @@ def read_idx(path):
             blob = f.read()
     except FileNotFoundError:
         raise DataError(f"missing IDX file {path}") from None
-    except (OSError, EOFError) as error:  # truncated or corrupt gzip stream
+    except (OSError, EOFError, zlib.error) as error:  # truncated or corrupt gzip stream, damaged deflate data
         raise DataError(f"cannot read {path}: {error}; the file is corrupt, download it again") from None
     if len(blob) < 4 or blob[0] != 0 or blob[1] != 0:
         raise DataError(f"{path} is not an IDX file: bad magic number {blob[:4].hex() or '(empty file)'}")
@@ -206,7 +208,7 @@ def read_npz(path):
     try:
         with np.load(path) as f:
             found = {key: f[key] for key in keys if key in f.files}
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:  # truncated or damaged
         raise DataError(f"cannot read {path}: {error}; the file is corrupt, download it again") from None
     missing = [key for key in keys if key not in found]
     if missing:

@@ -11,6 +11,7 @@ under `--strategy mirrored` it is split across the replicas.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -41,6 +42,29 @@ class TrainConfig:
     run: str | None = None  # TensorBoard run name; default: seed<seed>, then seed<seed>-2, ...
     export: bool = True
     mixed_precision: bool = False  # float16 compute, float32 weights (models with MIXED_PRECISION; for GPUs)
+
+
+class Interrupted(Exception):
+    """Ctrl-C during training; the message says where a rerun of the same command resumes."""
+
+
+def check_train_config(model_name, train_config):
+    """A ValueError naming the problem for settings that would fail late or write in the wrong place."""
+    model_class = MODELS[model_name]
+    if not 0 <= train_config.seed < 2 ** 31:
+        raise ValueError(f"seed must be in 0..{2 ** 31 - 1} (it keys int32 stateless random ops), got "
+                         f"{train_config.seed}")
+    name = train_config.name
+    if name is not None and (not name or name in (".", "..") or name.startswith(".") or "/" in name
+                             or os.sep in name):
+        raise ValueError(f"name {name!r} must be a plain folder name (no '/', not starting with '.'): exports go to "
+                         f"{train_config.export_dir}/<name>/ and logs to {train_config.logdir}/<name>/")
+    for flag, folder in (("--logdir", train_config.logdir), ("--export-dir", train_config.export_dir)):
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise ValueError(f"{flag} {folder} is a file, not a folder; give a folder (it is made if missing)")
+    if train_config.mixed_precision and not model_class.MIXED_PRECISION:
+        raise ValueError(f"{model_name} does not train in mixed precision; drop --mixed-precision (models that do: "
+                         f"{', '.join(n for n, c in MODELS.items() if c.MIXED_PRECISION)})")
 
 
 @dataclass
@@ -117,9 +141,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     """Train, log and (unless train_config.export is False) export one model; returns a Result."""
     train_config = train_config or TrainConfig()
     model_class = MODELS[model_name]
-    if train_config.mixed_precision and not model_class.MIXED_PRECISION:
-        raise ValueError(f"{model_name} does not train in mixed precision; drop --mixed-precision (models that do: "
-                         f"{', '.join(n for n, c in MODELS.items() if c.MIXED_PRECISION)})")
+    check_train_config(model_name, train_config)
     model_config = model_config or model_class.Config()
     data_config = dataclasses.replace(data_config or data_config_for(model_name, model_config),
                                       seed=train_config.seed)
@@ -201,14 +223,15 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     history = {}
     if epochs > 0:
         test_images = data.as_images(splits.test.images[:10])
-        history = model.fit(
-            pipelines.train, steps_per_epoch=pipelines.steps_per_epoch, validation_data=pipelines.validation,
-            epochs=epochs, shuffle=False,
-            callbacks=callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed,
-                                                   model_callbacks=model.training_callbacks(splits))
-            + list(extra_callbacks),
-            verbose=verbose,
-        ).history
+        with interruption_message(run_dir, epochs, "fine-tuning" if layer_wise else None):
+            history = model.fit(
+                pipelines.train, steps_per_epoch=pipelines.steps_per_epoch, validation_data=pipelines.validation,
+                epochs=epochs, shuffle=False,
+                callbacks=callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed,
+                                                       model_callbacks=model.training_callbacks(splits))
+                + list(extra_callbacks),
+                verbose=verbose,
+            ).history
     seconds = time.time() - started
 
     export_path = None
@@ -220,6 +243,17 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     with open(os.path.join(run_dir, "run.json"), "w") as f:
         json.dump(dict(record, finished=True), f, indent=2)
     return Result(model, history, run_dir, export_path or greedy_path, greedy_path)
+
+
+@contextlib.contextmanager
+def interruption_message(run_dir, epochs, stage=None):
+    """Ctrl-C inside: Interrupted, saying after which epoch a rerun resumes (the last checkpointed one)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        where = f" of {stage}" if stage else ""
+        raise Interrupted(f"interrupted after epoch {completed_epochs(run_dir)} of {epochs}{where}; rerun the same "
+                          "command to resume") from None
 
 
 def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbose):
@@ -241,12 +275,13 @@ def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbos
     train_data = pipelines.train.enumerate(offset).map(lambda i, x: transform(x, i))
     validation = pipelines.validation and pipelines.validation.enumerate().map(lambda i, x: transform(x, i))
     backup = os.path.join(stage_dir, "backup")
-    history = model.fit(
-        train_data, steps_per_epoch=pipelines.steps_per_epoch, validation_data=validation, epochs=epochs,
-        shuffle=False, verbose=verbose,
-        callbacks=[callbacks.StopOnNaN(backup), keras.callbacks.TensorBoard(stage_dir, histogram_freq=1,
-                                                                           write_graph=False),
-                   keras.callbacks.BackupAndRestore(backup, double_checkpoint=True)]).history
+    with interruption_message(stage_dir, epochs, os.path.basename(stage_dir)):
+        history = model.fit(
+            train_data, steps_per_epoch=pipelines.steps_per_epoch, validation_data=validation, epochs=epochs,
+            shuffle=False, verbose=verbose,
+            callbacks=[callbacks.StopOnNaN(backup), keras.callbacks.TensorBoard(stage_dir, histogram_freq=1,
+                                                                               write_graph=False),
+                       keras.callbacks.BackupAndRestore(backup, double_checkpoint=True)]).history
     final = {k: float(v[-1]) for k, v in history.items() if v}
     model.save_weights(done)
     with open(os.path.join(stage_dir, "final_metrics.json"), "w") as f:
@@ -381,6 +416,7 @@ def configs_from_args(args):
         epochs=args.epochs, seed=args.seed, strategy=args.strategy, logdir=args.logdir, export_dir=args.export_dir,
         name=args.name or (f"{args.model}_{preset}" if preset else args.model), run=args.run, export=args.export,
         mixed_precision=args.mixed_precision)
+    check_train_config(args.model, train_config)
     return model_config, data_config, train_config
 
 
@@ -398,6 +434,8 @@ def main(argv=None):
         parser.exit(2, f"{prefix} {error}\n")
     except callbacks.TrainingDiverged as error:
         parser.exit(1, f"{prefix} {error}\n")
+    except (Interrupted, KeyboardInterrupt) as interrupted:  # Ctrl-C: one line, not a traceback
+        parser.exit(130, f"\n{parser.prog} {args.model}: {interrupted or 'interrupted'}\n")
 
 
 if __name__ == "__main__":

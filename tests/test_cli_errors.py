@@ -1,0 +1,76 @@
+"""Bad input to `python -m zoo.train` is a message and exit code 2, never a traceback; Ctrl-C is one line and 130."""
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from zoo import data
+
+
+def zoo_train(model, *flags, tmp_path):
+    """python -m zoo.train with outputs under tmp_path, unless the flags name others (the last occurrence wins)."""
+    defaults = ["--logdir", str(tmp_path / "logs"), "--export-dir", str(tmp_path / "exports")]
+    return subprocess.run([sys.executable, "-m", "zoo.train", model, *defaults, *flags], capture_output=True,
+                          text=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["vae", "--seed", "-5"], "seed must be in 0..2147483647"),
+    (["vae", "--seed", "99999999999"], "seed must be in 0..2147483647"),
+    (["vae", "--name", "../../x"], "must be a plain folder name"),
+    (["vae", "--name", ".hidden"], "must be a plain folder name"),
+    (["vae", "--mixed-precision"], "vae does not train in mixed precision"),
+])
+def test_bad_flags_are_messages_with_exit_2(argv, message, tmp_path):
+    done = zoo_train(*argv, tmp_path=tmp_path)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "exports").exists() and not (tmp_path / "logs").exists()
+
+
+def test_output_folders_that_are_files_are_refused_before_training(tmp_path):
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    for flag in ("--logdir", "--export-dir"):
+        other = "--export-dir" if flag == "--logdir" else "--logdir"
+        done = zoo_train("vae", flag, str(a_file), other, str(tmp_path / "other"), tmp_path=tmp_path)
+        assert done.returncode == 2 and f"{flag} {a_file} is a file" in done.stderr, done.stderr[-2000:]
+        assert "Training vae" not in done.stdout
+
+
+def test_damaged_data_files_are_data_errors(tmp_path):
+    stream = bytearray(gzip.compress(b"\0\0\x08\x01" + bytes(1000)))
+    stream[10] = 0xFF  # the first deflate block header: an invalid block type (zlib.error, not a CRC mismatch)
+    (tmp_path / "broken.gz").write_bytes(bytes(stream))
+    with pytest.raises(data.DataError, match="broken.gz.*corrupt"):
+        data.read_idx(str(tmp_path / "broken.gz"))
+    np.savez(tmp_path / "mnist.npz", x_train=np.zeros((100, 28, 28), np.uint8))
+    blob = (tmp_path / "mnist.npz").read_bytes()
+    (tmp_path / "mnist.npz").write_bytes(blob[:len(blob) // 2])  # truncated: no zip directory (BadZipFile)
+    with pytest.raises(data.DataError, match="mnist.npz.*corrupt"):
+        data.read_npz(str(tmp_path / "mnist.npz"))
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-u", "-m", "zoo.train", "vae", "--limit", "3000", "--epochs", "100", "--logdir",
+         str(tmp_path / "logs"), "--export-dir", str(tmp_path / "exports")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    deadline = time.time() + 120
+    backup = tmp_path / "logs" / "vae" / "seed0" / "backup" / "training_metadata.json"
+    while not backup.exists() and time.time() < deadline:  # the first epoch's checkpoint is written
+        time.sleep(0.5)
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert "interrupted after epoch" in stderr and "of 100; rerun the same command to resume" in stderr
+    assert not (tmp_path / "exports").exists()
