@@ -74,3 +74,22 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert "interrupted after epoch" in stderr and "of 100; rerun the same command to resume" in stderr
     assert not (tmp_path / "exports").exists()
+
+
+def test_a_second_launch_of_a_running_run_is_refused(tmp_path):
+    argv = [sys.executable, "-u", "-m", "zoo.train", "vae", "--limit", "3000", "--epochs", "100", "--logdir",
+            str(tmp_path / "logs"), "--export-dir", str(tmp_path / "exports")]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    try:
+        backup = tmp_path / "logs" / "vae" / "seed0" / "backup" / "training_metadata.json"
+        deadline = time.time() + 120
+        while not backup.exists() and time.time() < deadline:  # the first run is training, past its first epoch
+            time.sleep(0.5)
+        second = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert f"is being trained by process {first.pid}" in second.stderr and "Traceback" not in second.stderr
+        assert first.poll() is None  # the first run goes on, untouched
+    finally:
+        first.kill()
+        first.wait()

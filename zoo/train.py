@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import fcntl
 import json
 import math
 import os
+import socket
 import sys
 import time
 import typing
@@ -46,6 +48,34 @@ class TrainConfig:
 
 class Interrupted(Exception):
     """Ctrl-C during training; the message says where a rerun of the same command resumes."""
+
+
+class RunLocked(RuntimeError):
+    """Another process is training this run folder."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold an exclusive lock on run_dir/.lock (fcntl.flock, released when the process ends, however it ends) while
+    the run trains and exports; RunLocked, naming the process that holds it, if another one does."""
+    path = os.path.join(run_dir, ".lock")
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise RunLocked(f"{run_dir} is being trained by {holder}; wait for it to finish (a rerun then resumes or "
+                            "starts a new run), or give this one another --run name") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def check_train_config(model_name, train_config):
@@ -158,91 +188,93 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
                 "data": dataclasses.asdict(data_config)}
     run_dir, _ = run_directory(train_config.logdir, name, train_config.run, train_config.seed, identity)
     os.makedirs(run_dir, exist_ok=True)
-    record = {"identity": identity, "train": dataclasses.asdict(train_config)}
-    with open(os.path.join(run_dir, "run.json"), "w") as f:
-        json.dump(record, f, indent=2)
-    first_epoch = completed_epochs(run_dir)
-    pipelines = data.datasets(data_config, first_epoch=first_epoch)
-    splits = pipelines.splits
-    # Layer-wise models (the DBN) first fit each layer on its own (train_config.epochs each), then fine-tune.
-    layer_wise = hasattr(model_class, "pretrain")
-    epochs = model_config.fine_tune_epochs if layer_wise else train_config.epochs
-    verbose = verbose if verbose is not None else callbacks.progress_verbosity()
+    with run_lock(run_dir):  # one process per run folder: a second launch would train over this one
+        record = {"identity": identity, "train": dataclasses.asdict(train_config)}
+        with open(os.path.join(run_dir, "run.json"), "w") as f:
+            json.dump(record, f, indent=2)
+        first_epoch = completed_epochs(run_dir)
+        pipelines = data.datasets(data_config, first_epoch=first_epoch)
+        splits = pipelines.splits
+        # Layer-wise models (the DBN) first fit each layer on its own (train_config.epochs each), then fine-tune.
+        layer_wise = hasattr(model_class, "pretrain")
+        epochs = model_config.fine_tune_epochs if layer_wise else train_config.epochs
+        verbose = verbose if verbose is not None else callbacks.progress_verbosity()
 
-    steps_per_execution, jit_compile = execution_settings(model_class, pipelines.steps_per_epoch,
-                                                            strategy.num_replicas_in_sync)
-    with global_dtype_policy("mixed_float16" if train_config.mixed_precision else None), strategy.scope():
-        model = model_class(model_config, seed=train_config.seed)
-        model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
-                      total_steps=max(1, epochs) * pipelines.steps_per_epoch)
-        model.build_for_images()
+        steps_per_execution, jit_compile = execution_settings(model_class, pipelines.steps_per_epoch,
+                                                                strategy.num_replicas_in_sync)
+        with global_dtype_policy("mixed_float16" if train_config.mixed_precision else None), strategy.scope():
+            model = model_class(model_config, seed=train_config.seed)
+            model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+                          total_steps=max(1, epochs) * pipelines.steps_per_epoch)
+            model.build_for_images()
 
-    devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
-    print(f"Training {model_name} on {len(splits.train)} {data_config.dataset} images ({splits.source}) on {devices}, "
-          f"{strategy.num_replicas_in_sync} replica(s); TensorBoard run {run_dir}"
-          + (f" (resuming after epoch {first_epoch})" if first_epoch else ""), flush=True)
+        devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
+        print(f"Training {model_name} on {len(splits.train)} {data_config.dataset} images ({splits.source}) on "
+              f"{devices}, {strategy.num_replicas_in_sync} replica(s); TensorBoard run {run_dir}"
+              + (f" (resuming after epoch {first_epoch})" if first_epoch else ""), flush=True)
 
-    def card(history, seconds, stage=None, layers=None):
-        extra = {"stage": stage, "layers": layers}  # layer-wise models only
-        return {
-            "kind": model_name,
-            **{k: v for k, v in extra.items() if v},
-            "config": dataclasses.asdict(model_config),
-            "data": dict(dataclasses.asdict(data_config), source_used=splits.source, train_images=len(splits.train)),
-            "seed": train_config.seed,
-            "mixed_precision": train_config.mixed_precision,
-            "epochs": train_config.epochs,
-            "steps": int(model.optimizer.iterations.numpy()),
-            "train_seconds": round(seconds, 1),  # wall time of fit in the session that finished the run
-            "final_metrics": {k: float(v[-1]) for k, v in history.items() if v},
-            "tensorboard_run": run_dir,
-        }
+        def card(history, seconds, stage=None, layers=None):
+            extra = {"stage": stage, "layers": layers}  # layer-wise models only
+            return {
+                "kind": model_name,
+                **{k: v for k, v in extra.items() if v},
+                "config": dataclasses.asdict(model_config),
+                "data": dict(dataclasses.asdict(data_config), source_used=splits.source,
+                             train_images=len(splits.train)),
+                "seed": train_config.seed,
+                "mixed_precision": train_config.mixed_precision,
+                "epochs": train_config.epochs,
+                "steps": int(model.optimizer.iterations.numpy()),
+                "train_seconds": round(seconds, 1),  # wall time of fit in the session that finished the run
+                "final_metrics": {k: float(v[-1]) for k, v in history.items() if v},
+                "tensorboard_run": run_dir,
+            }
 
-    started = time.time()
-    greedy_path, stage_metrics = None, {}
-    if layer_wise:
-        def fit_stage(stage, stage_model, transform):
-            stage_metrics[stage] = fit_layer(stage_model, transform, os.path.join(run_dir, stage), data_config,
-                                             train_config.epochs, strategy, verbose)
+        started = time.time()
+        greedy_path, stage_metrics = None, {}
+        if layer_wise:
+            def fit_stage(stage, stage_model, transform):
+                stage_metrics[stage] = fit_layer(stage_model, transform, os.path.join(run_dir, stage), data_config,
+                                                 train_config.epochs, strategy, verbose)
 
-        print(f"Pretraining {model_name} layer by layer, {train_config.epochs} epochs each", flush=True)
-        with strategy.scope():
-            model.pretrain(fit_stage)
-        marker = os.path.join(run_dir, "greedy_export.txt")  # a resumed run keeps the export it already made
-        if os.path.exists(marker):
-            with open(marker) as f:
-                greedy_path = f.read().strip()
-        elif train_config.export:
-            greedy_path = export.export_model(
-                model, train_config.export_dir, f"{name}_greedy",
-                card({}, time.time() - started, stage="greedy", layers=stage_metrics))
-            with open(marker, "w") as f:
-                f.write(greedy_path)
-            print(f"Exported the greedily trained {model_name} to {greedy_path}", flush=True)
+            print(f"Pretraining {model_name} layer by layer, {train_config.epochs} epochs each", flush=True)
+            with strategy.scope():
+                model.pretrain(fit_stage)
+            marker = os.path.join(run_dir, "greedy_export.txt")  # a resumed run keeps the export it already made
+            if os.path.exists(marker):
+                with open(marker) as f:
+                    greedy_path = f.read().strip()
+            elif train_config.export:
+                greedy_path = export.export_model(
+                    model, train_config.export_dir, f"{name}_greedy",
+                    card({}, time.time() - started, stage="greedy", layers=stage_metrics))
+                with open(marker, "w") as f:
+                    f.write(greedy_path)
+                print(f"Exported the greedily trained {model_name} to {greedy_path}", flush=True)
 
-    history = {}
-    if epochs > 0:
-        test_images = data.as_images(splits.test.images[:10])
-        with interruption_message(run_dir, epochs, "fine-tuning" if layer_wise else None):
-            history = model.fit(
-                pipelines.train, steps_per_epoch=pipelines.steps_per_epoch, validation_data=pipelines.validation,
-                epochs=epochs, shuffle=False,
-                callbacks=callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed,
-                                                       model_callbacks=model.training_callbacks(splits))
-                + list(extra_callbacks),
-                verbose=verbose,
-            ).history
-    seconds = time.time() - started
+        history = {}
+        if epochs > 0:
+            test_images = data.as_images(splits.test.images[:10])
+            with interruption_message(run_dir, epochs, "fine-tuning" if layer_wise else None):
+                history = model.fit(
+                    pipelines.train, steps_per_epoch=pipelines.steps_per_epoch, validation_data=pipelines.validation,
+                    epochs=epochs, shuffle=False,
+                    callbacks=callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed,
+                                                           model_callbacks=model.training_callbacks(splits))
+                    + list(extra_callbacks),
+                    verbose=verbose,
+                ).history
+        seconds = time.time() - started
 
-    export_path = None
-    if train_config.export and (epochs > 0 or not layer_wise):
-        final_name, stage = (f"{name}_finetuned", "fine-tuned") if layer_wise else (name, None)
-        export_path = export.export_model(model, train_config.export_dir, final_name,
-                                          card(history, seconds, stage, stage_metrics))
-        print(f"Exported to {export_path}", flush=True)
-    with open(os.path.join(run_dir, "run.json"), "w") as f:
-        json.dump(dict(record, finished=True), f, indent=2)
-    return Result(model, history, run_dir, export_path or greedy_path, greedy_path)
+        export_path = None
+        if train_config.export and (epochs > 0 or not layer_wise):
+            final_name, stage = (f"{name}_finetuned", "fine-tuned") if layer_wise else (name, None)
+            export_path = export.export_model(model, train_config.export_dir, final_name,
+                                              card(history, seconds, stage, stage_metrics))
+            print(f"Exported to {export_path}", flush=True)
+        with open(os.path.join(run_dir, "run.json"), "w") as f:
+            json.dump(dict(record, finished=True), f, indent=2)
+        return Result(model, history, run_dir, export_path or greedy_path, greedy_path)
 
 
 @contextlib.contextmanager
@@ -365,7 +397,8 @@ def add_dataclass_flags(group, config_class):
     for f in dataclasses.fields(config_class):
         kind = hints[f.name]
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata.get('help', '')} (default: {','.join(map(str, f.default)) if isinstance(f.default, tuple) else f.default})"
+        default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+        help_text = f"{f.metadata.get('help', '')} (default: {default})"
         if kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typing.get_origin(kind) is tuple:
@@ -434,6 +467,8 @@ def main(argv=None):
         parser.exit(2, f"{prefix} {error}\n")
     except callbacks.TrainingDiverged as error:
         parser.exit(1, f"{prefix} {error}\n")
+    except RunLocked as error:
+        parser.exit(2, f"{prefix} {error}\n")
     except (Interrupted, KeyboardInterrupt) as interrupted:  # Ctrl-C: one line, not a traceback
         parser.exit(130, f"\n{parser.prog} {args.model}: {interrupted or 'interrupted'}\n")
 
