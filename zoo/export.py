@@ -109,9 +109,8 @@ def export_model(model, export_dir, name, card):
 
 def load_model(path, compile=True):
     """The trainable Keras model of an export folder (its assets.extra/model.keras) or of a `.keras` file, with
-    its optimizer state, so `fit` continues training. (Serving needs none of this: tf.saved_model.load(path).)"""
-    import zoo.models  # noqa: F401  registers the zoo's classes with Keras
-
+    its optimizer state, so `fit` continues training. (Serving needs none of this: tf.saved_model.load(path).)
+    Importing zoo has registered the zoo's model classes with Keras."""
     if os.path.isdir(path):
         if not os.path.exists(os.path.join(path, KERAS_FILE)):
             raise FileNotFoundError(
@@ -131,8 +130,7 @@ class Export:
         self.path = path
         self.loaded = tf.saved_model.load(path)  # held: the signatures use its variables
         self.signatures = self.loaded.signatures
-        card_path = os.path.join(path, CARD)
-        self.card = json.load(open(card_path)) if os.path.exists(card_path) else {}
+        self.card = read_card(path) if os.path.exists(os.path.join(path, CARD)) else {}
 
     def has(self, name):
         return name in self.signatures
