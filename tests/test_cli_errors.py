@@ -24,8 +24,9 @@ def zoo_train(model, *flags, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["vae", "--seed", "-5"], "seed must be in 0..2147483647"),
     (["vae", "--seed", "99999999999"], "seed must be in 0..2147483647"),
-    (["vae", "--name", "../../x"], "must be a plain folder name"),
-    (["vae", "--name", ".hidden"], "must be a plain folder name"),
+    (["vae", "--name", "../../x"], "must be a folder name inside the output folders"),
+    (["vae", "--name", "/tmp/x"], "must be a folder name inside the output folders"),
+    (["vae", "--name", "runs/.hidden"], "must be a folder name inside the output folders"),
     (["vae", "--mixed-precision"], "vae does not train in mixed precision"),
 ])
 def test_bad_flags_are_messages_with_exit_2(argv, message, tmp_path):

@@ -85,10 +85,11 @@ def check_train_config(model_name, train_config):
         raise ValueError(f"seed must be in 0..{2 ** 31 - 1} (it keys int32 stateless random ops), got "
                          f"{train_config.seed}")
     name = train_config.name
-    if name is not None and (not name or name in (".", "..") or name.startswith(".") or "/" in name
-                             or os.sep in name):
-        raise ValueError(f"name {name!r} must be a plain folder name (no '/', not starting with '.'): exports go to "
-                         f"{train_config.export_dir}/<name>/ and logs to {train_config.logdir}/<name>/")
+    parts = (name or "").replace(os.sep, "/").split("/")
+    if name is not None and (os.path.isabs(name) or any(not part or part.startswith(".") for part in parts)):
+        raise ValueError(f"name {name!r} must be a folder name inside the output folders (no '..', not absolute, "
+                         f"no part starting with '.'): exports go to {train_config.export_dir}/<name>/ and logs to "
+                         f"{train_config.logdir}/<name>/")
     for flag, folder in (("--logdir", train_config.logdir), ("--export-dir", train_config.export_dir)):
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"{flag} {folder} is a file, not a folder; give a folder (it is made if missing)")
