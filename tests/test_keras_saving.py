@@ -46,6 +46,11 @@ def verb_outputs(model):
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+def optimizer_state(model):
+    """Every variable of every optimizer of the model (step counts, Adam's moments, SGD's momenta), as arrays."""
+    return [np.asarray(v) for optimizer in model.optimizers() for v in optimizer.variables]
+
+
 def next_epoch(model, name):
     """One more epoch of fit on the tiny data's second epoch, as an interrupted run would continue; the weights."""
     pipelines = data.datasets(train.data_config_for(name, model.config, **TINY), first_epoch=1)
@@ -62,12 +67,13 @@ import keras
 sys.path.insert(0, sys.argv[2])  # the tests folder, for the helpers above
 warnings.simplefilter("error", UserWarning)  # no "compile() was not called", no "unbuilt model"
 import zoo
-from test_keras_saving import verb_outputs, next_epoch
+from test_keras_saving import next_epoch, optimizer_state, verb_outputs
 folder = sys.argv[1]
 for name in sys.argv[3:]:
     model = keras.saving.load_model(f"{folder}/{name}.keras")
     assert type(model) is zoo.MODELS[name], type(model)
     print(name, "ok", [int(o.iterations.numpy()) for o in model.optimizers()], flush=True)
+    np.savez(f"{folder}/{name}-optimizers.npz", *optimizer_state(model))
     np.savez(f"{folder}/{name}-verbs.npz", **verb_outputs(model))
     warnings.simplefilter("ignore", UserWarning)  # fit's note that a tf.data pipeline is not reshuffled
     np.savez(f"{folder}/{name}-next.npz", *next_epoch(model, name))
@@ -87,7 +93,7 @@ def trained(tmp_path_factory):
                              verbose=0)
         result.model.save(str(root / f"{name}.keras"))
         steps = [int(o.iterations.numpy()) for o in result.model.optimizers()]
-        out[name] = (result.model, result.export_path, verb_outputs(result.model), steps)
+        out[name] = (result.model, result.export_path, verb_outputs(result.model), steps, optimizer_state(result.model))
     return root, out
 
 
@@ -96,29 +102,37 @@ def test_every_kind_saves_loads_in_a_fresh_process_and_continues_training(traine
     process = run_python(LOAD_AND_CONTINUE, str(root), os.path.join(REPO, "tests"), *models,
                          env={"PYTHONPATH": REPO})
     assert process.returncode == 0, process.stderr[-3000:]
-    for name, (model, _, expected, steps) in models.items():
+    for name, (model, _, expected, steps, state) in models.items():
         loaded = np.load(root / f"{name}-verbs.npz")
         assert sorted(loaded.files) == sorted(expected), name
         for verb, values in expected.items():
             np.testing.assert_allclose(loaded[verb], values, atol=1e-6, err_msg=f"{name}.{verb}")
         assert f"{name} ok {steps}" in process.stdout  # the optimizers' step counts came back
-        # The loaded model continued with the saved optimizer state: its next epoch equals the original's.
+        restored = np.load(root / f"{name}-optimizers.npz")
+        assert len(restored.files) == len(state) > len(steps), name  # every slot (moments, momenta), not only steps
+        for i, value in enumerate(state):
+            np.testing.assert_array_equal(restored[f"arr_{i}"], value, err_msg=f"{name} optimizer variable {i}")
+        # The loaded model trains on as the original does: its next epoch equals the original's, up to float
+        # round-off (CPU kernels are not bit-reproducible across processes under load, and the RBM's and DBN's
+        # sampled binary states can flip on it: 4e-5 seen for the DBN).
         continued = np.load(root / f"{name}-next.npz")
         for i, weight in enumerate(next_epoch(model, name)):
-            np.testing.assert_allclose(continued[f"arr_{i}"], weight, atol=1e-5, err_msg=f"{name} weight {i}")
+            np.testing.assert_allclose(continued[f"arr_{i}"], weight, rtol=1e-3, atol=2e-4,
+                                       err_msg=f"{name} weight {i}")
 
 
 def test_export_carries_the_keras_model(trained):
     import zoo
 
     _, models = trained
-    for name, (model, path, expected, steps) in models.items():
+    for name, (model, path, expected, steps, state) in models.items():
         loaded = zoo.load_model(path)
         assert type(loaded) is type(model) and loaded.seed == model.seed and loaded.config == model.config, name
         outputs = verb_outputs(loaded)
         for verb, values in expected.items():
             np.testing.assert_allclose(outputs[verb], values, atol=1e-6, err_msg=f"{name}.{verb}")
         assert [int(o.iterations.numpy()) for o in loaded.optimizers()] == steps, name
+        assert all(np.array_equal(a, b) for a, b in zip(optimizer_state(loaded), state)), name
         assert json.load(open(os.path.join(path, export.CARD)))["kind"] == name
 
 
