@@ -90,9 +90,8 @@ class Reference:
     def real_sample_figures(self):
         """The test images treated as samples: the ceiling of every model's sample figures."""
         n = len(self.test_images)
-        samples = image_set_figures(self.test_images, self)
         # The test set compared with itself says nothing: the distribution figures are those of other real images.
-        samples.update(distribution_figures(self.judge(self.train_images[-n:])[1], self))
+        samples = image_set_figures(self.test_images, self, compared=self.judge(self.train_images[-n:])[1])
         samples["note"] = (f"the {n} test images; Fréchet distance, KID and precision/recall of {n} training images "
                            "against them")
         return samples
@@ -133,13 +132,13 @@ def distribution_figures(features, reference):
             **precision_recall(reference.test_features, features)}
 
 
-def image_set_figures(images, reference):
+def image_set_figures(images, reference, compared=None):
     """The figures of a set of samples: classifier score, class histogram, mean distance to the nearest training
-    image, and their distribution figures against the test images."""
+    image, and the distribution figures against the test images of their features (or of `compared`)."""
     probabilities, features = reference.judge(images)
     return {
         "classifier_score": classifier_score(probabilities),
-        **distribution_figures(features, reference),
+        **distribution_figures(features if compared is None else compared, reference),
         "class_histogram": np.bincount(probabilities.argmax(1), minlength=10).tolist(),
         "nearest_train_distance": float(nearest_distances(images, reference.train_images).mean()),
         "num_samples": len(images),
