@@ -65,7 +65,7 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     deadline = time.time() + 120
-    backup = tmp_path / "logs" / "vae" / "seed0" / "backup" / "training_metadata.json"
+    backup = tmp_path / "logs" / "vae" / "seed0" / "checkpoint" / "epoch-0001.weights.h5"
     while not backup.exists() and time.time() < deadline:  # the first epoch's checkpoint is written
         time.sleep(0.5)
     time.sleep(1)
@@ -83,7 +83,7 @@ def test_a_second_launch_of_a_running_run_is_refused(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
     try:
-        backup = tmp_path / "logs" / "vae" / "seed0" / "backup" / "training_metadata.json"
+        backup = tmp_path / "logs" / "vae" / "seed0" / "checkpoint" / "epoch-0001.weights.h5"
         deadline = time.time() + 120
         while not backup.exists() and time.time() < deadline:  # the first run is training, past its first epoch
             time.sleep(0.5)

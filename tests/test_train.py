@@ -34,7 +34,7 @@ def test_tensorboard_gets_scalars_histograms_and_image_grids(tmp_path):
         assert {"epoch_loss", "epoch_reconstruction", "epoch_kl"} <= event_tags(os.path.join(result.run_dir, split))
     assert any(tag.endswith("/histogram") for tag in event_tags(os.path.join(result.run_dir, "train")))
     assert {"samples", "reconstructions"} <= event_tags(os.path.join(result.run_dir, "images"))
-    assert not os.path.exists(os.path.join(result.run_dir, "backup"))  # a finished run keeps no checkpoint
+    assert not os.path.exists(os.path.join(result.run_dir, "checkpoint"))  # a finished run keeps no checkpoint
 
 
 class Interrupt(Exception):
@@ -57,16 +57,16 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_as_an_uninterru
     with pytest.raises(Interrupt):
         train.train("vae", TINY, data_config, interrupted, extra_callbacks=[InterruptAfter(2)], verbose=0)
     run_dir = tmp_path / "a" / "logs" / "vae" / "seed0"
-    assert os.path.exists(run_dir / "backup" / "training_metadata.json")
+    assert sorted(os.listdir(run_dir / "checkpoint")) == ["epoch-0001.weights.h5", "epoch-0002.weights.h5"]
     assert not os.path.exists(tmp_path / "a" / "exports" / "vae")  # nothing exported from a broken run
 
     resumed = train.train("vae", TINY, data_config, interrupted, verbose=0)
     assert "resuming after epoch 2" in capsys.readouterr().out
-    assert resumed.run_dir == str(run_dir) and len(resumed.history["loss"]) == 2
+    assert resumed.run_dir == str(run_dir) and len(resumed.history["loss"]) == 4  # the whole run's history
     assert int(resumed.model.optimizer.iterations.numpy()) == 4 * 6
 
     straight = train.train("vae", TINY, data_config, config_in(tmp_path / "b", epochs=4), verbose=0)
-    np.testing.assert_allclose(resumed.history["val_loss"], straight.history["val_loss"][2:], rtol=1e-5)
+    np.testing.assert_allclose(resumed.history["val_loss"], straight.history["val_loss"], rtol=1e-5)
     for a, b in zip(resumed.model.trainable_variables, straight.model.trainable_variables):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 

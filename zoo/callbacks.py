@@ -2,7 +2,7 @@
 
     TensorBoard         scalars per epoch (train and validation) and weight histograms (Keras's own callback)
     ImageSummaries      a 10x10 grid of samples and test images above their reconstructions, every epoch
-    BackupAndRestore    a checkpoint every epoch, so a rerun of an interrupted command resumes where it stopped
+    Checkpoint          weights every epoch (zoo.runs), so a rerun of an interrupted command resumes where it stopped
     StopOnNaN           stops with a message at the first NaN or infinite metric, before anything is exported
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.figures import image_grid
+from zoo.runs import Checkpoint
 
 
 def progress_verbosity():
@@ -85,15 +86,20 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
 
 
 def standard_callbacks(run_dir, test_images, seed=0, model_callbacks=()):
-    """The callbacks of every `zoo.train` run, writing under run_dir (its checkpoint in run_dir/backup).
+    """The callbacks of every `zoo.train` run, writing under run_dir (its checkpoint in run_dir/checkpoint).
 
     model_callbacks (a model's own, e.g. the RBM's free-energy gap) come before TensorBoard, so what they add to
     an epoch's logs is logged too."""
-    backup_dir = os.path.join(run_dir, "backup")
+    checkpoint = Checkpoint(run_dir)
     return [
-        StopOnNaN(backup_dir),  # first, so a NaN epoch is never checkpointed or drawn
+        StopOnNaN(checkpoint.folder),  # first, so a NaN epoch is never checkpointed or drawn
         *model_callbacks,
         keras.callbacks.TensorBoard(run_dir, histogram_freq=1, write_graph=False),
         ImageSummaries(run_dir, test_images, seed=seed),
-        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
+        checkpoint,  # last: an epoch is checkpointed once everything else has seen it
     ]
+
+
+def checkpoint_of(callback_list):
+    """The run's Checkpoint among callback_list, or None."""
+    return next((c for c in callback_list if isinstance(c, Checkpoint)), None)

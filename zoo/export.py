@@ -5,8 +5,9 @@
         assets/model_card.json           kind, config, dataset, training steps, final metrics, versions
         assets.extra/model.keras         the trainable Keras model (zoo.load_model), which TF Serving ignores
 
-An export is written to exports/<name>/.tmp-* and renamed into place only when complete, so a crash never
-leaves a half-written version where TF Serving would load it.
+An export is written to exports/<name>/.tmp-<pid>@<host>-* and renamed into place only when complete, so a crash
+never leaves a half-written version where TF Serving would load it; the next export to that name removes the
+staging folders of processes that no longer run.
 
     python -m zoo.export --list exports/     what is there
 """
@@ -17,7 +18,9 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
+import socket
 import tempfile
 import time
 
@@ -26,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 import zoo
+from zoo import runs
 from zoo.callbacks import TrainingDiverged
 
 CARD = os.path.join("assets", "model_card.json")
@@ -83,7 +87,9 @@ def export_model(model, export_dir, name, card):
 
     folder = os.path.join(export_dir, name)
     os.makedirs(folder, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".tmp-", dir=folder)  # hidden from TF Serving, which loads integer folders
+    remove_stale_staging(folder)
+    # Hidden from TF Serving, which loads integer folders; named by its writer, so a dead writer's can be removed.
+    staging = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}@{socket.gethostname()}-", dir=folder)
     try:
         archive.write_out(staging, verbose=False)
         card = dict(card, name=name, signatures=list(model.SIGNATURES), zoo_version=zoo.__version__,
@@ -94,6 +100,7 @@ def export_model(model, export_dir, name, card):
             json.dump(card, f, indent=2, default=str)
         os.makedirs(os.path.dirname(os.path.join(staging, KERAS_FILE)))
         model.save(os.path.join(staging, KERAS_FILE))
+        runs.fault("during-export")
         while True:  # another process may take a version number first: then take the next one
             path = os.path.join(folder, str(next_version(folder)))
             try:
@@ -105,6 +112,38 @@ def export_model(model, export_dir, name, card):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def remove_stale_staging(folder):
+    """Delete the staging folders in folder left by export processes of this host that no longer run (killed
+    mid-export); those of running processes, here or on other hosts, are theirs."""
+    for entry in os.listdir(folder):
+        match = re.fullmatch(r"\.tmp-(\d+)@(.+)-\w+", entry)
+        if match and match.group(2) == socket.gethostname() and not process_running(int(match.group(1))):
+            shutil.rmtree(os.path.join(folder, entry), ignore_errors=True)
+
+
+def process_running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def find_export(export_dir, name, run_id):
+    """The path of the export under export_dir/name that the run `run_id` made, or None."""
+    folder = os.path.join(export_dir, name)
+    versions = sorted((v for v in os.listdir(folder) if v.isdigit()), key=int) if os.path.isdir(folder) else []
+    for version in versions:
+        try:
+            if read_card(os.path.join(folder, version)).get("run_id") == run_id:
+                return os.path.join(folder, version)
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def load_model(path, compile=True):

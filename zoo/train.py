@@ -13,11 +13,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import fcntl
-import json
 import math
 import os
-import socket
 import sys
 import time
 import typing
@@ -26,7 +23,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from zoo import callbacks, data, export
+from zoo import callbacks, data, export, runs
 from zoo.models import MODELS
 from zoo.models.base import check_finite, global_dtype_policy
 
@@ -48,34 +45,6 @@ class TrainConfig:
 
 class Interrupted(Exception):
     """Ctrl-C during training; the message says where a rerun of the same command resumes."""
-
-
-class RunLocked(RuntimeError):
-    """Another process is training this run folder."""
-
-
-@contextlib.contextmanager
-def run_lock(run_dir):
-    """Hold an exclusive lock on run_dir/.lock (fcntl.flock, released when the process ends, however it ends) while
-    the run trains and exports; RunLocked, naming the process that holds it, if another one does."""
-    path = os.path.join(run_dir, ".lock")
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise RunLocked(f"{run_dir} is being trained by {holder}; wait for it to finish (a rerun then resumes or "
-                            "starts a new run), or give this one another --run name") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"process {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        f.flush()
-        try:
-            yield
-        finally:
-            f.truncate(0)
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def check_train_config(model_name, train_config):
@@ -101,7 +70,7 @@ def check_train_config(model_name, train_config):
 @dataclass
 class Result:
     model: keras.Model
-    history: dict
+    history: dict  # every epoch of the run (of fine-tuning, for layer-wise models), resumed ones included
     run_dir: str
     export_path: str | None  # the final model's export
     greedy_export_path: str | None = None  # layer-wise models: the export made after pretraining
@@ -124,25 +93,6 @@ def data_config_for(model_name, model_config=None, **settings):
     return data.DataConfig(**{**model_class.data_settings(model_config or model_class.Config()), **given})
 
 
-def run_directory(logdir, name, run, seed, identity):
-    """(run folder, resuming?): the first run of this name with the same configuration that did not finish is
-    resumed; otherwise a new folder, seed0, seed0-2, ..."""
-    base = run or f"seed{seed}"
-    identity = json.loads(json.dumps(identity))  # as run.json holds it: tuples become lists
-    for attempt in range(1, 10_000):
-        folder = os.path.join(logdir, name, base if attempt == 1 else f"{base}-{attempt}")
-        if not os.path.exists(folder):
-            return folder, False
-        try:
-            with open(os.path.join(folder, "run.json")) as f:
-                recorded = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if recorded.get("identity") == identity and not recorded.get("finished"):
-            return folder, True
-    raise RuntimeError(f"too many runs named {base} under {os.path.join(logdir, name)}")
-
-
 def execution_settings(model_class, steps_per_epoch, replicas):
     """(steps_per_execution, jit_compile) for fit.
 
@@ -158,18 +108,13 @@ def execution_settings(model_class, steps_per_epoch, replicas):
     return steps, bool(tf.config.list_logical_devices("GPU")) or model_class.XLA_ON_CPU
 
 
-def completed_epochs(run_dir):
-    """Epochs done by the run whose checkpoint is in run_dir/backup (BackupAndRestore's own record), 0 if none."""
-    path = os.path.join(run_dir, "backup", "training_metadata.json")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return int(json.load(f)["epoch"])
-
-
 def train(model_name, model_config=None, data_config=None, train_config=None, extra_callbacks=(), verbose=None,
           strategy=None):
-    """Train, log and (unless train_config.export is False) export one model; returns a Result."""
+    """Train, log and (unless train_config.export is False) export one model; returns a Result.
+
+    The phases: find the run folder (a new one, or the unfinished run of the same command, to resume) and lock it;
+    build the model; for layer-wise models (the DBN) fit each layer on its own, then export the greedy model; fit
+    (from the last checkpoint); export; mark the run finished; delete its checkpoints."""
     train_config = train_config or TrainConfig()
     model_class = MODELS[model_name]
     check_train_config(model_name, train_config)
@@ -181,38 +126,29 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
             raise ValueError(f"{model_name} trains on images with {key}={wanted}, but the data config has "
                              f"{getattr(data_config, key)}; make it with zoo.train.data_config_for")
     name = train_config.name or model_name
-
     keras.utils.set_random_seed(train_config.seed)
     strategy = strategy or make_strategy(train_config.strategy)
 
     identity = {"model": model_name, "config": dataclasses.asdict(model_config),
                 "data": dataclasses.asdict(data_config)}
-    run_dir, _ = run_directory(train_config.logdir, name, train_config.run, train_config.seed, identity)
+    settings = dataclasses.asdict(train_config)
+    run_dir, recorded = runs.find_run(train_config.logdir, name, train_config.run, train_config.seed, identity,
+                                      settings)
     os.makedirs(run_dir, exist_ok=True)
-    with run_lock(run_dir):  # one process per run folder: a second launch would train over this one
-        record = {"identity": identity, "train": dataclasses.asdict(train_config)}
-        with open(os.path.join(run_dir, "run.json"), "w") as f:
-            json.dump(record, f, indent=2)
-        first_epoch = completed_epochs(run_dir)
-        pipelines = data.datasets(data_config, first_epoch=first_epoch)
+    with runs.run_lock(run_dir):  # one process per run folder: a second launch would train over this one
+        record = {"identity": identity, "train": settings,
+                  "run_id": recorded["run_id"] if recorded and recorded.get("run_id") else runs.new_run_id()}
+        runs.write_json(os.path.join(run_dir, "run.json"), record)
+        pipelines = data.datasets(data_config)
         splits = pipelines.splits
-        # Layer-wise models (the DBN) first fit each layer on its own (train_config.epochs each), then fine-tune.
         layer_wise = hasattr(model_class, "pretrain")
         epochs = model_config.fine_tune_epochs if layer_wise else train_config.epochs
         verbose = verbose if verbose is not None else callbacks.progress_verbosity()
-
-        steps_per_execution, jit_compile = execution_settings(model_class, pipelines.steps_per_epoch,
-                                                                strategy.num_replicas_in_sync)
-        with global_dtype_policy("mixed_float16" if train_config.mixed_precision else None), strategy.scope():
-            model = model_class(model_config, seed=train_config.seed)
-            model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
-                          total_steps=max(1, epochs) * pipelines.steps_per_epoch)
-            model.build_for_images()
+        model = build_model(model_class, model_config, train_config, strategy, pipelines.steps_per_epoch, epochs)
 
         devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
         print(f"Training {model_name} on {len(splits.train)} {data_config.dataset} images ({splits.source}) on "
-              f"{devices}, {strategy.num_replicas_in_sync} replica(s); TensorBoard run {run_dir}"
-              + (f" (resuming after epoch {first_epoch})" if first_epoch else ""), flush=True)
+              f"{devices}, {strategy.num_replicas_in_sync} replica(s); TensorBoard run {run_dir}", flush=True)
 
         def card(history, seconds, stage=None, layers=None):
             extra = {"stage": stage, "layers": layers}  # layer-wise models only
@@ -229,6 +165,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
                 "train_seconds": round(seconds, 1),  # wall time of fit in the session that finished the run
                 "final_metrics": {k: float(v[-1]) for k, v in history.items() if v},
                 "tensorboard_run": run_dir,
+                "run_id": record["run_id"],  # how a resumed run finds the export it made before a crash
             }
 
         started = time.time()
@@ -241,85 +178,102 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
             print(f"Pretraining {model_name} layer by layer, {train_config.epochs} epochs each", flush=True)
             with strategy.scope():
                 model.pretrain(fit_stage)
-            marker = os.path.join(run_dir, "greedy_export.txt")  # a resumed run keeps the export it already made
-            if os.path.exists(marker):
-                with open(marker) as f:
-                    greedy_path = f.read().strip()
-            elif train_config.export:
-                greedy_path = export.export_model(
-                    model, train_config.export_dir, f"{name}_greedy",
-                    card({}, time.time() - started, stage="greedy", layers=stage_metrics))
-                with open(marker, "w") as f:
-                    f.write(greedy_path)
-                print(f"Exported the greedily trained {model_name} to {greedy_path}", flush=True)
+            if train_config.export:
+                greedy_path = export_once(model, train_config, f"{name}_greedy", "greedy", record["run_id"],
+                                          lambda: card({}, time.time() - started, "greedy", stage_metrics))
 
-        history = {}
-        if epochs > 0:
-            test_images = data.as_images(splits.test.images[:10])
-            with interruption_message(run_dir, epochs, "fine-tuning" if layer_wise else None):
-                history = model.fit(
-                    pipelines.train, steps_per_epoch=pipelines.steps_per_epoch, validation_data=pipelines.validation,
-                    epochs=epochs, shuffle=False,
-                    callbacks=callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed,
-                                                           model_callbacks=model.training_callbacks(splits))
-                    + list(extra_callbacks),
-                    verbose=verbose,
-                ).history
+        test_images = data.as_images(splits.test.images[:10])
+        fit_callbacks = callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed,
+                                                     model_callbacks=model.training_callbacks(splits))
+        history = fit_from_checkpoint(model, run_dir, pipelines, data_config, epochs, fit_callbacks + list(
+            extra_callbacks), verbose, stage="fine-tuning" if layer_wise else None)
         seconds = time.time() - started
 
         export_path = None
         if train_config.export and (epochs > 0 or not layer_wise):
             final_name, stage = (f"{name}_finetuned", "fine-tuned") if layer_wise else (name, None)
-            export_path = export.export_model(model, train_config.export_dir, final_name,
-                                              card(history, seconds, stage, stage_metrics))
-            print(f"Exported to {export_path}", flush=True)
-        with open(os.path.join(run_dir, "run.json"), "w") as f:
-            json.dump(dict(record, finished=True), f, indent=2)
+            export_path = export_once(model, train_config, final_name, stage, record["run_id"],
+                                      lambda: card(history, seconds, stage, stage_metrics))
+        runs.fault("before-finish-mark")
+        runs.write_json(os.path.join(run_dir, "run.json"), dict(record, finished=True))
+        runs.fault("after-finish-mark")
+        runs.remove_checkpoints(run_dir)
         return Result(model, history, run_dir, export_path or greedy_path, greedy_path)
 
 
+def build_model(model_class, model_config, train_config, strategy, steps_per_epoch, epochs):
+    """The model, compiled for fit (multi-step execution, XLA where it helps) and built, under the strategy."""
+    steps_per_execution, jit_compile = execution_settings(model_class, steps_per_epoch, strategy.num_replicas_in_sync)
+    with global_dtype_policy("mixed_float16" if train_config.mixed_precision else None), strategy.scope():
+        model = model_class(model_config, seed=train_config.seed)
+        model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+                      total_steps=max(1, epochs) * steps_per_epoch)
+        model.build_for_images()
+    return model
+
+
+def fit_from_checkpoint(model, run_dir, pipelines, data_config, epochs, fit_callbacks, verbose, stage=None,
+                        transform=None):
+    """Fit model for `epochs` epochs, starting after the epoch of run_dir's last checkpoint (restored here), on
+    the data an uninterrupted run would see from there; return the history of every epoch of the run.
+    transform(images, batch_index), if given, maps the image batches (a layer-wise model's upper layers)."""
+    checkpoint = callbacks.checkpoint_of(fit_callbacks) or runs.Checkpoint(run_dir)
+    restored = checkpoint.restore(model)
+    if restored:
+        print(f"{run_dir}: resuming after epoch {restored} of {epochs} (its checkpoint)", flush=True)
+    if restored < epochs:
+        train_data = data.make_dataset(pipelines.splits.train, data_config, training=True, first_epoch=restored)
+        validation = pipelines.validation
+        if transform is not None:  # batch indices continue where the interrupted run stopped
+            train_data = train_data.enumerate(restored * pipelines.steps_per_epoch).map(lambda i, x: transform(x, i))
+            validation = validation and validation.enumerate().map(lambda i, x: transform(x, i))
+        if checkpoint not in fit_callbacks:
+            fit_callbacks = fit_callbacks + [checkpoint]
+        with interruption_message(checkpoint, epochs, stage):
+            model.fit(train_data, steps_per_epoch=pipelines.steps_per_epoch, validation_data=validation,
+                      initial_epoch=restored, epochs=epochs, shuffle=False, callbacks=fit_callbacks, verbose=verbose)
+    return checkpoint.history_dict()
+
+
+def export_once(model, train_config, name, stage, run_id, card):
+    """Export model to export_dir/name unless this run (run_id) already did, before a crash; return the path.
+    card: a function making the model card, called only if an export is made."""
+    found = export.find_export(train_config.export_dir, name, run_id)
+    if found:
+        print(f"Found this run's {stage or 'final'} export from before the interruption: {found}", flush=True)
+        return found
+    path = export.export_model(model, train_config.export_dir, name, card())
+    print(f"Exported {f'the {stage} model ' if stage else ''}to {path}", flush=True)
+    return path
+
+
 @contextlib.contextmanager
-def interruption_message(run_dir, epochs, stage=None):
+def interruption_message(checkpoint, epochs, stage=None):
     """Ctrl-C inside: Interrupted, saying after which epoch a rerun resumes (the last checkpointed one)."""
     try:
         yield
     except KeyboardInterrupt:
         where = f" of {stage}" if stage else ""
-        raise Interrupted(f"interrupted after epoch {completed_epochs(run_dir)} of {epochs}{where}; rerun the same "
+        raise Interrupted(f"interrupted after epoch {checkpoint.latest_epoch()} of {epochs}{where}; rerun the same "
                           "command to resume") from None
 
 
 def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbose):
     """One pretraining stage of a layer-wise model: a fit of its own on the images mapped by
-    transform(images, batch_index), with its own TensorBoard folder and checkpoint. A finished stage leaves its
-    weights in stage_dir and is loaded, not retrained, when an interrupted run resumes. Returns its final metrics."""
-    done = os.path.join(stage_dir, "done.weights.h5")
-    first_epoch = completed_epochs(stage_dir)
-    pipelines = data.datasets(data_config, first_epoch=first_epoch)
-    if os.path.exists(done):
-        model.load_weights(done)
-        with open(os.path.join(stage_dir, "final_metrics.json")) as f:
-            return json.load(f)
+    transform(images, batch_index), with its own TensorBoard folder and checkpoint (a finished stage's last
+    checkpoint is loaded, not retrained, when an interrupted run resumes). Returns its final metrics."""
+    pipelines = data.datasets(data_config)
     steps_per_execution, jit_compile = execution_settings(type(model), pipelines.steps_per_epoch,
                                                             strategy.num_replicas_in_sync)
     model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
                   total_steps=epochs * pipelines.steps_per_epoch)
-    offset = first_epoch * pipelines.steps_per_epoch  # batch indices continue where the interrupted run stopped
-    train_data = pipelines.train.enumerate(offset).map(lambda i, x: transform(x, i))
-    validation = pipelines.validation and pipelines.validation.enumerate().map(lambda i, x: transform(x, i))
-    backup = os.path.join(stage_dir, "backup")
-    with interruption_message(stage_dir, epochs, os.path.basename(stage_dir)):
-        history = model.fit(
-            train_data, steps_per_epoch=pipelines.steps_per_epoch, validation_data=validation, epochs=epochs,
-            shuffle=False, verbose=verbose,
-            callbacks=[callbacks.StopOnNaN(backup), keras.callbacks.TensorBoard(stage_dir, histogram_freq=1,
-                                                                               write_graph=False),
-                       keras.callbacks.BackupAndRestore(backup, double_checkpoint=True)]).history
-    final = {k: float(v[-1]) for k, v in history.items() if v}
-    model.save_weights(done)
-    with open(os.path.join(stage_dir, "final_metrics.json"), "w") as f:
-        json.dump(final, f, indent=2)
-    return final
+    os.makedirs(stage_dir, exist_ok=True)
+    checkpoint = runs.Checkpoint(stage_dir)
+    stage_callbacks = [callbacks.StopOnNaN(checkpoint.folder),
+                       keras.callbacks.TensorBoard(stage_dir, histogram_freq=1, write_graph=False), checkpoint]
+    history = fit_from_checkpoint(model, stage_dir, pipelines, data_config, epochs, stage_callbacks, verbose,
+                                  stage=os.path.basename(stage_dir), transform=transform)
+    return {k: float(v[-1]) for k, v in history.items() if v}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -468,7 +422,7 @@ def main(argv=None):
         parser.exit(2, f"{prefix} {error}\n")
     except callbacks.TrainingDiverged as error:
         parser.exit(1, f"{prefix} {error}\n")
-    except RunLocked as error:
+    except (runs.RunLocked, runs.RunMismatch) as error:
         parser.exit(2, f"{prefix} {error}\n")
     except (Interrupted, KeyboardInterrupt) as interrupted:  # Ctrl-C: one line, not a traceback
         parser.exit(130, f"\n{parser.prog} {args.model}: {interrupted or 'interrupted'}\n")

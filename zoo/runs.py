@@ -1,0 +1,216 @@
+"""Run folders: what a training run keeps on disk so that, however it is interrupted (Ctrl-C, kill -9, a power cut),
+rerunning the same command resumes it and ends with the model an uninterrupted run makes, exported once.
+
+    <logdir>/<name>/<run>/
+        run.json            what the run is (model, config, data, training settings), its id, and `finished`
+        .lock               locked (fcntl.flock) by the process training the run
+        history.json        the logs of every epoch done
+        checkpoint/         epoch-000N.weights.h5: the weights and optimizer state after epoch N, the last two kept
+        layer1/, ...        layer-wise models: each pretraining stage is a run folder of its own (same layout)
+
+Every file is written under a temporary name and renamed into place (a rename is atomic), so a file that exists is
+complete, and the epoch a checkpoint holds is in its name: the resume point is the epoch of the checkpoint that was
+actually restored, never a separate record that a kill can leave behind. The history is written before the
+checkpoint and cut to the restored epoch. The checkpoints are deleted only after the export is written and the run
+is marked finished; an export carries the run's id, so a run killed after exporting finds its export and does not
+export again.
+
+    ZOO_FAULT=point[@N]    SIGKILLs the process the N-th time (default 1st) it reaches `point` (see FAULT_POINTS):
+                           how the tests show that nothing is lost, as databases test crash recovery
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import time
+import uuid
+import warnings
+
+import keras
+
+FAULT_POINTS = (
+    "mid-epoch",                # inside an epoch, after its second batch
+    "during-checkpoint-write",  # a checkpoint file written under its temporary name, not yet renamed
+    "after-checkpoint-write",   # an epoch's checkpoint in place
+    "during-export",            # an export written to its staging folder, not yet renamed into place
+    "before-finish-mark",       # every export in place, run.json not yet marked finished
+    "after-finish-mark",        # marked finished, checkpoints not yet deleted
+)
+# Settings that must match to resume a run (the model, config and data decide which run folder it is).
+RESUME_SETTINGS = ("epochs", "export", "export_dir", "mixed_precision")
+_fault_hits = {}
+
+
+def fault(point):
+    """SIGKILL this process (no cleanup, no flush but ours) if ZOO_FAULT names `point` and this is its N-th hit."""
+    wanted = os.environ.get("ZOO_FAULT")
+    if not wanted:
+        return
+    name, _, count = wanted.partition("@")
+    if name not in FAULT_POINTS:
+        raise ValueError(f"ZOO_FAULT={wanted}: unknown point {name!r}; the points are {', '.join(FAULT_POINTS)}")
+    if name == point:
+        _fault_hits[point] = _fault_hits.get(point, 0) + 1
+        if _fault_hits[point] == int(count or 1):
+            print(f"ZOO_FAULT: killing the process at {point} (hit {_fault_hits[point]})", flush=True)
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def write_json(path, value):
+    """Write JSON to path atomically: a reader sees the old file or the new one, never a part."""
+    temporary = os.path.join(os.path.dirname(path) or ".", f".tmp-{os.path.basename(path)}")
+    with open(temporary, "w") as f:
+        json.dump(value, f, indent=2, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+
+
+def read_json(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+class RunLocked(RuntimeError):
+    """Another process is training this run folder."""
+
+
+class RunMismatch(ValueError):
+    """An unfinished run of this configuration exists with other training settings."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold an exclusive lock on run_dir/.lock (fcntl.flock, released when the process ends, however it ends) while
+    the run trains and exports; RunLocked, naming the process that holds it, if another one does."""
+    path = os.path.join(run_dir, ".lock")
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise RunLocked(f"{run_dir} is being trained by {holder}; wait for it to finish (a rerun then resumes or "
+                            "starts a new run), or give this one another --run name") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def find_run(logdir, name, run, seed, identity, settings):
+    """(run folder, its record or None): the unfinished run of this name and identity, to resume, or a new folder
+    (seed0, seed0-2, ...). RunMismatch if the unfinished run was started with other RESUME_SETTINGS."""
+    base = run or f"seed{seed}"
+    identity = json.loads(json.dumps(identity))  # as run.json holds it: tuples become lists
+    settings = json.loads(json.dumps(settings))
+    for attempt in range(1, 10_000):
+        folder = os.path.join(logdir, name, base if attempt == 1 else f"{base}-{attempt}")
+        if not os.path.exists(folder):
+            return folder, None
+        recorded = read_json(os.path.join(folder, "run.json"))
+        if not recorded or recorded.get("identity") != identity or recorded.get("finished"):
+            continue
+        differences = [f"{key.replace('_', '-')} {recorded['train'].get(key)} (now {settings.get(key)})"
+                       for key in RESUME_SETTINGS if recorded.get("train", {}).get(key) != settings.get(key)]
+        if differences:
+            raise RunMismatch(
+                f"{folder} is an unfinished run of this model, config and data that was started with "
+                f"{', '.join(differences)}; rerun with its settings to resume it, or give --run NAME to start "
+                "another run")
+        return folder, recorded
+    raise RuntimeError(f"too many runs named {base} under {os.path.join(logdir, name)}")
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """The run's checkpoint: after every epoch, the epoch's logs (history.json), then the weights and optimizer
+    state (checkpoint/epoch-000N.weights.h5), each written under a temporary name and renamed. `restore` loads
+    the newest one that reads, falling back to the one before (double checkpointing), and says its epoch."""
+
+    KEEP = 2
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.run_dir = run_dir
+        self.folder = os.path.join(run_dir, "checkpoint")
+        self.history = []
+
+    def files(self):
+        """{epoch: path} of the complete checkpoints."""
+        found = {}
+        for path in glob.glob(os.path.join(self.folder, "epoch-*.weights.h5")):
+            match = re.fullmatch(r"epoch-(\d+)\.weights\.h5", os.path.basename(path))
+            if match:
+                found[int(match.group(1))] = path
+        return found
+
+    def latest_epoch(self):
+        return max(self.files(), default=0)
+
+    def restore(self, model):
+        """Load the newest readable checkpoint into model; return its epoch (0: none, the model is unchanged)."""
+        for epoch, path in sorted(self.files().items(), reverse=True):
+            for optimizer in model.optimizers():  # the optimizers' variables must exist to be loaded
+                if not optimizer.built:
+                    optimizer.build(model.trainable_variables)
+            try:
+                model.load_weights(path)
+            except Exception as error:  # noqa: BLE001 - a damaged file of any kind: fall back to the previous one
+                warnings.warn(f"checkpoint {path} does not load ({type(error).__name__}: {error}); trying the one "
+                              "before it", stacklevel=2)
+                continue
+            recorded = read_json(os.path.join(self.run_dir, "history.json"), {}).get("epochs", [])
+            self.history = recorded[:epoch] + [{}] * (epoch - len(recorded))  # missing logs: empty, never invented
+            return epoch
+        self.history = []
+        return 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 1:
+            fault("mid-epoch")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.history = self.history[:epoch] + [{k: float(v) for k, v in (logs or {}).items()}]
+        write_json(os.path.join(self.run_dir, "history.json"), {"epochs": self.history})
+        os.makedirs(self.folder, exist_ok=True)
+        path = os.path.join(self.folder, f"epoch-{epoch + 1:04d}.weights.h5")
+        temporary = os.path.join(self.folder, f".tmp-epoch-{epoch + 1:04d}.weights.h5")
+        self.model.save_weights(temporary, overwrite=True)
+        fault("during-checkpoint-write")
+        os.replace(temporary, path)
+        fault("after-checkpoint-write")
+        for old in sorted(self.files())[:-self.KEEP]:
+            os.remove(self.files()[old])
+
+    def history_dict(self):
+        """The run's history as fit returns it, {metric: [value per epoch]}, over every epoch of the run."""
+        names = [name for epoch in self.history for name in epoch]
+        return {name: [epoch.get(name, float("nan")) for epoch in self.history] for name in dict.fromkeys(names)}
+
+
+def remove_checkpoints(run_dir):
+    """Delete the checkpoints of a finished run and of its stages (their exports hold the model now)."""
+    for folder in glob.glob(os.path.join(run_dir, "checkpoint")) + glob.glob(os.path.join(run_dir, "*", "checkpoint")):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def new_run_id():
+    return uuid.uuid4().hex
