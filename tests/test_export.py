@@ -21,7 +21,7 @@ path, latent_dim = sys.argv[1], int(sys.argv[2])
 model = tf.saved_model.load(path)
 assert not any(name == "zoo" or name.startswith("zoo.") for name in sys.modules), "zoo was imported"
 sig = model.signatures
-assert sorted(sig) == ["decode", "encode", "inpaint", "reconstruct", "sample", "serving_default"], sorted(sig)
+assert sorted(sig) == ["decode", "encode", "generate", "inpaint", "reconstruct", "sample", "serving_default"], sorted(sig)
 
 def inputs(name):
     return {k: (v.dtype.name, v.shape.as_list()) for k, v in sig[name].structured_input_signature[1].items()}
@@ -67,7 +67,21 @@ assert np.array_equal(filled[observed], images[observed]), "inpaint changed obse
 assert 0 <= filled.min() and filled.max() <= 1 and np.array_equal(filled, inpaint(7))
 assert not np.array_equal(filled[~observed], inpaint(8)[~observed])
 
+generated = sig["generate"](seeds=tf.constant([1, 2]))["images"].numpy()
+assert generated.shape == (2, 28, 28, 1) and np.allclose(generated[0], sample(1, 1)[0], atol=1e-6)
+
 card = json.load(open(f"{path}/assets/model_card.json"))
+try:  # TF Serving's warm-up file: each request runs against its signature
+    from tensorflow_serving.apis import prediction_log_pb2
+except ImportError:
+    assert card["warmup_requests"] == 0
+else:
+    replayed = set()
+    for record in tf.data.TFRecordDataset(f"{path}/assets.extra/tf_serving_warmup_requests"):
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        sig[request.model_spec.signature_name](**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+        replayed.add(request.model_spec.signature_name)
+    assert replayed == set(sig) - {"serving_default"} and card["warmup_requests"] == len(replayed), replayed
 print(json.dumps({"ok": True, "card": card}))
 """
 
@@ -90,7 +104,7 @@ def test_export_loads_in_a_fresh_process_with_every_signature(trained):
     assert card["kind"] == "vae" and card["config"]["latent_dim"] == 3 and card["data"]["dataset"] == "mnist"
     assert card["steps"] == 2 * 6 and card["epochs"] == 2
     assert card["final_metrics"]["val_loss"] == pytest.approx(result.history["val_loss"][-1])
-    assert card["signatures"] == ["sample", "reconstruct", "encode", "decode", "inpaint"]
+    assert card["signatures"] == ["sample", "generate", "reconstruct", "encode", "decode", "inpaint"]
 
 
 def test_saved_model_cli_lists_the_signatures(trained):

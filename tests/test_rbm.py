@@ -76,7 +76,8 @@ import tensorflow as tf
 model = tf.saved_model.load(sys.argv[1])
 assert not any(name == "zoo" or name.startswith("zoo.") for name in sys.modules)
 sig = model.signatures
-assert sorted(sig) == ["decode", "encode", "inpaint", "parameters", "reconstruct", "sample", "serving_default"]
+assert sorted(sig) == ["decode", "encode", "generate", "inpaint", "parameters", "reconstruct", "sample",
+                       "serving_default"]
 a = sig["sample"](num_samples=tf.constant(4), seed=tf.constant(1))["images"].numpy()
 assert a.shape == (4, 28, 28, 1) and 0 <= a.min() and a.max() <= 1
 assert np.array_equal(a, sig["sample"](num_samples=tf.constant(4), seed=tf.constant(1))["images"].numpy())

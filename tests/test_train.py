@@ -51,30 +51,6 @@ class InterruptAfter(keras.callbacks.Callback):
             raise Interrupt()
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tmp_path, capsys):
-    data_config = tiny_data()
-    interrupted = config_in(tmp_path / "a", epochs=4)
-    with pytest.raises(Interrupt):
-        train.train("vae", TINY, data_config, interrupted, extra_callbacks=[InterruptAfter(2)], verbose=0)
-    run_dir = tmp_path / "a" / "logs" / "vae" / "seed0"
-    assert sorted(os.listdir(run_dir / "checkpoint")) == ["epoch-0001.weights.h5", "epoch-0002.weights.h5"]
-    assert not os.path.exists(tmp_path / "a" / "exports" / "vae")  # nothing exported from a broken run
-
-    resumed = train.train("vae", TINY, data_config, interrupted, verbose=0)
-    assert "resuming after epoch 2" in capsys.readouterr().out
-    assert resumed.run_dir == str(run_dir) and len(resumed.history["loss"]) == 4  # the whole run's history
-    assert int(resumed.model.optimizer.iterations.numpy()) == 4 * 6
-
-    straight = train.train("vae", TINY, data_config, config_in(tmp_path / "b", epochs=4), verbose=0)
-    np.testing.assert_allclose(resumed.history["val_loss"], straight.history["val_loss"], rtol=1e-5)
-    for a, b in zip(resumed.model.trainable_variables, straight.model.trainable_variables):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
-
-    # The run finished, so a new run of the same command starts afresh in a new folder.
-    again = train.train("vae", TINY, data_config, config_in(tmp_path / "a", epochs=1), verbose=0)
-    assert again.run_dir.endswith("seed0-2") and again.export_path.endswith(os.path.join("vae", "2"))
-
-
 def test_a_nan_loss_stops_training_with_a_message_and_exports_nothing(tmp_path):
     exploding = VAEConfig(latent_dim=2, hidden=(16,), learning_rate=1e30)
     with pytest.raises(callbacks.TrainingDiverged, match="Lower the learning rate"):

@@ -4,17 +4,26 @@
     python -m zoo.bench rbm --batch-size 100     (scikit-learn's BernoulliRBM too: pip install -r requirements-bench.txt)
     python -m zoo.bench dbn                      (up-down fine-tuning against CD-1 on the same layers)
     python -m zoo.bench dcgan [--limit 10000]    (the lab's DCGAN, one D and one G update per batch of 100)
+    python -m zoo.bench serve EXPORT ... [--threads 1,8 --seconds 5 --batch 16]   (serving, see below)
 
-Prints a table: float32 matrix-multiply GFLOP/s (a large square GEMM and the model's own shapes), the input
-pipeline alone, the zoo's model trained through zoo.train's settings, and a straightforward Keras implementation
-of the same model (the keras.io example's pattern) as a baseline. Throughput is the median over the epochs after
+The training benchmarks print a table: float32 matrix-multiply GFLOP/s (a large square GEMM and the model's own
+shapes), the input pipeline alone, the zoo's model trained through zoo.train's settings, and a straightforward
+Keras implementation of the same model (the keras.io example's pattern) as a baseline. Throughput is the median over the epochs after
 the first (which includes tracing and compilation). Not a test: run it on an otherwise idle machine.
+
+`serve` loads each export in a process of its own that imports TensorFlow and not zoo (zoo/serving_load.py), calls
+every signature from 1 and from N threads at once for a fixed time, and prints requests/s, images/s, p50/p99
+latency and errors, then what a request for 10**7 samples gets, and the process's peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import keras
@@ -328,9 +337,49 @@ def bench_dcgan(batch_size, epochs, limit=10_000):
 BENCHMARKS = {"vae": bench_vae, "rbm": bench_rbm, "dbn": bench_dbn, "dcgan": bench_dcgan}
 
 
+def serve(argv):
+    """python -m zoo.bench serve EXPORT ...: the serving load test of each export, as Markdown tables."""
+    parser = argparse.ArgumentParser(prog="python -m zoo.bench serve",
+                                     description="Requests/s and latency of an export's signatures under load.")
+    parser.add_argument("exports", nargs="+", help="export folders, exports/<name>/<version>")
+    parser.add_argument("--threads", default="1,8", help="client thread counts (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="load time per signature and thread count")
+    parser.add_argument("--batch", type=train.positive_int, default=16, help="images (or seeds) per request")
+    parser.add_argument("--signatures", help="comma-separated (default: all but serving_default and parameters)")
+    args = parser.parse_args(argv)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_load.py")
+    for path in args.exports:
+        if not os.path.exists(os.path.join(path, "saved_model.pb")):
+            parser.error(f"{path} is not an export (no saved_model.pb); give exports/<name>/<version>")
+        # -P: the script's folder (zoo/) is not put on sys.path, so nothing of zoo can be imported by accident.
+        command = [sys.executable, "-P", script, path, "--threads", args.threads, "--seconds", str(args.seconds),
+                   "--batch", str(args.batch)] + (["--signatures", args.signatures] if args.signatures else [])
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        if done.returncode != 0:
+            sys.exit(f"the serving process failed on {path}:\n{done.stderr[-3000:]}")
+        lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        facts = {k: v for line in lines if "signature" not in line for k, v in line.items()}
+        card = os.path.join(path, "assets", "model_card.json")
+        kind = json.load(open(card)).get("kind", "?") if os.path.exists(card) else "?"
+        print(f"\n{path} ({kind}): loaded in {facts.get('loaded_seconds')} s, peak memory "
+              f"{facts.get('peak_memory_mib')} MiB; {args.batch} images or seeds per request\n")
+        print("| signature | threads | requests/s | images/s | p50 ms | p99 ms | errors |")
+        print("|---|---|---|---|---|---|---|")
+        for line in lines:
+            if "signature" in line:
+                print(f"| {line['signature']} | {line['threads']} | {line['requests_per_second']} | "
+                      f"{line['images_per_second']} | {line['p50_ms']} | {line['p99_ms']} | {line['errors']} |")
+        if "huge_sample" in facts:
+            print(f"\nsample(num_samples=10**7): {facts['huge_sample']} in {facts['seconds']} s; still serving: "
+                  f"{facts['still_serving']}")
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        return serve(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m zoo.bench", description=__doc__.strip().splitlines()[0])
-    parser.add_argument("model", choices=sorted(BENCHMARKS))
+    parser.add_argument("model", choices=sorted(BENCHMARKS) + ["serve"])
     parser.add_argument("--batch-size", type=train.positive_int, help="default: 128 (vae), 100 (the others)")
     parser.add_argument("--epochs", type=train.positive_int, default=4, help="timed epochs + 1 (default: 4)")
     parser.add_argument("--limit", type=train.positive_int, default=10_000,

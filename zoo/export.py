@@ -2,8 +2,10 @@
 
     exports/<name>/<version>/            version = 1, 2, ...; never overwritten
         saved_model.pb, variables/       signatures: the model's SIGNATURES (`sample` is also serving_default)
-        assets/model_card.json           kind, config, dataset, training steps, final metrics, versions
+        assets/model_card.json           kind, config, dataset, training steps, final metrics, max_samples
         assets.extra/model.keras         the trainable Keras model (zoo.load_model), which TF Serving ignores
+        assets.extra/tf_serving_warmup_requests   one request per signature, replayed by TF Serving at load
+                                         (written when the optional tensorflow-serving-api is installed)
 
 An export is written to exports/<name>/.tmp-<pid>@<host>-* and renamed into place only when complete, so a crash
 never leaves a half-written version where TF Serving would load it; the next export to that name removes the
@@ -34,6 +36,7 @@ from zoo.callbacks import TrainingDiverged
 
 CARD = os.path.join("assets", "model_card.json")
 KERAS_FILE = os.path.join("assets.extra", "model.keras")
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")  # the name TF Serving looks for
 
 
 def _images(name="images"):
@@ -49,6 +52,8 @@ def endpoint(model, verb):
     if verb == "sample":
         return (lambda num_samples, seed: {"images": model.sample(num_samples, seed)},
                 [tf.TensorSpec([], tf.int32, name="num_samples"), _seed()])
+    if verb == "generate":
+        return lambda seeds: {"images": model.generate(seeds)}, [tf.TensorSpec([None], tf.int32, name="seeds")]
     if verb == "reconstruct":
         return lambda images: {"images": model.reconstruct(images)}, [_images()]
     if verb == "encode":
@@ -61,8 +66,37 @@ def endpoint(model, verb):
             _images(), _images("mask"), _seed()]
     if verb == "parameters":  # beyond the contract: an energy model's weights, for likelihood estimators
         return model.parameters, []
-    raise ValueError(f"unknown serving signature {verb!r}; the contract has sample, reconstruct, encode, decode, "
-                     "inpaint (and `parameters` for energy models)")
+    raise ValueError(f"unknown serving signature {verb!r}; the contract has sample, generate, reconstruct, encode, "
+                     "decode, inpaint (and `parameters` for energy models)")
+
+
+def warmup_inputs(model):
+    """{signature: its inputs}: one small, valid request per serving signature."""
+    images, seed = np.zeros((1, 28, 28, 1), np.float32), np.int32(0)
+    inputs = {"sample": {"num_samples": np.int32(1), "seed": seed}, "generate": {"seeds": np.zeros([1], np.int32)},
+              "reconstruct": {"images": images}, "encode": {"images": images},
+              "decode": {"latent": np.zeros((1, model.latent_dim), np.float32)},
+              "inpaint": {"images": images, "mask": np.ones_like(images), "seed": seed}}
+    return {verb: inputs[verb] for verb in model.SIGNATURES if verb in inputs}
+
+
+def write_warmup_requests(model, name, path):
+    """TF Serving's warm-up file: one PredictRequest per signature, which TF Serving replays when it loads the
+    model, so that the first client does not wait for it to initialise. Needs the optional tensorflow-serving-api
+    package (pip install -r requirements-serving.txt); without it, nothing is written. Returns the count."""
+    try:
+        from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+    except ImportError:
+        return 0
+    requests = warmup_inputs(model)
+    with tf.io.TFRecordWriter(path) as writer:
+        for verb, inputs in requests.items():
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name=verb))
+            for key, value in inputs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return len(requests)
 
 
 def next_version(folder):
@@ -70,11 +104,14 @@ def next_version(folder):
     return max(versions, default=0) + 1
 
 
-def export_model(model, export_dir, name, card):
-    """Write `model` to export_dir/name/<next version>/ and return that path."""
+def export_model(model, export_dir, name, card, max_samples=None):
+    """Write `model` to export_dir/name/<next version>/ and return that path. max_samples caps `sample` and
+    `generate` (images per call; default: the model's, 10,000) and is recorded in the card."""
     if "sample" in model.SIGNATURES and model.SIGNATURES[0] != "sample":
         raise ValueError("`sample` must come first in SIGNATURES: the first endpoint becomes serving_default")
     model.build_for_images()
+    if max_samples is not None:
+        model.max_samples = int(max_samples)
     non_finite = [w.path for w in model.weights if not np.all(np.isfinite(np.asarray(w)))]
     if non_finite:  # a diverged model must not reach serving looking like a trained one
         raise TrainingDiverged(f"not exported: weights {', '.join(non_finite[:5])} hold NaN or infinite values; "
@@ -92,14 +129,16 @@ def export_model(model, export_dir, name, card):
     staging = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}@{socket.gethostname()}-", dir=folder)
     try:
         archive.write_out(staging, verbose=False)
-        card = dict(card, name=name, signatures=list(model.SIGNATURES), zoo_version=zoo.__version__,
+        card = dict(card, name=name, signatures=list(model.SIGNATURES), max_samples=model.max_samples,
+                    zoo_version=zoo.__version__,
                     tensorflow_version=tf.__version__, keras_version=keras.__version__,
                     exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        os.makedirs(os.path.dirname(os.path.join(staging, KERAS_FILE)))
+        model.save(os.path.join(staging, KERAS_FILE))
+        card["warmup_requests"] = write_warmup_requests(model, name, os.path.join(staging, WARMUP_FILE))
         os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
         with open(os.path.join(staging, CARD), "w") as f:
             json.dump(card, f, indent=2, default=str)
-        os.makedirs(os.path.dirname(os.path.join(staging, KERAS_FILE)))
-        model.save(os.path.join(staging, KERAS_FILE))
         runs.fault("during-export")
         while True:  # another process may take a version number first: then take the next one
             path = os.path.join(folder, str(next_version(folder)))

@@ -38,7 +38,7 @@ import warnings
 import keras
 
 FAULT_POINTS = (
-    "mid-epoch",                # inside an epoch, after its second batch
+    "mid-epoch",                # inside an epoch: after its first batch (or first steps_per_execution batches)
     "during-checkpoint-write",  # a checkpoint file written under its temporary name, not yet renamed
     "after-checkpoint-write",   # an epoch's checkpoint in place
     "during-export",            # an export written to its staging folder, not yet renamed into place
@@ -127,6 +127,8 @@ def find_run(logdir, name, run, seed, identity, settings):
         if not os.path.exists(folder):
             return folder, None
         recorded = read_json(os.path.join(folder, "run.json"))
+        if recorded and recorded.get("finished"):
+            remove_checkpoints(folder)  # left by a run killed between its finish mark and their deletion
         if not recorded or recorded.get("identity") != identity or recorded.get("finished"):
             continue
         differences = [f"{key.replace('_', '-')} {recorded['train'].get(key)} (now {settings.get(key)})"
@@ -151,7 +153,8 @@ class Checkpoint(keras.callbacks.Callback):
         super().__init__()
         self.run_dir = run_dir
         self.folder = os.path.join(run_dir, "checkpoint")
-        self.history = []
+        self.history = []  # the logs of every epoch of the run
+        self.in_epoch = False
 
     def files(self):
         """{epoch: path} of the complete checkpoints."""
@@ -183,8 +186,12 @@ class Checkpoint(keras.callbacks.Callback):
         self.history = []
         return 0
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.in_epoch = False
+
     def on_train_batch_end(self, batch, logs=None):
-        if batch == 1:
+        if not self.in_epoch:
+            self.in_epoch = True
             fault("mid-epoch")
 
     def on_epoch_end(self, epoch, logs=None):

@@ -48,11 +48,17 @@ class ZooModel(MeanMetrics, keras.Model):
     XLA_ON_CPU: bool = False
     MIXED_PRECISION: bool = False  # trains under the mixed_float16 policy (zoo.train --mixed-precision)
 
-    def __init__(self, config=None, seed: int = 0, **kwargs):
+    def __init__(self, config=None, seed: int = 0, max_samples: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.config = check_finite(config if config is not None else self.Config())
         self.seed = int(seed)  # keys every stateless random draw of training, so a seed fixes a run
         self.trackers = mean_trackers(self.METRICS)
+        self.max_samples = int(max_samples or MAX_SAMPLES)
+
+    def generate(self, seeds):
+        """One image per seed: image i is sample(1, seeds[i]), whatever else is in the batch (TF Serving batches
+        requests together). Models whose samples are one decode of seeded noise do it as one batch."""
+        return per_seed(check_seeds(seeds, self.max_samples), lambda seed: self.sample(1, seed)[0])
 
     @classmethod
     def data_settings(cls, config):
@@ -87,7 +93,7 @@ class ZooModel(MeanMetrics, keras.Model):
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-                "config": dataclasses.asdict(self.config), "seed": self.seed}
+                "config": dataclasses.asdict(self.config), "seed": self.seed, "max_samples": self.max_samples}
 
     @classmethod
     def from_config(cls, config):
@@ -143,16 +149,112 @@ def global_dtype_policy(name):
         keras.mixed_precision.set_global_policy(previous)
 
 
+# -- Input checks: the same in a Python call and inside every exported signature ---------------------------------
+# Each is a tf.debugging assertion that every later op depends on, so a bad input fails with InvalidArgumentError
+# naming it (eagerly, at the call; in a signature, before any work), never with a scrambled or NaN answer.
+
+MAX_SAMPLES = 10_000  # default cap of `sample` and `generate`: one call's images; an export records its own
+
+
+def checked(value, *requirements):
+    """value, once every (condition, message, shown) in requirements holds, in order: functions making the
+    condition and the tensor shown after the message, made and run only once the checks before them passed (a
+    shape check guards the value checks, whose ops assume the shape)."""
+    passed = []
+    for condition, message, shown in requirements:
+        with tf.control_dependencies(passed):
+            holds, data = condition(), shown()
+            if tf.executing_eagerly():  # a Python call: a plain message, at once
+                if not bool(holds):
+                    raise tf.errors.InvalidArgumentError(None, None, f"{message} {data.numpy().tolist()}")
+            else:
+                passed.append(tf.debugging.Assert(holds, [message, data], summarize=8))
+    if not passed:
+        return value
+    with tf.control_dependencies(passed):
+        return tf.identity(value)
+
+
+def _shape_is(x, expected):
+    """Whether x has rank len(expected) and those sizes (None: any), as a boolean tensor that never fails."""
+    shape = tf.shape(x)
+    padded = tf.concat([shape, tf.zeros([len(expected)], tf.int32)], 0)[:len(expected)]
+    ok = tf.equal(tf.size(shape), len(expected))
+    for axis, size in enumerate(expected):
+        if size is not None:
+            ok = tf.logical_and(ok, tf.equal(padded[axis], size))
+    return ok
+
+
 def check_images(images, name="images"):
-    """Images as float32 [batch, 28, 28, 1]; a clear error for anything else."""
+    """images as float32 [batch, 28, 28, 1], finite, in [0, 1] (out-of-range values are rejected, not clipped)."""
     images = tf.convert_to_tensor(images, tf.float32)
-    shape = images.shape
-    if shape.rank is not None and (shape.rank != 4 or tuple(shape[1:]) != IMAGE_SHAPE):
-        raise ValueError(
-            f"{name} must have shape [batch, 28, 28, 1] with values in [0, 1], got shape {list(shape)}; "
-            "reshape flat [batch, 784] arrays with images.reshape(-1, 28, 28, 1)"
-        )
-    return images
+    return checked(
+        images,
+        (lambda: _shape_is(images, (None,) + IMAGE_SHAPE),
+         f"{name} must have shape [batch, 28, 28, 1] (reshape flat [batch, 784] arrays with "
+         "x.reshape(-1, 28, 28, 1)); got shape", lambda: tf.shape(images)),
+        (lambda: tf.reduce_all(tf.math.is_finite(images)), f"{name} must be finite; got this many NaN or infinite "
+         "values:", lambda: tf.reduce_sum(tf.cast(~tf.math.is_finite(images), tf.int32))),
+        (lambda: tf.reduce_all((images >= 0) & (images <= 1)),
+         f"{name} must be in [0, 1] (divide uint8 pixels by 255); got min and max",
+         lambda: tf.stack([tf.reduce_min(images), tf.reduce_max(images)])),
+    )
+
+
+def check_mask(mask, images):
+    """mask as float32 of the images' shape, every value 0 (missing) or 1 (observed)."""
+    mask = check_images(mask, "mask")
+    return checked(
+        mask,
+        (lambda: tf.reduce_all(tf.equal(tf.shape(mask), tf.shape(images))),
+         "mask must have the images' shape; got mask and images batch sizes",
+         lambda: tf.stack([tf.shape(mask)[0], tf.shape(images)[0]])),
+        (lambda: tf.reduce_all((mask == 0) | (mask == 1)), "mask must be binary: 1 observed, 0 missing; got "
+         "this many other values:", lambda: tf.reduce_sum(tf.cast((mask != 0) & (mask != 1), tf.int32))),
+    )
+
+
+def check_latent(latent, width):
+    """latent as float32 [batch, width], finite."""
+    latent = tf.convert_to_tensor(latent, tf.float32)
+    return checked(
+        latent,
+        (lambda: _shape_is(latent, (None, width)), f"latent must have shape [batch, {width}]; got shape",
+         lambda: tf.shape(latent)),
+        (lambda: tf.reduce_all(tf.math.is_finite(latent)), "latent must be finite; got this many NaN or infinite "
+         "values:", lambda: tf.reduce_sum(tf.cast(~tf.math.is_finite(latent), tf.int32))),
+    )
+
+
+def check_num_samples(num_samples, max_samples):
+    """num_samples as an int32 scalar in [0, max_samples]: a request over the cap is an error, not an
+    out-of-memory kill of the server."""
+    num_samples = tf.convert_to_tensor(num_samples, tf.int32)
+    return checked(
+        num_samples,
+        (lambda: _shape_is(num_samples, ()), "num_samples must be a scalar; got shape",
+         lambda: tf.shape(num_samples)),
+        (lambda: (num_samples >= 0) & (num_samples <= max_samples),
+         f"num_samples must be in [0, {max_samples}] (max_samples, set at export); got", lambda: num_samples),
+    )
+
+
+def per_seed(seeds, draw):
+    """[draw(seed) for seed in seeds] as one tensor: each row from its own seed alone."""
+    first = draw(tf.constant(0))  # only its type and shape, for map_fn
+    return tf.map_fn(draw, seeds, fn_output_signature=tf.TensorSpec(first.shape, first.dtype), parallel_iterations=16)
+
+
+def check_seeds(seeds, max_samples):
+    """seeds as an int32 vector of at most max_samples seeds."""
+    seeds = tf.convert_to_tensor(seeds, tf.int32)
+    return checked(
+        seeds,
+        (lambda: _shape_is(seeds, (None,)), "seeds must be a vector [n]; got shape", lambda: tf.shape(seeds)),
+        (lambda: tf.size(seeds) <= max_samples,
+         f"seeds may hold at most {max_samples} seeds (max_samples, set at export); got", lambda: tf.size(seeds)),
+    )
 
 
 def replica():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import MeanMetrics, ZooModel, check_images, mean_trackers, step_seed
+from zoo.models.base import MeanMetrics, ZooModel, check_images, check_latent, check_mask, mean_trackers, step_seed
 
 
 @dataclass
@@ -193,7 +193,7 @@ class DAE(DenoisingObjective, ZooModel):
         return {"latent": self.encode_flat(tf.reshape(check_images(images), (-1, 784)))}
 
     def decode(self, latent):
-        return tf.reshape(tf.sigmoid(self.decode_logits(latent)), (-1, 28, 28, 1))
+        return tf.reshape(tf.sigmoid(self.decode_logits(check_latent(latent, self.latent_dim))), (-1, 28, 28, 1))
 
     def reconstruct(self, images):
         return self.decode(self.encode(images)["latent"])
@@ -201,7 +201,8 @@ class DAE(DenoisingObjective, ZooModel):
     def inpaint(self, images, mask, seed):
         """Missing pixels by repeated reconstruction with the observed pixels clamped (deterministic: the seed
         is accepted for the serving contract)."""
-        images, mask = check_images(images), check_images(mask, "mask")
+        images = check_images(images)
+        mask = check_mask(mask, images)
         observed = mask > 0.5
         start = tf.where(observed, images, tf.zeros_like(images))
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import ZooModel, check_images, num_replicas, replica_noise, seed_pair, step_seed
+from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, num_replicas,
+                             replica_noise, seed_pair, step_seed)
 from zoo.models.rbm import RBM, RBMConfig, bernoulli, cd_gradient
 
 
@@ -73,7 +74,7 @@ class DBN(ZooModel):
     """Deep belief network: greedily stacked RBMs, then up-down (wake-sleep) fine-tuning."""
 
     Config = DBNConfig
-    SIGNATURES = ("sample", "reconstruct", "encode", "decode", "inpaint", "parameters")
+    SIGNATURES = ("sample", "generate", "reconstruct", "encode", "decode", "inpaint", "parameters")
     DATA = dict(binarize="dynamic")
     PRESETS = PRESETS
     METRICS = ("reconstruction_mse", "top_reconstruction_mse", "wake_error", "sleep_error")
@@ -257,6 +258,7 @@ class DBN(ZooModel):
 
     def decode(self, latent):
         """Pixel probabilities of a top state: p(h_L-1 | h_L) in the top RBM, then down with probabilities."""
+        latent = check_latent(latent, self.latent_dim)
         return tf.reshape(self.down(self.top.visible_probabilities(latent))[-1], (-1, 28, 28, 1))
 
     def reconstruct(self, images, steps=0, seed=0):
@@ -271,7 +273,7 @@ class DBN(ZooModel):
     def sample(self, num_samples, seed, steps=None):
         """From a uniformly random top state: `steps` Gibbs steps in the top RBM (config.sample_steps), then a
         generative pass down with probabilities."""
-        seed = seed_pair(seed, 0)
+        num_samples, seed = check_num_samples(num_samples, self.max_samples), seed_pair(seed, 0)
         steps = self.config.sample_steps if steps is None else steps
         hidden = self.top.config.hidden
         h = bernoulli(tf.fill([num_samples, hidden], 0.5), tf.random.stateless_uniform([num_samples, hidden], seed))
@@ -285,7 +287,8 @@ class DBN(ZooModel):
     def inpaint(self, images, mask, seed):
         """Missing pixels by rounds of: up (sampled), one Gibbs step in the top RBM, down (probabilities), observed
         pixels clamped; the mean over the second half of the rounds."""
-        images, mask = check_images(images), check_images(mask, "mask")
+        images = check_images(images)
+        mask = check_mask(mask, images)
         observed = tf.reshape(mask > 0.5, (-1, 784))
         x = tf.reshape(images, (-1, 784))
         seed = seed_pair(seed, 1)

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import ZooModel, num_replicas, replica_noise, seed_pair, step_seed
+from zoo.models.base import (ZooModel, check_latent, check_num_samples, check_seeds, num_replicas, per_seed,
+                             replica_noise, seed_pair, step_seed)
 
 OUTPUTS = ("sigmoid", "tanh")
 
@@ -102,7 +103,7 @@ class GAN(ZooModel):
     """MLP GAN: z(100)-128-784 generator, 784-128-1 discriminator (the homework's GAN) by default."""
 
     Config = GANConfig
-    SIGNATURES = ("sample", "decode")
+    SIGNATURES = ("sample", "generate", "decode")
     PRESETS = PRESETS
     XLA_ON_CPU = True
     MIXED_PRECISION = True
@@ -236,14 +237,21 @@ class GAN(ZooModel):
 
     def decode(self, latent):
         """Generated images for codes z, as [n, 28, 28, 1] in [0, 1]."""
-        images = self.generator(tf.convert_to_tensor(latent, tf.float32))  # float32 (its output layers)
+        images = self.generator(check_latent(latent, self.latent_dim))  # float32 (its output layers)
         if images.shape[1] != 28:  # the DCGAN's 32x32: an antialiased resize, as the pipeline resized up
             images = tf.image.resize(images, (28, 28), antialias=True)
         low, high = self.image_range
         return tf.clip_by_value((images - low) / (high - low), 0.0, 1.0)
 
     def sample(self, num_samples, seed):
+        num_samples = check_num_samples(num_samples, self.max_samples)
         return self.decode(tf.random.stateless_normal([num_samples, self.config.latent_dim], seed_pair(seed, 0)))
+
+    def generate(self, seeds):
+        """One image per seed, the one sample(1, seed) draws: z per seed, generated as one batch."""
+        z = per_seed(check_seeds(seeds, self.max_samples), lambda seed: tf.random.stateless_normal(
+            [self.config.latent_dim], seed_pair(seed, 0)))
+        return self.decode(z)
 
 
 @dataclass

@@ -20,7 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data import binarize_once
-from zoo.models.base import ZooModel, check_images, num_replicas, replica_noise, seed_pair, step_seed
+from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, num_replicas,
+                             replica_noise, seed_pair, step_seed)
 
 
 @dataclass
@@ -94,7 +95,7 @@ def cd_gradient(v_data, h_data, v_model, h_model):
 class RBM(ZooModel):
     Config = RBMConfig
     # `parameters` (W and the biases) is beyond the serving contract: zoo.likelihood's AIS estimate of log Z needs it.
-    SIGNATURES = ("sample", "reconstruct", "encode", "decode", "inpaint", "parameters")
+    SIGNATURES = ("sample", "generate", "reconstruct", "encode", "decode", "inpaint", "parameters")
     PRESETS = PRESETS
     DATA = dict(binarize="dynamic", flatten=False)
     XLA_ON_CPU = False  # XLA on a CPU ran the RBM 2x slower than TF's own kernels
@@ -248,7 +249,7 @@ class RBM(ZooModel):
         return {"latent": self.hidden_probabilities(tf.reshape(check_images(images), (-1, 784)))}
 
     def decode(self, latent):
-        return tf.reshape(self.visible_probabilities(latent), (-1, 28, 28, 1))
+        return tf.reshape(self.visible_probabilities(check_latent(latent, self.latent_dim)), (-1, 28, 28, 1))
 
     def reconstruct(self, images):
         return self.decode(self.encode(images)["latent"])
@@ -256,7 +257,7 @@ class RBM(ZooModel):
     def sample(self, num_samples, seed, steps=None, start="visible"):
         """p(v|h) after `steps` Gibbs steps (config.sample_steps by default) from uniformly random visible states,
         or, with start="hidden", from uniformly random hidden states (their v ~ p(v|h) counts as step 0)."""
-        seed = seed_pair(seed, 0)
+        num_samples, seed = check_num_samples(num_samples, self.max_samples), seed_pair(seed, 0)
         steps = self.config.sample_steps if steps is None else steps
         if start == "visible":
             v = bernoulli(tf.fill([num_samples, self.visible], 0.5),
@@ -280,7 +281,8 @@ class RBM(ZooModel):
         masked_input_only=True is the assignments' variant: missing pixels are 0 and the model is not told which they
         are; it reconstructs the whole image for inpaint_steps rounds without clamping.
         """
-        images, mask = check_images(images), check_images(mask, "mask")
+        images = check_images(images)
+        mask = check_mask(mask, images)
         observed = tf.reshape(mask > 0.5, (-1, 784))
         v = tf.where(observed, tf.reshape(images, (-1, 784)), 0.0)
         seed = seed_pair(seed, 1)
