@@ -28,12 +28,13 @@ BAD_IMAGES = {  # what is wrong -> (the bad images, the message's words)
     "flat": (GOOD.reshape(2, 784), "images must have shape [batch, 28, 28, 1]"),
     "no channel axis": (GOOD[..., 0], "images must have shape [batch, 28, 28, 1]"),
     "other height and width": (GOOD.reshape(2, 14, 56, 1), "images must have shape [batch, 28, 28, 1]"),
+    "an extra axis": (GOOD[..., None], "images must have shape [batch, 28, 28, 1]"),
     "NaN": (with_values(GOOD, 5, np.nan), "images must be finite"),
     "uint8 range": (GOOD * 255, "images must be in [0, 1]"),
 }
 BAD_MASKS = {
     "not binary": (with_values(MASK, 3, 0.5), "mask must be binary"),
-    "other batch size": (MASK[:1], "mask must have the images' shape"),
+    "other batch size": (MASK[:1], "mask must have the same shape as images"),
     "flat": (MASK.reshape(2, 784), "mask must have shape [batch, 28, 28, 1]"),
     "NaN": (with_values(MASK, 0, np.nan), "mask must be finite"),
 }
@@ -89,7 +90,8 @@ def test_every_signature_rejects_each_bad_input_naming_it(exported):
             assert time.time() - started < 1.0
         rejects(lambda: model.sample(10 ** 7, 0), f"num_samples must be in [0, {MAX_SAMPLES}]")
         rejects(lambda: sig["generate"](seeds=tf.zeros([MAX_SAMPLES + 1], tf.int32)), f"at most {MAX_SAMPLES} seeds")
-        rejects(lambda: sig["generate"](seeds=tf.zeros([2, 2], tf.int32)), "seeds must be a vector")
+        for shape in ([2, 2], [2, 1], []):
+            rejects(lambda: sig["generate"](seeds=tf.zeros(shape, tf.int32)), "seeds must be a vector")
         assert sig["sample"](num_samples=tf.constant(3), seed=seed)["images"].shape == (3, 28, 28, 1)  # still up
 
 

@@ -176,10 +176,15 @@ def checked(value, *requirements):
 
 
 def _shape_is(x, expected):
-    """Whether x has rank len(expected) and those sizes (None: any), as a boolean tensor that never fails."""
+    """Whether x has rank len(expected) and those sizes (None: any), as a boolean tensor that never fails.
+
+    Inside a signature, TensorFlow's graph optimizer folds what the input spec says the rank is into a constant
+    (an input of another rank is not refused by the signature itself), so the rank is checked through numbers
+    that only exist at run time: the element count, and the size past the last expected axis."""
     shape = tf.shape(x)
-    padded = tf.concat([shape, tf.zeros([len(expected)], tf.int32)], 0)[:len(expected)]
-    ok = tf.equal(tf.size(shape), len(expected))
+    padded = tf.concat([shape, tf.zeros([len(expected) + 1], tf.int32)], 0)[:len(expected) + 1]
+    ok = tf.logical_and(tf.equal(padded[len(expected)], 0), tf.equal(tf.size(x), tf.reduce_prod(padded[:-1])))
+    ok = tf.logical_and(ok, tf.greater_equal(tf.size(shape), len(expected)))
     for axis, size in enumerate(expected):
         if size is not None:
             ok = tf.logical_and(ok, tf.equal(padded[axis], size))
@@ -208,7 +213,7 @@ def check_mask(mask, images):
     return checked(
         mask,
         (lambda: tf.reduce_all(tf.equal(tf.shape(mask), tf.shape(images))),
-         "mask must have the images' shape; got mask and images batch sizes",
+         "mask must have the same shape as images; got mask and images batch sizes",
          lambda: tf.stack([tf.shape(mask)[0], tf.shape(images)[0]])),
         (lambda: tf.reduce_all((mask == 0) | (mask == 1)), "mask must be binary: 1 observed, 0 missing; got "
          "this many other values:", lambda: tf.reduce_sum(tf.cast((mask != 0) & (mask != 1), tf.int32))),
