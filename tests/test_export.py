@@ -21,7 +21,8 @@ path, latent_dim = sys.argv[1], int(sys.argv[2])
 model = tf.saved_model.load(path)
 assert not any(name == "zoo" or name.startswith("zoo.") for name in sys.modules), "zoo was imported"
 sig = model.signatures
-assert sorted(sig) == ["decode", "encode", "generate", "inpaint", "reconstruct", "sample", "serving_default"], sorted(sig)
+assert sorted(sig) == ["decode", "encode", "generate", "inpaint", "reconstruct", "sample",
+                       "serving_default"], sorted(sig)
 
 def inputs(name):
     return {k: (v.dtype.name, v.shape.as_list()) for k, v in sig[name].structured_input_signature[1].items()}
@@ -79,7 +80,8 @@ else:
     replayed = set()
     for record in tf.data.TFRecordDataset(f"{path}/assets.extra/tf_serving_warmup_requests"):
         request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
-        sig[request.model_spec.signature_name](**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        sig[request.model_spec.signature_name](**inputs)
         replayed.add(request.model_spec.signature_name)
     assert replayed == set(sig) - {"serving_default"} and card["warmup_requests"] == len(replayed), replayed
 print(json.dumps({"ok": True, "card": card}))

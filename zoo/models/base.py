@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import inspect
 import math
+import weakref
 
 import keras
 import tensorflow as tf
@@ -39,6 +42,46 @@ def mean_trackers(names):
     return {name: keras.metrics.Mean(name=name) for name in names}
 
 
+# The verbs' tensor inputs, each with its check (see below); any other argument (steps=, ...) is a Python option.
+TENSOR_ARGUMENTS = {
+    "images": lambda model, x, _: check_images(x),
+    "mask": lambda model, x, given: check_mask(x, given["images"]),
+    "latent": lambda model, x, _: check_latent(x, model.latent_dim),
+    "num_samples": lambda model, x, _: check_num_samples(x, model.max_samples),
+    "seeds": lambda model, x, _: check_seeds(x, model.max_samples),
+    "seed": lambda model, x, _: tf.convert_to_tensor(x, tf.int32),
+}
+_compiled_verbs = weakref.WeakKeyDictionary()  # model -> {(verb, options): tf.function}
+
+
+def compiled_verb(verb):
+    """Decorator: a verb called eagerly runs as a graph, traced once per model and per Python option. Eagerly, a
+    tf.while_loop runs its body as Python: an RBM's 1,000-step Gibbs chain took 10 s for 100 samples."""
+    signature = inspect.signature(verb)
+
+    @functools.wraps(verb)
+    def call(self, *args, **kwargs):
+        if not tf.executing_eagerly():  # inside a graph already (a signature, a train_step)
+            return verb(self, *args, **kwargs)
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        tensors = {}  # checked here, for a plain message (and a graph traced for valid shapes only)
+        for name in [n for n in TENSOR_ARGUMENTS if n in arguments]:  # images before mask
+            tensors[name] = TENSOR_ARGUMENTS[name](self, arguments[name], tensors)
+        options = {k: v for k, v in arguments.items() if k not in TENSOR_ARGUMENTS and k != "self"}
+        names = sorted(tensors)
+        functions = _compiled_verbs.setdefault(self, {})
+        key = (verb.__name__, tuple(names), tuple(sorted(options.items())))
+        if key not in functions:
+            model = weakref.ref(self)  # the cache must not keep the model alive
+            functions[key] = tf.function(  # any batch size: one trace
+                lambda *values: verb(model(), **dict(zip(names, values)), **options),
+                input_signature=[tf.TensorSpec([None] * tensors[n].shape.rank if n != "latent" else
+                                               [None, self.latent_dim], tensors[n].dtype) for n in names])
+        return functions[key](*(tensors[n] for n in names))
+
+    return call
+
+
 class ZooModel(MeanMetrics, keras.Model):
     Config: type = None  # the model's config dataclass
     SIGNATURES: tuple[str, ...] = ()  # serving verbs it implements, `sample` first (it is also serving_default)
@@ -55,6 +98,7 @@ class ZooModel(MeanMetrics, keras.Model):
         self.trackers = mean_trackers(self.METRICS)
         self.max_samples = int(max_samples or MAX_SAMPLES)
 
+    @compiled_verb
     def generate(self, seeds):
         """One image per seed: image i is sample(1, seeds[i]), whatever else is in the batch (TF Serving batches
         requests together). Models whose samples are one decode of seeded noise do it as one batch."""

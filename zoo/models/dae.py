@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import MeanMetrics, ZooModel, check_images, check_latent, check_mask, mean_trackers, step_seed
+from zoo.models.base import (MeanMetrics, ZooModel, check_images, check_latent, check_mask, compiled_verb,
+                             mean_trackers, step_seed)
 
 
 @dataclass
@@ -198,6 +199,7 @@ class DAE(DenoisingObjective, ZooModel):
     def reconstruct(self, images):
         return self.decode(self.encode(images)["latent"])
 
+    @compiled_verb
     def inpaint(self, images, mask, seed):
         """Missing pixels by repeated reconstruction with the observed pixels clamped (deterministic: the seed
         is accepted for the serving contract)."""

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, num_replicas,
-                             replica_noise, seed_pair, step_seed)
+from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, compiled_verb,
+                             num_replicas, replica_noise, seed_pair, step_seed)
 from zoo.models.rbm import RBM, RBMConfig, bernoulli, cd_gradient
 
 
@@ -261,6 +261,7 @@ class DBN(ZooModel):
         latent = check_latent(latent, self.latent_dim)
         return tf.reshape(self.down(self.top.visible_probabilities(latent))[-1], (-1, 28, 28, 1))
 
+    @compiled_verb
     def reconstruct(self, images, steps=0, seed=0):
         """Up with probabilities, `steps` Gibbs steps in the top RBM (0: its mean-field p(h_L-1 | p(h_L | .))),
         down with probabilities; the serving signature uses steps=0, so it is deterministic."""
@@ -270,6 +271,7 @@ class DBN(ZooModel):
         _, top_visible, _ = self.top.gibbs(top_visible, steps, seed_pair(seed, 3))
         return tf.reshape(self.down(top_visible)[-1], (-1, 28, 28, 1))
 
+    @compiled_verb
     def sample(self, num_samples, seed, steps=None):
         """From a uniformly random top state: `steps` Gibbs steps in the top RBM (config.sample_steps), then a
         generative pass down with probabilities."""
@@ -284,6 +286,7 @@ class DBN(ZooModel):
             _, top_visible, _ = self.top.gibbs(start, steps, tf.random.experimental.stateless_fold_in(seed, 2))
         return tf.reshape(self.down(top_visible)[-1], (-1, 28, 28, 1))
 
+    @compiled_verb
     def inpaint(self, images, mask, seed):
         """Missing pixels by rounds of: up (sampled), one Gibbs step in the top RBM, down (probabilities), observed
         pixels clamped; the mean over the second half of the rounds."""

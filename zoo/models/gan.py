@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import (ZooModel, check_latent, check_num_samples, check_seeds, num_replicas, per_seed,
-                             replica_noise, seed_pair, step_seed)
+from zoo.models.base import (ZooModel, check_latent, check_num_samples, check_seeds, compiled_verb, num_replicas,
+                             per_seed, replica_noise, seed_pair, step_seed)
+
 
 OUTPUTS = ("sigmoid", "tanh")
 
@@ -247,6 +248,7 @@ class GAN(ZooModel):
         num_samples = check_num_samples(num_samples, self.max_samples)
         return self.decode(tf.random.stateless_normal([num_samples, self.config.latent_dim], seed_pair(seed, 0)))
 
+    @compiled_verb
     def generate(self, seeds):
         """One image per seed, the one sample(1, seed) draws: z per seed, generated as one batch."""
         z = per_seed(check_seeds(seeds, self.max_samples), lambda seed: tf.random.stateless_normal(

@@ -20,8 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data import binarize_once
-from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, num_replicas,
-                             replica_noise, seed_pair, step_seed)
+from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, compiled_verb,
+                             num_replicas, replica_noise, seed_pair, step_seed)
 
 
 @dataclass
@@ -254,6 +254,7 @@ class RBM(ZooModel):
     def reconstruct(self, images):
         return self.decode(self.encode(images)["latent"])
 
+    @compiled_verb
     def sample(self, num_samples, seed, steps=None, start="visible"):
         """p(v|h) after `steps` Gibbs steps (config.sample_steps by default) from uniformly random visible states,
         or, with start="hidden", from uniformly random hidden states (their v ~ p(v|h) counts as step 0)."""
@@ -274,6 +275,7 @@ class RBM(ZooModel):
             _, p, _ = self.gibbs(v, steps, tf.random.experimental.stateless_fold_in(seed, 1))
         return tf.reshape(p, (-1, 28, 28, 1))
 
+    @compiled_verb
     def inpaint(self, images, mask, seed, masked_input_only=False):
         """Gibbs sampling of the missing pixels with the observed ones clamped; returns the mean of p(v|h) over
         the second half of the chain for the missing pixels.

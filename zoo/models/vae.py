@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from zoo import likelihood
 from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, check_seeds,
-                             num_replicas, per_seed, replica_noise, seed_pair, step_seed)
+                             compiled_verb, num_replicas, per_seed, replica_noise, seed_pair, step_seed)
 
 
 @dataclass
@@ -155,12 +155,14 @@ class VAE(ZooModel):
         z = tf.random.stateless_normal([num_samples, self.config.latent_dim], seed_pair(seed, 0))
         return self.decode(z)
 
+    @compiled_verb
     def generate(self, seeds):
         """One image per seed, the one sample(1, seed) draws: z per seed, decoded as one batch."""
         z = per_seed(check_seeds(seeds, self.max_samples), lambda seed: tf.random.stateless_normal(
             [self.config.latent_dim], seed_pair(seed, 0)))
         return self.decode(z)
 
+    @compiled_verb
     def inpaint(self, images, mask, seed):
         """E[x_missing | x_observed] under the model, by self-normalised importance sampling.
 
