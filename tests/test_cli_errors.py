@@ -58,39 +58,27 @@ def test_damaged_data_files_are_data_errors(tmp_path):
         data.read_npz(str(tmp_path / "mnist.npz"))
 
 
-def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
-    process = subprocess.Popen(
-        [sys.executable, "-u", "-m", "zoo.train", "vae", "--limit", "3000", "--epochs", "100", "--logdir",
-         str(tmp_path / "logs"), "--export-dir", str(tmp_path / "exports")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    deadline = time.time() + 120
-    backup = tmp_path / "logs" / "vae" / "seed0" / "checkpoint" / "epoch-0001.weights.h5"
-    while not backup.exists() and time.time() < deadline:  # the first epoch's checkpoint is written
-        time.sleep(0.5)
-    time.sleep(1)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr[-2000:]
-    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
-    assert "interrupted after epoch" in stderr and "of 100; rerun the same command to resume" in stderr
-    assert not (tmp_path / "exports").exists()
-
-
-def test_a_second_launch_of_a_running_run_is_refused(tmp_path):
-    argv = [sys.executable, "-u", "-m", "zoo.train", "vae", "--limit", "3000", "--epochs", "100", "--logdir",
+def test_a_second_launch_is_refused_and_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+    argv = [sys.executable, "-u", "-m", "zoo.train", "vae", "--limit", "1000", "--epochs", "100", "--logdir",
             str(tmp_path / "logs"), "--export-dir", str(tmp_path / "exports")]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
     try:
-        backup = tmp_path / "logs" / "vae" / "seed0" / "checkpoint" / "epoch-0001.weights.h5"
+        checkpoint = tmp_path / "logs" / "vae" / "seed0" / "checkpoint" / "epoch-0001.weights.h5"
         deadline = time.time() + 120
-        while not backup.exists() and time.time() < deadline:  # the first run is training, past its first epoch
+        while not checkpoint.exists() and time.time() < deadline:  # the first run is training, past its first epoch
             time.sleep(0.5)
         second = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
         assert second.returncode == 2, second.stderr[-2000:]
         assert f"is being trained by process {first.pid}" in second.stderr and "Traceback" not in second.stderr
         assert first.poll() is None  # the first run goes on, untouched
+
+        first.send_signal(signal.SIGINT)  # Ctrl-C
+        _, stderr = first.communicate(timeout=60)
+        assert first.returncode == 130, stderr[-2000:]
+        assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+        assert "interrupted after epoch" in stderr and "of 100; rerun the same command to resume" in stderr
+        assert not (tmp_path / "exports").exists()
     finally:
         first.kill()
         first.wait()

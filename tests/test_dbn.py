@@ -1,5 +1,4 @@
 import json
-import os
 
 import keras
 import numpy as np
@@ -146,41 +145,6 @@ def test_both_exports_load_in_a_fresh_process(trained):
     for sample_shape, code_shape, keys in shapes.values():
         assert sample_shape == [2, 28, 28, 1] and code_shape == [3, 12]
         assert {"top_weights", "recognition_0", "generative_0"} <= set(keys)
-
-
-def test_an_interrupted_pretraining_resumes_with_finished_layers_loaded(tmp_path):
-    config = train.TrainConfig(epochs=1, logdir=str(tmp_path / "logs"), export_dir=str(tmp_path / "exports"))
-
-    class Stop(Exception):
-        pass
-
-    class AtFineTuning(keras.callbacks.Callback):
-        """Records the pretrained weights when fine-tuning begins; optionally interrupts there."""
-
-        def __init__(self, stop):
-            super().__init__()
-            self.stop = stop
-
-        def on_train_begin(self, logs=None):
-            self.weights = [w.numpy().copy() for w in self.model.trainable_variables]
-            if self.stop:
-                raise Stop()
-
-    interrupted, resumed_start = AtFineTuning(stop=True), AtFineTuning(stop=False)
-    with pytest.raises(Stop):
-        train.train("dbn", TINY, tiny_data(binarize="dynamic"), config, extra_callbacks=[interrupted], verbose=0)
-    first = tmp_path / "logs" / "dbn" / "seed0"
-    for stage in ("layer1", "layer2"):  # each finished stage's last checkpoint stays until the run finishes
-        assert (first / stage / "checkpoint" / "epoch-0001.weights.h5").exists()
-    resumed = train.train("dbn", TINY, tiny_data(binarize="dynamic"), config, extra_callbacks=[resumed_start],
-                          verbose=0)
-    assert resumed.run_dir == str(first)  # the same run
-    # Its layers were loaded, bit for bit, not retrained (retraining is not bit-reproducible on every machine).
-    for before, after in zip(interrupted.weights, resumed_start.weights):
-        np.testing.assert_array_equal(before, after)
-    assert resumed.greedy_export_path.endswith(os.path.join("dbn_greedy", "1"))  # made before the interruption
-    assert sorted(os.listdir(tmp_path / "exports" / "dbn_greedy")) == ["1"]
-    assert len(resumed.history["wake_error"]) == TINY.fine_tune_epochs
 
 
 def test_the_likelihood_bound_matches_its_exact_value_and_stays_below_log_p():

@@ -144,7 +144,7 @@ def test_export_listing(trained):
     _, root = trained
     listed = run_zoo("zoo.export", "--list", str(root / "exports"))
     assert listed.returncode == 0, listed.stderr[-2000:]
-    assert "vae/1" in listed.stdout and "sample reconstruct encode decode inpaint" in listed.stdout
+    assert "vae/1" in listed.stdout and "sample generate reconstruct encode decode inpaint" in listed.stdout
     assert "val_loss=" in listed.stdout
     missing = run_zoo("zoo.export", "--list", str(root / "nowhere"))
     assert missing.returncode == 2 and "is not a folder" in missing.stderr

@@ -68,7 +68,7 @@ def test_serving_verbs(test_images):
 
 def test_wrong_image_shape_is_a_clear_error():
     model = tiny_vae()
-    with pytest.raises(ValueError, match=r"shape \[batch, 28, 28, 1\].*got shape \[4, 784\]"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"shape \[batch, 28, 28, 1\].*got shape \[4, 784\]"):
         model.reconstruct(np.zeros((4, 784), np.float32))
     with pytest.raises(ValueError, match="must be positive"):
         VAEConfig(latent_dim=0)

