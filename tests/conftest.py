@@ -47,6 +47,15 @@ def two_cpus():
 
 
 @pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """Each model kind trained for one epoch by zoo.train and exported (test_keras_saving.train_every_kind), shared
+    by the saving and the serving tests."""
+    from test_keras_saving import train_every_kind
+
+    return train_every_kind(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
 def mnist_arrays():
     return data.load_arrays("mnist", "packaged", None)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from zoo import data
+from zoo import data, train
 
 
 def zoo_train(model, *flags, tmp_path):
@@ -29,9 +29,15 @@ def zoo_train(model, *flags, tmp_path):
     (["vae", "--name", "runs/.hidden"], "must be a folder name inside the output folders"),
     (["vae", "--mixed-precision"], "vae does not train in mixed precision"),
 ])
-def test_bad_flags_are_messages_with_exit_2(argv, message, tmp_path):
-    done = zoo_train(*argv, tmp_path=tmp_path)
-    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+def test_bad_flags_are_messages_with_exit_2(argv, message, tmp_path, capsys):
+    if argv[1] == "--mixed-precision":  # once as a real process: a message, not a traceback
+        done = zoo_train(*argv, tmp_path=tmp_path)
+        code, stderr = done.returncode, done.stderr
+    else:
+        with pytest.raises(SystemExit) as exit_:
+            train.main(argv + ["--logdir", str(tmp_path / "logs"), "--export-dir", str(tmp_path / "exports")])
+        code, stderr = exit_.value.code, capsys.readouterr().err
+    assert code == 2 and message in stderr and "Traceback" not in stderr, stderr[-2000:]
     assert not (tmp_path / "exports").exists() and not (tmp_path / "logs").exists()
 
 

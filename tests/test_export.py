@@ -140,14 +140,15 @@ def test_new_exports_never_overwrite_and_leave_no_temporary_folders(trained, mon
     assert sorted(os.listdir(os.path.join(export_dir, "vae"))) == ["1", "2"]
 
 
-def test_export_listing(trained):
+def test_export_listing(trained, capsys):
     _, root = trained
-    listed = run_zoo("zoo.export", "--list", str(root / "exports"))
+    listed = run_zoo("zoo.export", "--list", str(root / "exports"))  # the command, as a user runs it
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "vae/1" in listed.stdout and "sample generate reconstruct encode decode inpaint" in listed.stdout
     assert "val_loss=" in listed.stdout
-    missing = run_zoo("zoo.export", "--list", str(root / "nowhere"))
-    assert missing.returncode == 2 and "is not a folder" in missing.stderr
+    with pytest.raises(SystemExit) as missing:
+        export.main(["--list", str(root / "nowhere")])
+    assert missing.value.code == 2 and "is not a folder" in capsys.readouterr().err
 
 
 def test_the_conv_vae_export_passes_the_same_contract_check(tmp_path):

@@ -81,8 +81,7 @@ for name in sys.argv[3:]:
 """
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def train_every_kind(tmp_path_factory):
     """Each kind trained for one epoch on the tiny data, exported and saved: {name: (model, export path, its verbs'
     outputs and optimizer steps then)}."""
     root = tmp_path_factory.mktemp("saving")
