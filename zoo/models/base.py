@@ -170,6 +170,22 @@ class ZooModel(MeanMetrics, keras.Model):
         super().save(filepath, *args, **kwargs)
 
 
+class GaussianPrior:
+    """Mixin for models whose samples are decode(z) with z ~ N(0, I) drawn from the stateless seed (seed, 0), the
+    VAE and the GANs: a served sample can be regenerated from its seed, and `generate` decodes all seeds at once."""
+
+    def sample(self, num_samples, seed):
+        num_samples = check_num_samples(num_samples, self.max_samples)
+        return self.decode(tf.random.stateless_normal([num_samples, self.latent_dim], seed_pair(seed, 0)))
+
+    @compiled_verb
+    def generate(self, seeds):
+        """One image per seed, the one sample(1, seed) draws: each seed's z alone, decoded as one batch."""
+        z = per_seed(check_seeds(seeds, self.max_samples),
+                     lambda seed: tf.random.stateless_normal([self.latent_dim], seed_pair(seed, 0)))
+        return self.decode(z)
+
+
 def check_finite(config):
     """The config, if every number in it is finite; a ValueError naming the field otherwise (a NaN learning rate
     passes every `<= 0` check and trains a NaN model)."""

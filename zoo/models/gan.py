@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import (ZooModel, check_latent, check_num_samples, check_seeds, compiled_verb, num_replicas,
-                             per_seed, replica_noise, seed_pair, step_seed)
+from zoo.models.base import GaussianPrior, ZooModel, check_latent, num_replicas, replica_noise, step_seed
 
 
 OUTPUTS = ("sigmoid", "tanh")
@@ -100,7 +99,7 @@ def generator_loss(fake_logits):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class GAN(ZooModel):
+class GAN(GaussianPrior, ZooModel):
     """MLP GAN: z(100)-128-784 generator, 784-128-1 discriminator (the homework's GAN) by default."""
 
     Config = GANConfig
@@ -244,16 +243,6 @@ class GAN(ZooModel):
         low, high = self.image_range
         return tf.clip_by_value((images - low) / (high - low), 0.0, 1.0)
 
-    def sample(self, num_samples, seed):
-        num_samples = check_num_samples(num_samples, self.max_samples)
-        return self.decode(tf.random.stateless_normal([num_samples, self.config.latent_dim], seed_pair(seed, 0)))
-
-    @compiled_verb
-    def generate(self, seeds):
-        """One image per seed, the one sample(1, seed) draws: z per seed, generated as one batch."""
-        z = per_seed(check_seeds(seeds, self.max_samples), lambda seed: tf.random.stateless_normal(
-            [self.config.latent_dim], seed_pair(seed, 0)))
-        return self.decode(z)
 
 
 @dataclass

@@ -24,8 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import likelihood
-from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, check_seeds,
-                             compiled_verb, num_replicas, per_seed, replica_noise, seed_pair, step_seed)
+from zoo.models.base import (GaussianPrior, ZooModel, check_images, check_latent, check_mask, compiled_verb,
+                             num_replicas, replica_noise, seed_pair, step_seed)
 
 
 @dataclass
@@ -67,7 +67,7 @@ def bernoulli_nll(images, logits):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class VAE(ZooModel):
+class VAE(GaussianPrior, ZooModel):
     """MLP variational autoencoder: 784-hidden-z-hidden-784 (the assignments' 784-256-2-256-784 ReLU by default)."""
 
     Config = VAEConfig
@@ -149,18 +149,6 @@ class VAE(ZooModel):
         """Importance-weighted estimate of log p(x) per binary image (Burda et al. 2015), in nats; a lower bound
         that tightens with k. The same code as zoo.evaluate's on exports."""
         return likelihood.importance_weighted_log_likelihood(self.encode, self.decode, np.asarray(images), k, seed)
-
-    def sample(self, num_samples, seed):
-        num_samples = check_num_samples(num_samples, self.max_samples)
-        z = tf.random.stateless_normal([num_samples, self.config.latent_dim], seed_pair(seed, 0))
-        return self.decode(z)
-
-    @compiled_verb
-    def generate(self, seeds):
-        """One image per seed, the one sample(1, seed) draws: z per seed, decoded as one batch."""
-        z = per_seed(check_seeds(seeds, self.max_samples), lambda seed: tf.random.stateless_normal(
-            [self.config.latent_dim], seed_pair(seed, 0)))
-        return self.decode(z)
 
     @compiled_verb
     def inpaint(self, images, mask, seed):
