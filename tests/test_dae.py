@@ -87,3 +87,33 @@ def test_training_exports_and_the_export_loads_in_a_fresh_process(tmp_path):
     shown = json.loads(done.stdout.strip().splitlines()[-1])
     assert shown["code"] == [3, 16] and "reconstruct" in shown["signatures"]
     assert export.read_card(result.export_path)["stage"] == "fine-tuned"
+
+
+def test_an_interrupted_run_resumes_with_its_pretrained_layers_loaded(tmp_path):
+    """A stage of the stacked DAE is a plain Keras model with one optimizer (no ZooModel.optimizers()): resuming
+    one must load its last checkpoint, not fail."""
+    import keras
+
+    class Stop(Exception):
+        pass
+
+    class AtFineTuning(keras.callbacks.Callback):
+        def __init__(self, stop):
+            super().__init__()
+            self.stop = stop
+
+        def on_train_begin(self, logs=None):
+            self.weights = [w.numpy().copy() for w in self.model.trainable_variables]
+            if self.stop:
+                raise Stop()
+
+    config = train.TrainConfig(epochs=1, logdir=str(tmp_path / "logs"), export_dir=str(tmp_path / "exports"))
+    interrupted, resumed_start = AtFineTuning(stop=True), AtFineTuning(stop=False)
+    with pytest.raises(Stop):
+        train.train("dae", TINY, tiny_data(), config, extra_callbacks=[interrupted], verbose=0)
+    resumed = train.train("dae", TINY, tiny_data(), config, extra_callbacks=[resumed_start], verbose=0)
+    assert resumed.run_dir == str(tmp_path / "logs" / "dae" / "seed0")
+    for before, after in zip(interrupted.weights, resumed_start.weights):  # loaded bit for bit, not retrained
+        np.testing.assert_array_equal(before, after)
+    assert sorted(os.listdir(tmp_path / "exports" / "dae_greedy")) == ["1"]  # made once, before the interruption
+    assert len(resumed.history["loss"]) == TINY.fine_tune_epochs

@@ -170,10 +170,13 @@ class Checkpoint(keras.callbacks.Callback):
 
     def restore(self, model):
         """Load the newest readable checkpoint into model; return its epoch (0: none, the model is unchanged)."""
-        for epoch, path in sorted(self.files().items(), reverse=True):
-            for optimizer in model.optimizers():  # the optimizers' variables must exist to be loaded
-                if not optimizer.built:
-                    optimizer.build(model.trainable_variables)
+        files = self.files()
+        # The optimizers' variables must exist to be loaded (a ZooModel may have several; a DAE stage has one).
+        optimizers = model.optimizers() if hasattr(model, "optimizers") else [model.optimizer]
+        for optimizer in optimizers if files else ():
+            if not optimizer.built:
+                optimizer.build(model.trainable_variables)
+        for epoch, path in sorted(files.items(), reverse=True):
             try:
                 model.load_weights(path)
             except Exception as error:  # noqa: BLE001 - a damaged file of any kind: fall back to the previous one
@@ -204,8 +207,9 @@ class Checkpoint(keras.callbacks.Callback):
         fault("during-checkpoint-write")
         os.replace(temporary, path)
         fault("after-checkpoint-write")
-        for old in sorted(self.files())[:-self.KEEP]:
-            os.remove(self.files()[old])
+        kept = self.files()
+        for old in sorted(kept)[:-self.KEEP]:
+            os.remove(kept[old])
 
     def history_dict(self):
         """The run's history as fit returns it, {metric: [value per epoch]}, over every epoch of the run."""
