@@ -185,8 +185,8 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         test_images = data.as_images(splits.test.images[:10])
         fit_callbacks = callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed,
                                                      model_callbacks=model.training_callbacks(splits))
-        history = fit_from_checkpoint(model, run_dir, pipelines, data_config, epochs, fit_callbacks + list(
-            extra_callbacks), verbose, stage="fine-tuning" if layer_wise else None)
+        history = fit_from_checkpoint(model, pipelines, data_config, epochs, fit_callbacks + list(extra_callbacks),
+                                      verbose, stage="fine-tuning" if layer_wise else None)
         seconds = time.time() - started
 
         export_path = None
@@ -212,23 +212,21 @@ def build_model(model_class, model_config, train_config, strategy, steps_per_epo
     return model
 
 
-def fit_from_checkpoint(model, run_dir, pipelines, data_config, epochs, fit_callbacks, verbose, stage=None,
-                        transform=None):
-    """Fit model for `epochs` epochs, starting after the epoch of run_dir's last checkpoint (restored here), on
-    the data an uninterrupted run would see from there; return the history of every epoch of the run.
-    transform(images, batch_index), if given, maps the image batches (a layer-wise model's upper layers)."""
-    checkpoint = callbacks.checkpoint_of(fit_callbacks) or runs.Checkpoint(run_dir)
+def fit_from_checkpoint(model, pipelines, data_config, epochs, fit_callbacks, verbose, stage=None, transform=None):
+    """Fit model for `epochs` epochs, starting after the epoch of the last checkpoint of the runs.Checkpoint among
+    fit_callbacks (restored here), on the data an uninterrupted run would see from there; return the history of
+    every epoch of the run. transform(images, batch_index), if given, maps the image batches (a layer-wise model's
+    upper layers)."""
+    checkpoint = callbacks.checkpoint_of(fit_callbacks)
     restored = checkpoint.restore(model)
     if restored:
-        print(f"{run_dir}: resuming after epoch {restored} of {epochs} (its checkpoint)", flush=True)
+        print(f"{checkpoint.run_dir}: resuming after epoch {restored} of {epochs} (its checkpoint)", flush=True)
     if restored < epochs:
         train_data = data.make_dataset(pipelines.splits.train, data_config, training=True, first_epoch=restored)
         validation = pipelines.validation
         if transform is not None:  # batch indices continue where the interrupted run stopped
             train_data = train_data.enumerate(restored * pipelines.steps_per_epoch).map(lambda i, x: transform(x, i))
             validation = validation and validation.enumerate().map(lambda i, x: transform(x, i))
-        if checkpoint not in fit_callbacks:
-            fit_callbacks = fit_callbacks + [checkpoint]
         with interruption_message(checkpoint, epochs, stage):
             model.fit(train_data, steps_per_epoch=pipelines.steps_per_epoch, validation_data=validation,
                       initial_epoch=restored, epochs=epochs, shuffle=False, callbacks=fit_callbacks, verbose=verbose)
@@ -271,7 +269,7 @@ def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbos
     checkpoint = runs.Checkpoint(stage_dir)
     stage_callbacks = [callbacks.StopOnNaN(checkpoint.folder),
                        keras.callbacks.TensorBoard(stage_dir, histogram_freq=1, write_graph=False), checkpoint]
-    history = fit_from_checkpoint(model, stage_dir, pipelines, data_config, epochs, stage_callbacks, verbose,
+    history = fit_from_checkpoint(model, pipelines, data_config, epochs, stage_callbacks, verbose,
                                   stage=os.path.basename(stage_dir), transform=transform)
     return {k: float(v[-1]) for k, v in history.items() if v}
 
