@@ -8,8 +8,9 @@
 
 The training benchmarks print a table: float32 matrix-multiply GFLOP/s (a large square GEMM and the model's own
 shapes), the input pipeline alone, the zoo's model trained through zoo.train's settings, and a straightforward
-Keras implementation of the same model (the keras.io example's pattern) as a baseline. Throughput is the median over the epochs after
-the first (which includes tracing and compilation). Not a test: run it on an otherwise idle machine.
+Keras implementation of the same model (the keras.io example's pattern) as a baseline. Throughput is the median
+over the epochs after the first (which includes tracing and compilation). Not a test: run it on an otherwise idle
+machine.
 
 `serve` loads each export in a process of its own that imports TensorFlow and not zoo (zoo/serving_load.py), calls
 every signature from 1 and from N threads at once for a fixed time, and prints requests/s, images/s, p50/p99
@@ -30,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import data, train
+from zoo import data, export, train
 from zoo.models.vae import VAE, VAEConfig
 
 
@@ -359,8 +360,7 @@ def serve(argv):
             sys.exit(f"the serving process failed on {path}:\n{done.stderr[-3000:]}")
         lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
         facts = {k: v for line in lines if "signature" not in line for k, v in line.items()}
-        card = os.path.join(path, "assets", "model_card.json")
-        kind = json.load(open(card)).get("kind", "?") if os.path.exists(card) else "?"
+        kind = export.read_card(path).get("kind", "?") if os.path.exists(os.path.join(path, export.CARD)) else "?"
         print(f"\n{path} ({kind}): loaded in {facts.get('loaded_seconds')} s, peak memory "
               f"{facts.get('peak_memory_mib')} MiB; {args.batch} images or seeds per request\n")
         print("| signature | threads | requests/s | images/s | p50 ms | p99 ms | errors |")

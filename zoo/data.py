@@ -116,6 +116,9 @@ def binarize_once(images, seed):
 # Readers: each returns (train_images, train_labels, test_images, test_labels) as uint8 / int arrays.
 
 
+PACKAGED_ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")  # the cache's arrays, in order
+
+
 def cache_folder():
     """Where decoded datasets are kept between processes: $ZOO_CACHE, else ~/.cache/zoo (or $XDG_CACHE_HOME/zoo)."""
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -137,7 +140,7 @@ def read_packaged():
         try:
             with np.load(cache) as cached:
                 if cached["source_stat"].tolist() == [stat.st_size, stat.st_mtime_ns]:
-                    return tuple(cached[k] for k in ("train_images", "train_labels", "test_images", "test_labels"))
+                    return tuple(cached[k] for k in PACKAGED_ARRAYS)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
             pass  # no cache yet, or a damaged one: read the pickle
         blob = path.read_bytes()
@@ -157,9 +160,8 @@ def read_packaged():
     def to_uint8(x):  # pixel values are k/256, so this recovers the original bytes exactly
         return np.round(np.asarray(x) * 256).astype(np.uint8).reshape(-1, 28, 28)
 
-    arrays = dict(train_images=np.concatenate([to_uint8(train[0]), to_uint8(valid[0])]),
-                  train_labels=np.concatenate([train[1], valid[1]]), test_images=to_uint8(test[0]),
-                  test_labels=np.asarray(test[1]))
+    arrays = dict(zip(PACKAGED_ARRAYS, (np.concatenate([to_uint8(train[0]), to_uint8(valid[0])]),
+                                        np.concatenate([train[1], valid[1]]), to_uint8(test[0]), np.asarray(test[1]))))
     try:  # written under a temporary name and renamed: concurrent processes never read half a file
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         temporary = f"{cache}.{os.getpid()}.tmp.npz"
