@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -83,6 +84,88 @@ def test_losses_are_the_papers():
     assert float(generator_loss(fake_logits)) == pytest.approx(-np.mean(np.log(d(np.array([0.5, -3.0])))), rel=1e-5)
 
 
+def test_hinge_losses_are_the_documented_values():
+    real_logits, fake_logits = tf.constant([[2.0], [0.5]]), tf.constant([[-3.0], [0.2]])
+    # D: mean relu(1 - D(x)) + mean relu(1 + D(G(z))) = mean(0, 0.5) + mean(0, 1.2); G: -mean D(G(z)).
+    assert float(discriminator_loss(real_logits, fake_logits, loss="hinge")) == pytest.approx(0.25 + 0.6)
+    assert float(generator_loss(fake_logits, loss="hinge")) == pytest.approx(1.4)
+    with pytest.raises(ValueError, match="hinge loss has none"):
+        GANConfig(loss="hinge", label_smoothing=0.1)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        GANConfig(loss="wasserstein")
+
+
+def raw_samples(model, num_samples, seed):
+    """sample()'s images, but from the raw generator, not its moving average."""
+    averages, model.ema_weights = model.ema_weights, []
+    try:
+        return model.sample(num_samples, seed).numpy()
+    finally:
+        model.ema_weights = averages
+
+
+@pytest.mark.parametrize("model_class, config", [(GAN, TINY_MLP), (DCGAN, TINY_DCGAN)])
+def test_the_generators_moving_average_follows_it_at_the_configured_rate_and_is_what_sampling_uses(model_class,
+                                                                                                  config):
+    config = dataclasses.replace(config, ema_decay=0.5)
+    model = tiny(model_class, config)
+    for average, weight in zip(model.ema_weights, model.averaged_weights()):  # starts at the initial weights
+        np.testing.assert_array_equal(average.numpy(), weight.numpy())
+    real = next(iter(pipelines(model_class, config).train))
+    for step in range(1, 10):  # d = (1 + t) / (10 + t) while below ema_decay (warm-up), then ema_decay
+        before = values(model.ema_weights)
+        model.train_step(real)
+        decay = min(0.5, (1 + step) / (10 + step))
+        for previous, average, weight in zip(before, model.ema_weights, model.averaged_weights()):
+            np.testing.assert_allclose(average.numpy(), decay * previous + (1 - decay) * weight.numpy(),
+                                       rtol=1e-5, atol=1e-6)
+    samples = model.sample(5, 3).numpy()
+    assert not np.allclose(samples, raw_samples(model, 5, 3), atol=1e-4)  # the average, not G
+    for weight, average in zip(model.averaged_weights(), model.ema_weights):  # G with the averaged weights
+        weight.assign(average)
+    np.testing.assert_allclose(samples, raw_samples(model, 5, 3), atol=1e-5)
+
+
+@pytest.mark.parametrize("model_class, config", [(GAN, TINY_MLP), (DCGAN, TINY_DCGAN)])
+def test_spectral_norm_wraps_every_discriminator_layer_in_place_of_its_batch_norm(model_class, config):
+    model = tiny(model_class, dataclasses.replace(config, spectral_norm=True, batch_norm=True))
+    layers = model.discriminator.layers
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in layers)
+    weighted = [layer for layer in layers if layer.weights]
+    assert weighted and all(isinstance(layer, keras.layers.SpectralNormalization) for layer in weighted)
+    real = next(iter(pipelines(model_class, config).train))
+    for _ in range(3):
+        model.discriminator_step(real)
+    for _ in range(10):  # each training call divides the kernels by their largest singular value, estimated by
+        model.discriminator(real, training=True)  # one power iteration per call: it converges over the calls
+    for layer in weighted:
+        kernel = layer.layer.kernel.numpy()
+        assert np.linalg.norm(kernel.reshape(-1, kernel.shape[-1]), ord=2) == pytest.approx(1.0, abs=0.05)
+
+
+def test_r1_penalises_the_discriminators_slope_at_real_images():
+    """With r1_gamma, D's step descends L_D + (gamma / 2) E ||grad_x D(x)||^2: a large gamma shrinks the slope."""
+    slopes = {}
+    for gamma in (0.0, 100.0):
+        model = tiny(GAN, dataclasses.replace(TINY_MLP, r1_gamma=gamma))
+        real = next(iter(pipelines().train))
+        for _ in range(20):
+            model.discriminator_step(real)
+        with tf.GradientTape() as tape:
+            tape.watch(real)
+            total = tf.reduce_sum(model.discriminator(real))
+        slopes[gamma] = float(tf.reduce_mean(tf.reduce_sum(tf.square(tape.gradient(total, real)), axis=[1, 2, 3])))
+    assert slopes[100.0] < 0.3 * slopes[0.0]  # measured: 0.19
+
+
+def test_ttur_gives_each_network_its_own_learning_rate():
+    model = tiny(GAN, dataclasses.replace(TINY_MLP, d_learning_rate=4e-4, g_learning_rate=1e-4))
+    assert float(model.d_optimizer.learning_rate) == pytest.approx(4e-4)
+    assert float(model.g_optimizer.learning_rate) == pytest.approx(1e-4)
+    model = tiny(GAN, TINY_MLP)  # 0: both take --learning-rate
+    assert float(model.d_optimizer.learning_rate) == float(model.g_optimizer.learning_rate) == pytest.approx(1e-3)
+
+
 @pytest.mark.parametrize("model_class, config", [(GAN, TINY_MLP), (DCGAN, TINY_DCGAN)])
 def test_batch_norm_toggles_the_layers(model_class, config):
     def kinds(batch_norm):
@@ -157,15 +240,16 @@ def test_a_seeded_run_is_reproducible_and_learns_the_data():
 
 def test_mirrored_strategy_on_two_devices_matches_one_device(two_cpus):
     """No batch norm (it normalises each replica's own share) and SGD (Adam would hide a loss not divided by the
-    number of replicas): then two replicas must reproduce one device exactly."""
+    number of replicas): then two replicas must reproduce one device exactly, the generator's moving average too."""
     results = []
+    config = dataclasses.replace(TINY_MLP, ema_decay=0.9)
     for strategy in (tf.distribute.get_strategy(), two_cpus):
         p = pipelines(batch_size=60)
         with strategy.scope():
-            model = tiny(optimizer=keras.optimizers.SGD(0.05))
+            model = tiny(config=config, optimizer=keras.optimizers.SGD(0.05))
             model.g_optimizer = keras.optimizers.SGD(0.05)
         history = model.fit(p.train, steps_per_epoch=p.steps_per_epoch, epochs=2, verbose=0).history
-        results.append((history, values(model.trainable_variables)))
+        results.append((history, values(model.trainable_variables + model.ema_weights)))
     (history_one, weights_one), (history_two, weights_two) = results
     for key in history_one:
         np.testing.assert_allclose(history_one[key], history_two[key], rtol=1e-4, err_msg=key)
@@ -244,7 +328,9 @@ def test_dcgan_trains_from_the_command_line_and_its_export_serves_without_zoo(tm
     card = json.loads(checked.stdout.strip().splitlines()[-1])
     assert card["kind"] == "dcgan" and card["signatures"] == ["sample", "generate", "decode"]
     assert card["data"]["image_size"] == 32 and card["data"]["pixel_range"] == [-1.0, 1.0]
-    assert card["steps"] == 2 * 2 * 4  # D updates: 2 epochs of 4 batches, 2 per iteration
+    # --keep best (the GANs' default): the card names the epoch exported; D's updates up to it, 2 per iteration.
+    assert card["kept"]["epoch"] in (1, 2) and card["steps"] == card["kept"]["epoch"] * 2 * 4
+    assert set(card["kept"]["figures"]) >= {"val_frechet_distance", "val_classifier_score", "val_kid"}
     assert set(card["final_metrics"]) >= {"d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "val_d_loss"}
     # TensorBoard: the fixed-noise sample grid every epoch and the weight histograms.
     run_dir = tmp_path / "logs" / "dcgan" / "seed0"

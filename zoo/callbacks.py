@@ -2,6 +2,7 @@
 
     TensorBoard         scalars per epoch (train and validation) and weight histograms (Keras's own callback)
     ImageSummaries      a 10x10 grid of samples and test images above their reconstructions, every epoch
+    SampleQuality       every N epochs, the evaluator's figures on fixed-seed samples: val_frechet_distance, ...
     Checkpoint          weights every epoch (zoo.runs), so a rerun of an interrupted command resumes where it stopped
     StopOnNaN           stops with a message at the first NaN or infinite metric, before anything is exported
 """
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import classifier as classifier_module
 from zoo.figures import image_grid
+from zoo.metrics import classifier_score, frechet_distance, kernel_distance
 from zoo.runs import Checkpoint
 
 
@@ -55,6 +59,53 @@ class ImageSummaries(keras.callbacks.Callback):
             self.writer.close()
 
 
+class SampleQuality(keras.callbacks.Callback):
+    """Every `every` epochs (and after the last), `num_samples` samples from fixed seeds judged as the evaluator
+    judges an export (zoo.evaluate): with the frozen MNIST classifier, against `reference_images` (zoo.train passes
+    the validation images, never the test set, since --keep best chooses by these figures). Adds to the epoch's logs,
+    so History, TensorBoard, the run's history.json and --keep best see them:
+
+        val_frechet_distance   Fréchet distance of the classifier's features to the reference images' (lower is better)
+        val_classifier_score   exp E KL(p(y|x) || p(y)) (10: confident and evenly spread over the digits)
+        val_kid                kernel distance (KID) of the same features
+        quality_seconds        what this cost, to compare with the epoch's time
+
+    With fewer samples the Fréchet distance is biased upward (2,000 samples read a few units above 10,000 of the same
+    model): these figures rank the epochs of a run; the leaderboard's come from 10,000 samples of the export.
+    Epochs in between get no figures (and --keep best considers only the epochs that have them).
+    """
+
+    def __init__(self, reference_images, every=1, num_samples=2000, seed=0, judge=None, kid_subsets=10):
+        super().__init__()
+        self.reference_images = np.asarray(reference_images, np.float32)
+        self.every, self.num_samples, self.seed = every, num_samples, seed
+        self.judge = judge
+        self.kid_subsets = kid_subsets
+        self.reference_features = None
+
+    def on_train_begin(self, logs=None):
+        self.judge = self.judge or classifier_module.load_classifier()
+        if self.reference_features is None:
+            self.reference_features = self.judge(self.reference_images)[1]
+
+    def figures(self, samples):
+        """The figures of `samples` ([n, 28, 28, 1] in [0, 1]) against the reference images."""
+        if self.reference_features is None:
+            self.on_train_begin()
+        probabilities, features = self.judge(np.asarray(samples, np.float32))
+        kid = kernel_distance(features, self.reference_features, subsets=self.kid_subsets, seed=self.seed)
+        return {"val_frechet_distance": frechet_distance(features, self.reference_features),
+                "val_classifier_score": classifier_score(probabilities), "val_kid": kid["kid"]}
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = epoch + 1 == self.params.get("epochs")
+        if logs is None or ((epoch + 1) % self.every and not last):
+            return
+        started = time.perf_counter()
+        logs.update(self.figures(self.model.sample(self.num_samples, self.seed)))
+        logs["quality_seconds"] = time.perf_counter() - started
+
+
 class StopOnNaN(keras.callbacks.TerminateOnNaN):
     """Raises TrainingDiverged at the first NaN or infinite metric of a batch or an epoch (every metric: the RBM and
     DBN have no `loss`); the last good epoch's checkpoint stays."""
@@ -85,12 +136,13 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
             )
 
 
-def standard_callbacks(run_dir, test_images, seed=0, model_callbacks=()):
+def standard_callbacks(run_dir, test_images, seed=0, model_callbacks=(), keep_best=None):
     """The callbacks of every `zoo.train` run, writing under run_dir (its checkpoint in run_dir/checkpoint).
 
-    model_callbacks (a model's own, e.g. the RBM's free-energy gap) come before TensorBoard, so what they add to
-    an epoch's logs is logged too."""
-    checkpoint = Checkpoint(run_dir)
+    model_callbacks (a model's own, e.g. the RBM's free-energy gap, and SampleQuality) come before TensorBoard, so
+    what they add to an epoch's logs is logged too. keep_best: a metric (lower is better) whose best epoch's
+    checkpoint is kept (--keep best)."""
+    checkpoint = Checkpoint(run_dir, keep_best=keep_best)
     return [
         StopOnNaN(checkpoint.folder),  # first, so a NaN epoch is never checkpointed or drawn
         *model_callbacks,

@@ -6,6 +6,7 @@ rerunning the same command resumes it and ends with the model an uninterrupted r
         .lock               locked (fcntl.flock) by the process training the run
         history.json        the logs of every epoch done
         checkpoint/         epoch-000N.weights.h5: the weights and optimizer state after epoch N, the last two kept
+                            (and, with --keep best, the best epoch's, by the history's figure)
         layer1/, ...        layer-wise models: each pretraining stage is a run folder of its own (same layout)
 
 Every file is written under a temporary name and renamed into place (a rename is atomic), so a file that exists is
@@ -36,6 +37,7 @@ import uuid
 import warnings
 
 import keras
+import numpy as np
 
 FAULT_POINTS = (
     "mid-epoch",                # inside an epoch: after its first batch (or first steps_per_execution batches)
@@ -46,7 +48,7 @@ FAULT_POINTS = (
     "after-finish-mark",        # marked finished, checkpoints not yet deleted
 )
 # Settings that must match to resume a run (the model, config and data decide which run folder it is).
-RESUME_SETTINGS = ("epochs", "export", "export_dir", "mixed_precision")
+RESUME_SETTINGS = ("epochs", "export", "export_dir", "mixed_precision", "keep", "quality_every", "quality_samples")
 _fault_hits = {}
 
 
@@ -145,13 +147,18 @@ def find_run(logdir, name, run, seed, identity, settings):
 class Checkpoint(keras.callbacks.Callback):
     """The run's checkpoint: after every epoch, the epoch's logs (history.json), then the weights and optimizer
     state (checkpoint/epoch-000N.weights.h5), each written under a temporary name and renamed. `restore` loads
-    the newest one that reads, falling back to the one before (double checkpointing), and says its epoch."""
+    the newest one that reads, falling back to the one before (double checkpointing), and says its epoch.
+
+    keep_best (a metric of the logs, lower is better): the checkpoint of the best epoch so far is kept too, and so
+    is the best before the newest epoch, in case the newest checkpoint does not load and the run resumes before it.
+    `best_epoch` and `load_epoch` give it back (zoo.train exports it with --keep best)."""
 
     KEEP = 2
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, keep_best=None):
         super().__init__()
         self.run_dir = run_dir
+        self.keep_best = keep_best
         self.folder = os.path.join(run_dir, "checkpoint")
         self.history = []  # the logs of every epoch of the run
         self.in_epoch = False
@@ -208,8 +215,25 @@ class Checkpoint(keras.callbacks.Callback):
         os.replace(temporary, path)
         fault("after-checkpoint-write")
         kept = self.files()
+        protected = {self.best_epoch(), self.best_epoch(self.history[:-1])}
         for old in sorted(kept)[:-self.KEEP]:
-            os.remove(kept[old])
+            if old not in protected:
+                os.remove(kept[old])
+
+    def best_epoch(self, history=None):
+        """The epoch (1-based) with the lowest finite keep_best figure in history (default: the run's); None if no
+        epoch has one."""
+        history = self.history if history is None else history
+        figures = {epoch: logs.get(self.keep_best) for epoch, logs in enumerate(history, 1)} if self.keep_best else {}
+        figures = {epoch: value for epoch, value in figures.items() if value is not None and np.isfinite(value)}
+        return min(figures, key=lambda epoch: (figures[epoch], epoch)) if figures else None
+
+    def load_epoch(self, model, epoch):
+        """Load epoch's checkpoint (weights and optimizer state) into model."""
+        path = self.files().get(epoch)
+        if path is None:
+            raise FileNotFoundError(f"the checkpoint of epoch {epoch} is not in {self.folder}")
+        model.load_weights(path)
 
     def history_dict(self):
         """The run's history as fit returns it, {metric: [value per epoch]}, over every epoch of the run."""

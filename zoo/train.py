@@ -28,6 +28,8 @@ from zoo.models import MODELS
 from zoo.models.base import check_finite, global_dtype_policy
 
 STRATEGIES = ("default", "mirrored", "multiworker")
+KEEP = ("best", "last")
+QUALITY_METRIC = "val_frechet_distance"  # what --keep best minimises
 
 
 @dataclass
@@ -41,6 +43,16 @@ class TrainConfig:
     run: str | None = None  # TensorBoard run name; default: seed<seed>, then seed<seed>-2, ...
     export: bool = True
     mixed_precision: bool = False  # float16 compute, float32 weights (models with MIXED_PRECISION; for GPUs)
+    keep: str | None = None  # export the "best" epoch (lowest validation Fréchet distance) or the "last"; None: the
+    #                          model's KEEP (best for the GANs)
+    quality_every: int | None = None  # SampleQuality every N epochs (0: off); None: 1 when keeping the best, else 0
+    quality_samples: int = 2000  # samples per SampleQuality measurement
+
+    def resolved(self, model_class):
+        """(keep, quality_every) with the model's defaults filled in."""
+        keep = self.keep or model_class.KEEP
+        every = self.quality_every if self.quality_every is not None else int(keep == "best")
+        return keep, every
 
 
 class Interrupted(Exception):
@@ -62,6 +74,18 @@ def check_train_config(model_name, train_config):
     for flag, folder in (("--logdir", train_config.logdir), ("--export-dir", train_config.export_dir)):
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"{flag} {folder} is a file, not a folder; give a folder (it is made if missing)")
+    keep, quality_every = train_config.resolved(model_class)
+    if keep not in KEEP:
+        raise ValueError(f"keep must be one of {', '.join(KEEP)}, not {keep!r}")
+    if (keep == "best" or quality_every) and "sample" not in model_class.SIGNATURES:
+        raise ValueError(f"{model_name} does not sample, so it has no sample quality to measure or keep the best of; "
+                         "drop --keep best and --quality-every")
+    if keep == "best" and not quality_every:
+        raise ValueError("--keep best chooses the epoch by its validation Fréchet distance: give --quality-every N "
+                         "(N > 0), or --keep last")
+    if quality_every < 0 or train_config.quality_samples < 2:
+        raise ValueError(f"quality_every must be >= 0 and quality_samples >= 2, got {quality_every} and "
+                         f"{train_config.quality_samples}")
     if train_config.mixed_precision and not model_class.MIXED_PRECISION:
         raise ValueError(f"{model_name} does not train in mixed precision; drop --mixed-precision (models that do: "
                          f"{', '.join(n for n, c in MODELS.items() if c.MIXED_PRECISION)})")
@@ -164,12 +188,13 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
                 "steps": int(model.optimizer.iterations.numpy()),
                 "train_seconds": round(seconds, 1),  # wall time of fit in the session that finished the run
                 "final_metrics": {k: float(v[-1]) for k, v in history.items() if v},
+                **({"kept": kept} if kept and stage != "greedy" else {}),  # --keep best: which epoch
                 "tensorboard_run": run_dir,
                 "run_id": record["run_id"],  # how a resumed run finds the export it made before a crash
             }
 
         started = time.time()
-        greedy_path, stage_metrics = None, {}
+        greedy_path, stage_metrics, kept = None, {}, None
         if layer_wise:
             def fit_stage(stage, stage_model, transform):
                 stage_metrics[stage] = fit_layer(stage_model, transform, os.path.join(run_dir, stage), data_config,
@@ -183,11 +208,16 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
                                           lambda: card({}, time.time() - started, "greedy", stage_metrics))
 
         test_images = data.as_images(splits.test.images[:10])
+        keep, quality_every = train_config.resolved(model_class)
+        model_callbacks = model.training_callbacks(splits) + (
+            [sample_quality(splits, quality_every, train_config)] if quality_every else [])
         fit_callbacks = callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed,
-                                                     model_callbacks=model.training_callbacks(splits))
+                                                     model_callbacks=model_callbacks,
+                                                     keep_best=QUALITY_METRIC if keep == "best" else None)
         history = fit_from_checkpoint(model, pipelines, data_config, epochs, fit_callbacks + list(extra_callbacks),
                                       verbose, stage="fine-tuning" if layer_wise else None)
         seconds = time.time() - started
+        kept = keep_epoch(model, callbacks.checkpoint_of(fit_callbacks), history, keep)
 
         export_path = None
         if train_config.export and (epochs > 0 or not layer_wise):
@@ -199,6 +229,34 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         runs.fault("after-finish-mark")
         runs.remove_checkpoints(run_dir)
         return Result(model, history, run_dir, export_path or greedy_path, greedy_path)
+
+
+def sample_quality(splits, every, train_config):
+    """The SampleQuality callback of a run: against the validation images (the test images only if there are none,
+    which then makes --keep best choose on the test set: it says so)."""
+    reference = splits.validation if len(splits.validation) else splits.test
+    if not len(splits.validation):
+        print("Sample quality is measured against the test images: this run holds out no validation images "
+              "(--validation-size 0)", flush=True)
+    return callbacks.SampleQuality(data.as_images(reference.images), every=every,
+                                   num_samples=train_config.quality_samples, seed=train_config.seed)
+
+
+def keep_epoch(model, checkpoint, history, keep):
+    """With keep "best", load the checkpoint of the epoch with the lowest validation Fréchet distance into model and
+    return what the model card records of it: {"rule", "epoch", and that epoch's figures}. None for "last"."""
+    if keep != "best":
+        return None
+    best = checkpoint.best_epoch()
+    if best is None:  # no epoch was measured (e.g. a layer-wise model with no fine-tuning epochs)
+        return None
+    epochs = len(next(iter(history.values()), []))
+    if best != epochs:
+        checkpoint.load_epoch(model, best)
+    figures = {k: float(v[best - 1]) for k, v in history.items() if k.startswith("val_")}
+    print(f"Keeping epoch {best} of {epochs}: {QUALITY_METRIC} {figures[QUALITY_METRIC]:.2f} (--keep best)",
+          flush=True)
+    return {"rule": "best", "metric": QUALITY_METRIC, "epoch": best, "of_epochs": epochs, "figures": figures}
 
 
 def build_model(model_class, model_config, train_config, strategy, steps_per_epoch, epochs):
@@ -342,6 +400,12 @@ def add_common_flags(parser):
     group.add_argument("--no-export", dest="export", action="store_false", help="train without exporting")
     group.add_argument("--mixed-precision", action="store_true",
                        help="float16 compute with float32 weights, for GPUs (the GANs)")
+    group.add_argument("--keep", choices=KEEP, help="export the best epoch (lowest validation Fréchet distance of "
+                       "samples) or the last (default: best for the GANs, last for the others)")
+    group.add_argument("--quality-every", type=int, metavar="N", help="measure sample quality (val_frechet_distance, "
+                       "val_classifier_score, val_kid) every N epochs; 0: never (default: 1 with --keep best)")
+    group.add_argument("--quality-samples", type=positive_int, default=TrainConfig.quality_samples,
+                       help="samples per sample-quality measurement (default: %(default)s)")
 
 
 def add_dataclass_flags(group, config_class):
@@ -401,7 +465,8 @@ def configs_from_args(args):
     train_config = TrainConfig(
         epochs=args.epochs, seed=args.seed, strategy=args.strategy, logdir=args.logdir, export_dir=args.export_dir,
         name=args.name or (f"{args.model}_{preset}" if preset else args.model), run=args.run, export=args.export,
-        mixed_precision=args.mixed_precision)
+        mixed_precision=args.mixed_precision, keep=args.keep, quality_every=args.quality_every,
+        quality_samples=args.quality_samples)
     check_train_config(args.model, train_config)
     return model_config, data_config, train_config
 

@@ -90,6 +90,7 @@ class ZooModel(MeanMetrics, keras.Model):
     # On a GPU zoo.train always compiles with XLA.
     XLA_ON_CPU: bool = False
     MIXED_PRECISION: bool = False  # trains under the mixed_float16 policy (zoo.train --mixed-precision)
+    KEEP: str = "last"  # which epoch zoo.train exports by default: "last", or "best" by validation sample quality
 
     def __init__(self, config=None, seed: int = 0, max_samples: int | None = None, **kwargs):
         super().__init__(**kwargs)

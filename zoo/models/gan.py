@@ -8,9 +8,25 @@ Each training iteration takes `d_steps` discriminator updates, then `g_steps` ge
 
 L_G replaces the minimax -log(1 - D(G(z))), whose gradient vanishes while D still rejects every sample (Goodfellow
 et al. 2014, section 3). With one-sided label smoothing s the real targets are 1 - s instead of 1 (Salimans et al.
-2016). The D steps of one iteration share its real batch and draw fresh noise each, as the keras.io WGAN-GP example
-does with its `d_steps`. D and G have separate Adam optimizers; `model.optimizer` is D's, whose update count keys
-the run's random draws and the step count of the model card.
+2016). zoo.train exports the epoch whose samples have the lowest validation Fréchet distance (KEEP = "best").
+
+The stabilisers, each a config field, off by default (the `quality` presets turn on the ones measured to help):
+
+    loss="hinge"        L_D = E relu(1 - D(x)) + E relu(1 + D(G(z))),  L_G = -E D(G(z))  (Lim and Ye 2017; Miyato
+                        et al. 2018): D stops pushing logits it already gets right by a margin of 1
+    d_learning_rate,    separate learning rates of D and G, the two time-scale update rule (TTUR, Heusel et al. 2017)
+    g_learning_rate
+    spectral_norm       every layer of D divided by its largest singular value (keras.layers.SpectralNormalization,
+                        one power iteration per call), in place of D's batch norm: D becomes 1-Lipschitz per layer,
+                        so it cannot win by sharpening its logits without bound (Miyato et al. 2018)
+    r1_gamma            + (gamma / 2) E ||grad_x D(x)||^2 on real images in L_D (Mescheder et al. 2018): D's slope
+                        at the data is penalised, which damps the oscillation around equilibrium
+    ema_decay           an exponential moving average of G's weights, updated after every G step, is what `sample`,
+                        `decode` and the export use; the raw G stays the one D trains against (Yazici et al. 2019)
+
+The D steps of one iteration share its real batch and draw fresh noise each, as the keras.io WGAN-GP example does
+with its `d_steps`. D and G have separate Adam optimizers; `model.optimizer` is D's, whose update count keys the
+run's random draws and the step count of the model card.
 
 `GAN` (MLP, 28x28) and `DCGAN` (convolutional, 32x32 in [-1, 1], Radford et al. 2016) differ only in their two
 networks and in the images they train on; images leave the serving verbs as [n, 28, 28, 1] in [0, 1].
@@ -27,6 +43,7 @@ from zoo.models.base import GaussianPrior, ZooModel, check_latent, num_replicas,
 
 
 OUTPUTS = ("sigmoid", "tanh")
+LOSSES = ("non_saturating", "hinge")
 
 
 @dataclass
@@ -41,6 +58,15 @@ class AdversarialConfig:
     label_smoothing: float = field(default=0.0, metadata={"help": "one-sided: real targets are 1 - this"})
     learning_rate: float = field(default=2e-4, metadata={"help": "Adam learning rate of both networks"})
     beta_1: float = field(default=0.5, metadata={"help": "Adam beta_1 (DCGAN: 0.5; Keras's default 0.9)"})
+    loss: str = field(default="non_saturating", metadata={
+        "help": "non_saturating (-log D(G(z)) for G) or hinge (relu margins for D, -D(G(z)) for G)"})
+    d_learning_rate: float = field(default=0.0, metadata={"help": "D's own learning rate, TTUR (0: --learning-rate)"})
+    g_learning_rate: float = field(default=0.0, metadata={"help": "G's own learning rate, TTUR (0: --learning-rate)"})
+    spectral_norm: bool = field(default=False, metadata={
+        "help": "spectral normalisation of every discriminator layer, in place of its batch norm"})
+    r1_gamma: float = field(default=0.0, metadata={"help": "weight of the R1 gradient penalty on real images (0: off)"})
+    ema_decay: float = field(default=0.0, metadata={
+        "help": "decay of the moving average of G's weights that sampling uses, e.g. 0.999 (0: off, the raw G)"})
 
     def __post_init__(self):
         if self.latent_dim <= 0 or min(self.d_steps, self.g_steps) <= 0:
@@ -52,6 +78,16 @@ class AdversarialConfig:
         if self.learning_rate <= 0 or not 0 <= self.beta_1 < 1:
             raise ValueError(f"learning_rate must be positive and beta_1 in [0, 1), got {self.learning_rate} "
                              f"and {self.beta_1}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if self.loss == "hinge" and self.label_smoothing:
+            raise ValueError("label_smoothing applies to the non-saturating loss's targets; the hinge loss has none "
+                             "(drop --label-smoothing or use --loss non_saturating)")
+        if min(self.d_learning_rate, self.g_learning_rate, self.r1_gamma) < 0:
+            raise ValueError(f"d_learning_rate, g_learning_rate and r1_gamma must be >= 0, got "
+                             f"{self.d_learning_rate}, {self.g_learning_rate} and {self.r1_gamma}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
 
 
 @dataclass
@@ -81,21 +117,36 @@ PRESETS = {
     "homework": {},
     "leaky": dict(generator_hidden=(32, 64, 128), discriminator_hidden=(128, 64, 32), activation="leaky_relu",
                   dropout=0.3, output="tanh", label_smoothing=0.1, learning_rate=2e-3),
+    # Measured best (python -m zoo.experiments gan, docs/gan.md): wider leaky-ReLU networks, tanh output, and the
+    # generator's moving average.
+    "quality": dict(generator_hidden=(256, 512), discriminator_hidden=(512, 256), activation="leaky_relu",
+                    dropout=0.3, output="tanh", learning_rate=2e-4, ema_decay=0.999),
 }
 
 
-def discriminator_loss(real_logits, fake_logits, label_smoothing=0.0):
-    """-log D(x) - log(1 - D(G(z))), batch means; the real targets are 1 - label_smoothing."""
+def discriminator_loss(real_logits, fake_logits, label_smoothing=0.0, loss="non_saturating"):
+    """D's loss, batch means. non_saturating: -log D(x) - log(1 - D(G(z))), the real targets 1 - label_smoothing;
+    hinge: relu(1 - D(x)) + relu(1 + D(G(z))) on the logits."""
+    if loss == "hinge":
+        return tf.reduce_mean(tf.nn.relu(1.0 - real_logits)) + tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
     real = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(real_logits), 1.0 - label_smoothing),
                                                    logits=real_logits)
     fake = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(fake_logits), logits=fake_logits)
     return tf.reduce_mean(real) + tf.reduce_mean(fake)
 
 
-def generator_loss(fake_logits):
-    """The non-saturating -log D(G(z)), batch mean."""
+def generator_loss(fake_logits, loss="non_saturating"):
+    """G's loss, batch mean: the non-saturating -log D(G(z)), or the hinge loss's -D(G(z)) on the logits."""
+    if loss == "hinge":
+        return -tf.reduce_mean(fake_logits)
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits),
                                                                   logits=fake_logits))
+
+
+def spectrally_normalized(layer, enabled):
+    """layer, divided by its largest singular value on every training call when enabled (the wrapper computes in
+    the layer's dtype, so D's float32 output layer stays float32 under mixed precision)."""
+    return keras.layers.SpectralNormalization(layer, dtype=layer.dtype_policy) if enabled else layer
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -108,6 +159,7 @@ class GAN(GaussianPrior, ZooModel):
     XLA_ON_CPU = True
     MIXED_PRECISION = True
     METRICS = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")
+    KEEP = "best"  # zoo.train exports the epoch with the lowest validation Fréchet distance, not the last
 
     @classmethod
     def data_settings(cls, config):
@@ -117,6 +169,7 @@ class GAN(GaussianPrior, ZooModel):
         super().__init__(config, seed, **kwargs)
         self.generator = self.build_generator(self.config)
         self.discriminator = self.build_discriminator(self.config)
+        self.ema_weights = []  # the moving average of every generator weight (ema_decay > 0), made by build
 
     # -- the two networks -------------------------------------------------------------------------------------
 
@@ -132,14 +185,16 @@ class GAN(GaussianPrior, ZooModel):
                                           keras.layers.Reshape((28, 28, 1), dtype="float32")], name="generator")
 
     def build_discriminator(self, c):
-        """Images [n, 28, 28, 1] -> logits [n, 1]; batch norm (if on) after every hidden layer but the first."""
+        """Images [n, 28, 28, 1] -> logits [n, 1]; batch norm (if on, and no spectral norm) after every hidden layer
+        but the first."""
         layers = [keras.layers.Flatten()]
         for i, width in enumerate(c.discriminator_hidden):
-            layers += [keras.layers.Dense(width)]
-            layers += [keras.layers.BatchNormalization()] if c.batch_norm and i > 0 else []
+            layers += [spectrally_normalized(keras.layers.Dense(width), c.spectral_norm)]
+            layers += [keras.layers.BatchNormalization()] if c.batch_norm and i > 0 and not c.spectral_norm else []
             layers += [keras.layers.Activation(c.activation)]
             layers += [keras.layers.Dropout(c.dropout)] if c.dropout else []
-        return keras.Sequential(layers + [keras.layers.Dense(1, dtype="float32")], name="discriminator")
+        output = spectrally_normalized(keras.layers.Dense(1, dtype="float32"), c.spectral_norm)
+        return keras.Sequential(layers + [output], name="discriminator")
 
     @property
     def image_range(self):
@@ -151,9 +206,19 @@ class GAN(GaussianPrior, ZooModel):
         return self.generator(latent, training=training)
 
     def build(self, input_shape=None):
-        """Both networks: the generator on codes, the discriminator on images of the generator's shape."""
+        """Both networks: the generator on codes, the discriminator on images of the generator's shape; and the
+        generator's moving average, starting at its initial weights."""
         self.generator.build((None, self.config.latent_dim))
         self.discriminator.build(self.generator.compute_output_shape((None, self.config.latent_dim)))
+        if self.config.ema_decay and not self.ema_weights:
+            # Written in replica context by every replica with the same value: "only_first_replica" keeps the
+            # first's, with no all-reduce (the plain "none" of Keras's weights cannot be assigned there).
+            self.ema_weights = [self.add_weight(shape=w.shape, dtype=w.dtype, initializer="zeros", trainable=False,
+                                                aggregation="only_first_replica", name=f"ema_{i}")
+                                for i, w in enumerate(self.averaged_weights())]
+            for average, weight in zip(self.ema_weights, self.averaged_weights()):
+                average.assign(weight)
+        self.built = True
 
     def build_for_images(self):
         if not self.built:
@@ -162,7 +227,9 @@ class GAN(GaussianPrior, ZooModel):
     # -- training ---------------------------------------------------------------------------------------------
 
     def default_optimizer(self, total_steps=None, name="d_adam"):
-        return keras.optimizers.Adam(self.config.learning_rate, beta_1=self.config.beta_1, name=name)
+        c = self.config
+        learning_rate = (c.g_learning_rate if name == "g_adam" else c.d_learning_rate) or c.learning_rate
+        return keras.optimizers.Adam(learning_rate, beta_1=c.beta_1, name=name)
 
     def compile(self, optimizer=None, total_steps=None, **kwargs):
         """Two Adam optimizers, each built on its own network's variables; `optimizer` (if given) is D's."""
@@ -190,14 +257,22 @@ class GAN(GaussianPrior, ZooModel):
         return replica_noise(tf.stack([batch, self.config.latent_dim]), step_seed(self, stream, optimizer))
 
     def discriminator_step(self, real):
+        c = self.config
         fake = self.generator(self.noise(tf.shape(real)[0], self.d_optimizer, 1), training=True)
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real, training=True)
+            with tf.GradientTape(watch_accessed_variables=False) as input_tape:
+                input_tape.watch(real)
+                real_logits = self.discriminator(real, training=True)
+                total_real_logit = tf.reduce_sum(real_logits)  # inside: what input_tape differentiates
             fake_logits = self.discriminator(fake, training=True)
-            loss = discriminator_loss(real_logits, fake_logits, self.config.label_smoothing)
+            loss = discriminator_loss(real_logits, fake_logits, c.label_smoothing, c.loss)
+            penalty = 0.0
+            if c.r1_gamma:  # R1: (gamma / 2) E ||grad_x D(x)||^2 at the real images
+                slopes = input_tape.gradient(total_real_logit, real)
+                penalty = 0.5 * c.r1_gamma * tf.reduce_mean(tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))
             # Keras sums gradients across replicas, so each replica's mean loss is divided by their number.
-            scaled_loss = self.d_optimizer.scale_loss(loss / num_replicas())
+            scaled_loss = self.d_optimizer.scale_loss((loss + penalty) / num_replicas())
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
         return loss, real_logits, fake_logits
 
@@ -205,16 +280,31 @@ class GAN(GaussianPrior, ZooModel):
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = self.generator(self.noise(batch, self.g_optimizer, 2), training=True)
-            loss = generator_loss(self.discriminator(fake, training=True))
+            loss = generator_loss(self.discriminator(fake, training=True), self.config.loss)
             scaled_loss = self.g_optimizer.scale_loss(loss / num_replicas())
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
         return loss
+
+    def averaged_weights(self):
+        """The generator's weights in the order of ema_weights and of stateless_call: trainable, then the rest."""
+        return self.generator.trainable_weights + self.generator.non_trainable_weights
+
+    def update_ema(self):
+        """average <- d average + (1 - d) weight for every generator weight (batch-norm statistics too), with
+        d = min(ema_decay, (1 + t) / (10 + t)) after G update t: early on the average forgets the initial weights
+        quickly, later it spans about 1 / (1 - ema_decay) updates."""
+        t = tf.cast(self.g_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.config.ema_decay, (1.0 + t) / (10.0 + t))
+        for average, weight in zip(self.ema_weights, self.averaged_weights()):
+            average.assign(decay * average + (1.0 - decay) * tf.cast(weight, average.dtype))
 
     def train_step(self, real):
         for _ in range(self.config.d_steps):  # a Python loop: unrolled when traced, d_steps is small
             d_loss, real_logits, fake_logits = self.discriminator_step(real)
         for _ in range(self.config.g_steps):
             g_loss = self.generator_step(tf.shape(real)[0])
+            if self.ema_weights:
+                self.update_ema()
         return self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
 
     def test_step(self, real):
@@ -224,8 +314,8 @@ class GAN(GaussianPrior, ZooModel):
         z = replica_noise(tf.stack([tf.shape(real)[0], self.config.latent_dim]), tf.constant([self.seed, -1]))
         fake_logits = self.discriminator(self.generator(z))
         real_logits = self.discriminator(real)
-        d_loss = discriminator_loss(real_logits, fake_logits, self.config.label_smoothing)
-        return self.update_metrics(d_loss, generator_loss(fake_logits), real_logits, fake_logits)
+        d_loss = discriminator_loss(real_logits, fake_logits, self.config.label_smoothing, self.config.loss)
+        return self.update_metrics(d_loss, generator_loss(fake_logits, self.config.loss), real_logits, fake_logits)
 
     def update_metrics(self, d_loss, g_loss, real_logits, fake_logits):
         real_accuracy = tf.reduce_mean(tf.cast(real_logits > 0, tf.float32))  # D(x) > 1/2
@@ -235,9 +325,17 @@ class GAN(GaussianPrior, ZooModel):
 
     # -- the serving verbs ------------------------------------------------------------------------------------
 
+    def sampling_generator(self, latent):
+        """The generator that sampling uses: with ema_decay, the raw network run on the averaged weights."""
+        if not self.ema_weights:
+            return self.generator(latent)
+        values = [average.value for average in self.ema_weights]
+        trainable = len(self.generator.trainable_weights)
+        return self.generator.stateless_call(values[:trainable], values[trainable:], latent, training=False)[0]
+
     def decode(self, latent):
-        """Generated images for codes z, as [n, 28, 28, 1] in [0, 1]."""
-        images = self.generator(check_latent(latent, self.latent_dim))  # float32 (its output layers)
+        """Generated images for codes z, as [n, 28, 28, 1] in [0, 1] (from the averaged generator, if any)."""
+        images = self.sampling_generator(check_latent(latent, self.latent_dim))  # float32 (its output layers)
         if images.shape[1] != 28:  # the DCGAN's 32x32: an antialiased resize, as the pipeline resized up
             images = tf.image.resize(images, (28, 28), antialias=True)
         low, high = self.image_range
@@ -270,12 +368,19 @@ class DCGANConfig(AdversarialConfig):
             raise ValueError(f"leaky_slope must be in [0, 1), got {self.leaky_slope}")
 
 
+# The lab's DCGAN (the defaults), and the stabilisers measured best on it (python -m zoo.experiments gan).
+DCGAN_PRESETS = {
+    "lab": {},
+    "quality": dict(ema_decay=0.999),
+}
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class DCGAN(GAN):
     """DCGAN as the lab specifies it: 4 transposed convolutions 512-256-128-1 to 32x32, discriminator 64-128-1."""
 
     Config = DCGANConfig
-    PRESETS = {}
+    PRESETS = DCGAN_PRESETS
     XLA_ON_CPU = False  # XLA's CPU convolutions ran 4x slower than oneDNN's here
 
     @classmethod
@@ -300,11 +405,13 @@ class DCGAN(GAN):
         first; the output layer one convolution over the whole remaining feature map (8x8 for two layers)."""
         layers = []
         for i, filters in enumerate(c.discriminator_filters):
-            layers += [keras.layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=not (c.batch_norm and i))]
-            layers += [keras.layers.BatchNormalization()] if c.batch_norm and i > 0 else []
+            normalized = c.batch_norm and i > 0 and not c.spectral_norm
+            convolution = keras.layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=not normalized)
+            layers += [spectrally_normalized(convolution, c.spectral_norm)]
+            layers += [keras.layers.BatchNormalization()] if normalized else []
             layers += [keras.layers.LeakyReLU(c.leaky_slope)]
             layers += [keras.layers.Dropout(c.dropout)] if c.dropout else []
         remaining = 32 // 2 ** len(c.discriminator_filters)
-        layers += [keras.layers.Conv2D(1, remaining, padding="valid", dtype="float32"),
-                   keras.layers.Flatten(dtype="float32")]
+        output = keras.layers.Conv2D(1, remaining, padding="valid", dtype="float32")
+        layers += [spectrally_normalized(output, c.spectral_norm), keras.layers.Flatten(dtype="float32")]
         return keras.Sequential(layers, name="discriminator")
