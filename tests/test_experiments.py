@@ -112,15 +112,24 @@ def test_dbn_experiments_write_every_figure_and_the_summary(tmp_path, judge):
 def test_gan_experiments_write_every_figure_and_the_summary(tmp_path, judge):
     reference = small_reference(judge, 100)
     config = gan_experiments.Config(epochs=1, mlp_epochs=1, generator_filters=(8, 4, 2), discriminator_filters=(2, 4),
-                                    vae_epochs=1, vae_preset="z2", limit=200, num_samples=100)
+                                    vae_epochs=1, vae_preset="z2", limit=200, num_samples=100,
+                                    stabilisers=("ema", "quality"), study_epochs=2, study_mlp_epochs=2,
+                                    study_limit=200)
     notebook = gan_experiments.run(config, str(tmp_path / "out"), str(tmp_path / "logs"), reference=reference)
     expected = {f"{name}.png" for name in (
         "samples_mlp_homework", "samples_mlp_leaky", "samples_dcgan_1to1", "samples_vae_z2", "samples_dcgan_2to1",
-        "samples_dcgan_1to2", "curves_ratios", "samples_dcgan_1to1_no_bn", "curves_batch_norm", "curves_mlp")}
+        "samples_dcgan_1to2", "curves_ratios", "samples_dcgan_1to1_no_bn", "curves_batch_norm", "curves_mlp",
+        "study_dcgan_curves", "samples_study_dcgan_best", "study_mlp_curves", "samples_study_mlp_best")}
     assert {os.path.basename(path) for path in notebook.figures} == expected
     summary = (tmp_path / "out" / "README.md").read_text()
-    for text in ("| real test images |", "| dcgan_2to1 | 1 |", "| dcgan_1to1_no_bn | 1 |", "| vae_z2 | 1 |"):
+    for text in ("| real test images |", "| dcgan_2to1 | 1 |", "| dcgan_1to1_no_bn | 1 |", "| vae_z2 | 1 |",
+                 "## Stabilisers", "| study_dcgan_ema | 2 (", "| study_mlp_quality | 2 ("):
         assert text in summary
     runs = {os.path.basename(p) for p in glob.glob(str(tmp_path / "logs" / "gan_experiments" / "*"))}
-    assert runs == {"mlp_homework", "mlp_leaky", "dcgan_1to1", "dcgan_2to1", "dcgan_1to2", "dcgan_1to1_no_bn", "vae_z2"}
+    study = {f"study_{family}_{name}" for family in ("dcgan", "mlp") for name in ("plain", "ema", "quality")}
+    assert runs == {"mlp_homework", "mlp_leaky", "dcgan_1to1", "dcgan_2to1", "dcgan_1to2", "dcgan_1to1_no_bn",
+                    "vae_z2"} | study
+    for label in study:  # the curve of every epoch, and the epoch kept is its lowest
+        curve = notebook.results[label]["val_frechet_distance"]
+        assert len(curve) == 2 and notebook.results[label]["kept_epoch"] == 1 + int(np.argmin(curve))
     assert all(0 < r["classifier_score"] <= 10 for r in notebook.results.values())

@@ -3,7 +3,8 @@
     python -m zoo.bench vae [--batch-size 128 --epochs 4]
     python -m zoo.bench rbm --batch-size 100     (scikit-learn's BernoulliRBM too: pip install -r requirements-bench.txt)
     python -m zoo.bench dbn                      (up-down fine-tuning against CD-1 on the same layers)
-    python -m zoo.bench dcgan [--limit 10000]    (the lab's DCGAN, one D and one G update per batch of 100)
+    python -m zoo.bench dcgan [--limit 10000]    (the lab's DCGAN, one D and one G update per batch of 100; a plain
+                                                 Keras DCGAN of the same layers as the baseline; the zoo's with EMA)
     python -m zoo.bench serve EXPORT ... [--threads 1,8 --seconds 5 --batch 16]   (serving, see below)
 
 The training benchmarks print a table: float32 matrix-multiply GFLOP/s (a large square GEMM and the model's own
@@ -302,7 +303,62 @@ def forward_flops(network, input_shape):
     return int(flops)
 
 
+class BaselineDCGAN(keras.Model):
+    """The lab's DCGAN written as plainly as Keras allows (the keras.io DCGAN example's pattern): the same layers as
+    the zoo's, one D and one G Adam update per batch in a tf.function train_step, D run on the real and on the
+    generated batch separately (as the zoo does, so batch norm sees the same batches), the two losses tracked."""
+
+    def __init__(self, latent_dim=100):
+        super().__init__()
+        self.latent_dim = latent_dim
+        block = lambda layer: [layer, keras.layers.BatchNormalization(), keras.layers.LeakyReLU(0.2)]  # noqa: E731
+        self.generator = keras.Sequential(
+            [keras.Input((latent_dim,)), keras.layers.Reshape((1, 1, latent_dim)),
+             *block(keras.layers.Conv2DTranspose(512, 4, padding="valid", use_bias=False)),
+             *block(keras.layers.Conv2DTranspose(256, 4, strides=2, padding="same", use_bias=False)),
+             *block(keras.layers.Conv2DTranspose(128, 4, strides=2, padding="same", use_bias=False)),
+             keras.layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh")])
+        self.discriminator = keras.Sequential(
+            [keras.Input((32, 32, 1)), keras.layers.Conv2D(64, 4, strides=2, padding="same"),
+             keras.layers.LeakyReLU(0.2),
+             *block(keras.layers.Conv2D(128, 4, strides=2, padding="same", use_bias=False)),
+             keras.layers.Conv2D(1, 8, padding="valid"), keras.layers.Flatten()])
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.d_loss_tracker, self.g_loss_tracker = keras.metrics.Mean(name="d_loss"), keras.metrics.Mean(name="g_loss")
+
+    def compile(self, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.g_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker]
+
+    def train_step(self, real):
+        batch = tf.shape(real)[0]
+        fake = self.generator(tf.random.normal([batch, self.latent_dim]), training=True)
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            d_loss = self.bce(tf.ones_like(real_logits), real_logits) + self.bce(tf.zeros_like(fake_logits),
+                                                                                 fake_logits)
+        variables = self.discriminator.trainable_weights
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(self.generator(tf.random.normal([batch, self.latent_dim]),
+                                                            training=True), training=True)
+            g_loss = self.bce(tf.ones_like(fake_logits), fake_logits)
+        variables = self.generator.trainable_weights
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
+
+
 def bench_dcgan(batch_size, epochs, limit=10_000):
+    """The plain Keras DCGAN, then the zoo's without and with the generator EMA, on one pipeline with the same
+    execution settings, in the same run."""
     from zoo.models.gan import DCGAN, DCGANConfig
 
     keras.utils.set_random_seed(0)
@@ -323,13 +379,38 @@ def bench_dcgan(batch_size, epochs, limit=10_000):
          f"{pipeline_rate(pipelines, 3 * pipelines.steps_per_epoch):,.0f} img/s", ""),
     ]
     steps, jit = train.execution_settings(DCGAN, pipelines.steps_per_epoch, 1)
-    model.compile(steps_per_execution=steps, jit_compile=jit)
-    seconds = timed_fit(model, epochs, x=pipelines.train, steps_per_epoch=pipelines.steps_per_epoch)
-    rate = n / seconds
-    rows.append((f"zoo DCGAN, 1 D + 1 G update per batch of {batch_size} ({steps} steps per call, "
-                 f"XLA {'on' if jit else 'off'})", f"{rate:,.0f} img/s",
-                 f"{55_000 / rate / 60:.1f} min per 55,000-image epoch, {rate * flops_per_image / 1e9:.0f} GFLOP/s "
-                 f"= {rate * flops_per_image / 1e9 / gemm:.0%} of the GEMM rate"))
+
+    def zoo_model(ema_decay):
+        keras.utils.set_random_seed(0)
+        zoo = DCGAN(DCGANConfig(ema_decay=ema_decay))
+        zoo.compile(steps_per_execution=steps, jit_compile=jit)
+        return zoo
+
+    def baseline():
+        keras.utils.set_random_seed(0)
+        plain = BaselineDCGAN(config.latent_dim)
+        plain.compile(steps_per_execution=steps, jit_compile=jit)  # the same execution settings as the zoo's
+        return plain
+
+    makers = {"baseline": baseline, "zoo": lambda: zoo_model(0.0), "zoo_ema": lambda: zoo_model(0.999)}
+    seconds = {name: timed_fit(make(), epochs, x=pipelines.train, steps_per_epoch=pipelines.steps_per_epoch)
+               for name, make in makers.items()}
+    rates = {name: n / s for name, s in seconds.items()}
+
+    def detail(rate):
+        return (f"{55_000 / rate / 60:.1f} min per 55,000-image epoch, {rate * flops_per_image / 1e9:.0f} GFLOP/s "
+                f"= {rate * flops_per_image / 1e9 / gemm:.0%} of the GEMM rate")
+
+    setting = f"({steps} steps per call, XLA {'on' if jit else 'off'})"
+    rows += [
+        (f"plain Keras DCGAN (BaselineDCGAN), same layers and updates {setting}", f"{rates['baseline']:,.0f} img/s",
+         detail(rates["baseline"])),
+        (f"zoo DCGAN, 1 D + 1 G update per batch of {batch_size} {setting}", f"{rates['zoo']:,.0f} img/s",
+         f"{detail(rates['zoo'])}; {rates['zoo'] / rates['baseline']:.2f}x the baseline"),
+        ("zoo DCGAN with the generator EMA (ema_decay 0.999)", f"{rates['zoo_ema']:,.0f} img/s",
+         f"{detail(rates['zoo_ema'])}; {rates['zoo_ema'] / rates['baseline']:.2f}x the baseline, "
+         f"{rates['zoo_ema'] / rates['zoo'] - 1:+.1%} against no EMA"),
+    ]
     return rows, (f"training on {n:,} MNIST images at 32x32; forward passes: generator {generator / 1e6:.0f} MFLOP, "
                   f"discriminator {discriminator / 1e6:.1f} MFLOP per image; one training iteration "
                   f"{flops_per_image / 1e6:.0f} MFLOP per image")

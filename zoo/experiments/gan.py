@@ -6,6 +6,11 @@ update ratios 2:1 and 1:2 (D:G), then without batch norm, and the lab's VAE (784
 comparison. For each: 100 samples from random z and the evaluator's figures on 10,000 samples (classifier score,
 Fréchet distance to the test set, distance to the nearest training image), the training curves of the two losses
 and of the discriminator's accuracies, and the wall time.
+
+Then the stabiliser study: the lab's DCGAN and the homework's MLP GAN, each alone and with each stabiliser of
+zoo.models.gan (generator EMA, TTUR, hinge loss, spectral norm, R1) and with the `quality` preset, at a budget a CPU
+affords: the validation Fréchet distance per epoch of every run in one figure per family, and the evaluator's
+figures of the epoch each run keeps (--keep best).
 """
 
 from __future__ import annotations
@@ -19,9 +24,20 @@ import numpy as np
 
 from zoo import evaluate, train
 from zoo.experiments import Notebook, draw_samples
-from zoo.models.gan import PRESETS, DCGANConfig, GANConfig
+from zoo.models.gan import DCGAN_PRESETS, PRESETS, DCGANConfig, GANConfig
 from zoo.models.vae import PRESETS as VAE_PRESETS
 from zoo.models.vae import VAEConfig
+
+
+# Each stabiliser alone, as the study adds it to the plain model (zoo.models.gan's docstring says what each does).
+STABILISERS = {
+    "ema": dict(ema_decay=0.999),
+    "ttur": dict(d_learning_rate=4e-4, g_learning_rate=1e-4),
+    "hinge": dict(loss="hinge"),
+    "spectral_norm": dict(spectral_norm=True),
+    "r1": dict(r1_gamma=10.0),
+}
+PARTS = ("assignments", "study")
 
 
 @dataclass
@@ -42,9 +58,25 @@ class Config:
     limit: int = field(default=0, metadata={"help": "train on the first N images only (0: all)"})
     num_samples: int = field(default=10_000, metadata={"help": "samples per model for the evaluator's figures"})
     seed: int = field(default=0, metadata={"help": "fixes data order, initialisation and sampling"})
+    parts: tuple[str, ...] = field(default=PARTS, metadata={
+        "help": "assignments (the assignments' GANs, ratios, batch norm, VAE) and/or study (the stabilisers)"})
+    stabilisers: tuple[str, ...] = field(default=tuple(STABILISERS) + ("quality",), metadata={
+        "help": "the study's runs besides the plain model: " + ", ".join(STABILISERS) + ", quality (the preset)"})
+    study_epochs: int = field(default=4, metadata={"help": "the study's DCGAN epochs"})
+    study_mlp_epochs: int = field(default=30, metadata={"help": "the study's MLP GAN epochs"})
+    study_limit: int = field(default=10_000, metadata={
+        "help": "the study's DCGANs train on the first N images (0: all); the MLP GANs on --limit's"})
 
     def __post_init__(self):
         self.mlp_presets, self.ratios = tuple(self.mlp_presets), tuple(self.ratios)
+        self.parts, self.stabilisers = tuple(self.parts), tuple(self.stabilisers)
+        unknown = [p for p in self.parts if p not in PARTS] + [
+            s for s in self.stabilisers if s not in STABILISERS and s != "quality"]
+        if unknown:
+            raise ValueError(f"unknown part(s) or stabiliser(s) {', '.join(unknown)}; parts: {', '.join(PARTS)}; "
+                             f"stabilisers: {', '.join(STABILISERS)}, quality")
+        if min(self.study_epochs, self.study_mlp_epochs) <= 0 or self.study_limit < 0:
+            raise ValueError("study_epochs and study_mlp_epochs must be positive, study_limit >= 0")
         unknown = [p for p in self.mlp_presets if p not in PRESETS]
         if unknown:
             raise ValueError(f"unknown MLP GAN preset(s) {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
@@ -109,11 +141,11 @@ def run(config: Config, out="experiments/gan", logdir="tensorboard_logs", refere
         "TensorBoard: the training runs under `gan_experiments/` (a fixed-noise sample grid every epoch), and these "
         "figures in `tensorboard/` here.")
 
-    def fit(model_name, label, model_config, epochs):
+    def fit(model_name, label, model_config, epochs, limit=config.limit):
         started = time.time()
         result = train.train(
             model_name, model_config,
-            train.data_config_for(model_name, model_config, limit=config.limit or None, seed=config.seed),
+            train.data_config_for(model_name, model_config, limit=limit or None, seed=config.seed),
             train.TrainConfig(epochs=epochs, seed=config.seed, logdir=logdir, export=False,
                               name=f"gan_experiments/{label}"))
         seconds = time.time() - started
@@ -124,13 +156,14 @@ def run(config: Config, out="experiments/gan", logdir="tensorboard_logs", refere
 
     real = reference.real_sample_figures()
 
-    def table(runs):
+    def table(runs, kept=False):
         notebook.table(
-            ("model", "epochs", "classifier score ↑", "Fréchet distance ↓", "nearest training image",
-             "D accuracy real / generated (last epoch)", "train seconds"),
+            ("model", "epochs" + (" (kept)" if kept else ""), "classifier score ↑", "Fréchet distance ↓",
+             "nearest training image", "D accuracy real / generated (last epoch)", "train seconds"),
             [("real test images", "", f"{real['classifier_score']:.2f}", f"{real['frechet_distance']:.1f}",
               f"{real['nearest_train_distance']:.2f}", "", "")]
-            + [(r.label, r.epochs, f"{r.figures['classifier_score']:.2f}", f"{r.figures['frechet_distance']:.1f}",
+            + [(r.label, f"{r.epochs} ({r.kept})" if kept else r.epochs, f"{r.figures['classifier_score']:.2f}",
+                f"{r.figures['frechet_distance']:.1f}",
               f"{r.figures['nearest_train_distance']:.2f}",
               f"{r.history['d_real_accuracy'][-1]:.2f} / {r.history['d_fake_accuracy'][-1]:.2f}"
               if "d_real_accuracy" in r.history else "", f"{r.seconds:.0f}") for r in runs])
@@ -146,6 +179,70 @@ def run(config: Config, out="experiments/gan", logdir="tensorboard_logs", refere
         label = f"dcgan_{d_steps}to{g_steps}" + ("" if batch_norm else "_no_bn")
         return fit("dcgan", label, dcgan_config, config.epochs)
 
+    notebook.results = {}
+    if "assignments" in config.parts:
+        assignments(config, notebook, fit, fit_dcgan, table, samples_figure)
+    if "study" in config.parts:
+        study(config, notebook, fit, table, samples_figure)
+    print(f"Wrote {notebook.out}/README.md and {len(notebook.figures)} figures", flush=True)
+    return notebook
+
+
+def study(config, notebook, fit, table, samples_figure):
+    """Each stabiliser alone on the plain model, and the quality preset: validation Fréchet distance per epoch and
+    the evaluator's figures of the epoch kept."""
+    budget = f"the first {config.study_limit:,} training images" if config.study_limit else "all training images"
+    mlp_budget = f"the first {config.limit:,} training images" if config.limit else "all training images"
+    notebook.text(
+        "## Stabilisers",
+        f"The lab's DCGAN ({config.study_epochs} epochs on {budget}) and the homework's MLP GAN "
+        f"({config.study_mlp_epochs} epochs on {mlp_budget}), each plain and with one stabiliser at a time, then the `quality` "
+        "preset. Every epoch, 2,000 fixed-seed samples are scored against the 5,000 validation images (the "
+        "SampleQuality callback); each run keeps its epoch with the lowest validation Fréchet distance, and the "
+        "table gives the evaluator's figures for it (10,000 samples against the test images). "
+        "Stabilisers: " + "; ".join(f"`{name}`: {changes}" for name, changes in STABILISERS.items()) + ".")
+    families = [("dcgan", DCGANConfig, DCGAN_PRESETS["quality"], config.study_epochs, config.study_limit),
+                ("mlp", GANConfig, PRESETS["quality"], config.study_mlp_epochs, config.limit)]
+    for family, config_class, quality, epochs, limit in families:
+        runs = []
+        for name in ("plain",) + config.stabilisers:
+            changes = quality if name == "quality" else STABILISERS.get(name, {})
+            if family == "dcgan":
+                changes = dict(changes, generator_filters=config.generator_filters,
+                               discriminator_filters=config.discriminator_filters)
+            r = fit("dcgan" if family == "dcgan" else "gan", f"study_{family}_{name}", config_class(**changes),
+                    epochs, limit)
+            r.kept = 1 + int(np.nanargmin(r.history["val_frechet_distance"]))
+            runs.append(r)
+        notebook.text(f"### {'DCGAN' if family == 'dcgan' else 'MLP GAN'}")
+        table(runs, kept=True)
+        notebook.figure(f"study_{family}_curves", frechet_curves(runs),
+                        "Validation Fréchet distance (2,000 samples against the validation images) per epoch, one "
+                        "line per run; lower is better. The dot marks the epoch each run keeps.")
+        best = min(runs, key=lambda r: r.figures["frechet_distance"])
+        samples_figure(f"samples_study_{family}_best", best, f"the study's best {family} run, epoch {best.kept}")
+        notebook.results.update({r.label: dict(r.figures, seconds=r.seconds, epochs=r.epochs, kept_epoch=r.kept,
+                                               val_frechet_distance=r.history["val_frechet_distance"])
+                                 for r in runs})
+
+
+def frechet_curves(runs):
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    for r in runs:
+        curve = r.history["val_frechet_distance"]
+        line, = ax.plot(np.arange(1, len(curve) + 1), curve, marker=".", label=r.label.split("_", 2)[-1])
+        ax.plot([r.kept], [curve[r.kept - 1]], "o", color=line.get_color())
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation Fréchet distance (log scale)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def assignments(config, notebook, fit, fit_dcgan, table, samples_figure):
+    """The assignments' GANs: MLP presets, DCGAN update ratios, batch norm, and the lab's VAE to compare."""
     mlp = [fit("gan", f"mlp_{preset}", GANConfig(**PRESETS[preset]), config.mlp_epochs)
            for preset in config.mlp_presets]
     dcgans = [fit_dcgan(ratio) for ratio in config.ratios]
@@ -184,7 +281,5 @@ def run(config: Config, out="experiments/gan", logdir="tensorboard_logs", refere
                         "The losses and the discriminator's accuracies with batch norm (left) and without (right).")
     if mlp:
         notebook.figure("curves_mlp", training_curves(mlp), "The MLP GANs' losses and discriminator accuracies.")
-    print(f"Wrote {notebook.out}/README.md and {len(notebook.figures)} figures", flush=True)
-    notebook.results = {r.label: dict(r.figures, seconds=r.seconds, epochs=r.epochs)
-                        for r in mlp + dcgans + [no_bn, vae] if r}
-    return notebook
+    notebook.results.update({r.label: dict(r.figures, seconds=r.seconds, epochs=r.epochs)
+                             for r in mlp + dcgans + [no_bn, vae] if r})
