@@ -343,6 +343,8 @@ def test_dcgan_trains_from_the_command_line_and_its_export_serves_without_zoo(tm
     assert {("samples", 0), ("samples", 1)} <= tags
     assert any("generator" in tag and "kernel" in tag for tag, _ in tags)
     assert any(tag == "epoch_d_loss" for tag, _ in tags)
+    # The sample quality of every epoch, in the validation run beside the validation losses.
+    assert {("epoch_frechet_distance", 0), ("epoch_frechet_distance", 1), ("epoch_classifier_score", 1)} <= tags
     # The report draws what the signatures allow: samples and walks through the code space.
     done = run_zoo("zoo.report", "--exports", str(tmp_path / "exports"), "--out", str(tmp_path / "reports"),
                    "--results", str(tmp_path / "none.json"))
