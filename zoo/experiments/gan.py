@@ -100,6 +100,13 @@ def parse_ratio(text):
     return d_steps, g_steps
 
 
+def shares(figures):
+    """The least and the most frequent digit's share of the samples, by the classifier: "7% / 13%"."""
+    histogram = np.asarray(figures["class_histogram"], float)
+    histogram /= histogram.sum()
+    return f"{histogram.min():.0%} / {histogram.max():.0%}"
+
+
 def training_curves(runs):
     """One column per run: the two losses above, the discriminator's accuracies below, per epoch."""
     fig, axes = plt.subplots(2, len(runs), figsize=(4 * len(runs), 6), dpi=100, squeeze=False, sharey="row")
@@ -130,12 +137,15 @@ def run(config: Config, out="experiments/gan", logdir="tensorboard_logs", refere
     reference = reference or evaluate.Reference.build(evaluate.EvalConfig(seed=config.seed))
     notebook = Notebook(out, "GAN experiments")
     lab_size = (config.generator_filters, config.discriminator_filters) == ((512, 256, 128), (64, 128))
-    notebook.text(
-        f"Made by `python -m zoo.experiments gan`: DCGANs {config.epochs} epochs each "
+    assignments_text = (
+        f"DCGANs {config.epochs} epochs each "
         f"({'the lab' if lab_size else 'not the lab'}'s channels: generator "
         f"{'-'.join(map(str, config.generator_filters))}-1, discriminator "
         f"{'-'.join(map(str, config.discriminator_filters))}-1), MLP GANs {config.mlp_epochs} epochs, batch 100, "
-        f"seed {config.seed}{f', the first {config.limit:,} training images' if config.limit else ''}. Sample "
+        f"seed {config.seed}{f', the first {config.limit:,} training images' if config.limit else ''}. ")
+    notebook.text(
+        f"Made by `python -m zoo.experiments gan --parts {','.join(config.parts)}`"
+        + (f": {assignments_text}" if "assignments" in config.parts else ". ") + "Sample "
         f"figures: the evaluator's, on {config.num_samples:,} samples from random z against the "
         f"{len(reference.test_images):,} test images, with the real test images' own figures as the ceiling. "
         "TensorBoard: the training runs under `gan_experiments/` (a fixed-noise sample grid every epoch), and these "
@@ -159,14 +169,15 @@ def run(config: Config, out="experiments/gan", logdir="tensorboard_logs", refere
     def table(runs, kept=False):
         notebook.table(
             ("model", "epochs" + (" (kept)" if kept else ""), "classifier score ↑", "Fréchet distance ↓",
-             "nearest training image", "D accuracy real / generated (last epoch)", "train seconds"),
+             "nearest training image", "D accuracy real / generated (last epoch)", "train seconds",
+             "digits: least / most frequent"),
             [("real test images", "", f"{real['classifier_score']:.2f}", f"{real['frechet_distance']:.1f}",
-              f"{real['nearest_train_distance']:.2f}", "", "")]
+              f"{real['nearest_train_distance']:.2f}", "", "", shares(real))]
             + [(r.label, f"{r.epochs} ({r.kept})" if kept else r.epochs, f"{r.figures['classifier_score']:.2f}",
                 f"{r.figures['frechet_distance']:.1f}",
               f"{r.figures['nearest_train_distance']:.2f}",
               f"{r.history['d_real_accuracy'][-1]:.2f} / {r.history['d_fake_accuracy'][-1]:.2f}"
-              if "d_real_accuracy" in r.history else "", f"{r.seconds:.0f}") for r in runs])
+              if "d_real_accuracy" in r.history else "", f"{r.seconds:.0f}", shares(r.figures)) for r in runs])
 
     def samples_figure(name, r, what):
         notebook.grid(name, r.grid, 10, f"{r.label}: 100 samples from random z ({what}).")
@@ -196,10 +207,11 @@ def study(config, notebook, fit, table, samples_figure):
     notebook.text(
         "## Stabilisers",
         f"The lab's DCGAN ({config.study_epochs} epochs on {budget}) and the homework's MLP GAN "
-        f"({config.study_mlp_epochs} epochs on {mlp_budget}), each plain and with one stabiliser at a time, then the `quality` "
-        "preset. Every epoch, 2,000 fixed-seed samples are scored against the 5,000 validation images (the "
-        "SampleQuality callback); each run keeps its epoch with the lowest validation Fréchet distance, and the "
-        "table gives the evaluator's figures for it (10,000 samples against the test images). "
+        f"({config.study_mlp_epochs} epochs on {mlp_budget}), each plain and with one stabiliser at a time, "
+        "then the `quality` preset. Every epoch, 2,000 fixed-seed samples are scored against the 5,000 "
+        "validation images (the SampleQuality callback); each run keeps its epoch with the lowest validation "
+        "Fréchet distance, and the table gives the evaluator's figures for it (10,000 samples against the test "
+        "images). "
         "Stabilisers: " + "; ".join(f"`{name}`: {changes}" for name, changes in STABILISERS.items()) + ".")
     families = [("dcgan", DCGANConfig, DCGAN_PRESETS["quality"], config.study_epochs, config.study_limit),
                 ("mlp", GANConfig, PRESETS["quality"], config.study_mlp_epochs, config.limit)]
