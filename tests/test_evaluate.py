@@ -244,3 +244,14 @@ def test_one_importance_weight_is_the_elbo_of_the_same_noise(vae_export, referen
     # The model's own method is the same estimator as the evaluator's on its export.
     np.testing.assert_allclose(model.log_likelihood(x, k=10, seed=3),
                                likelihood.importance_weighted_log_likelihood(model.encode, model.decode, x, 10, 3))
+
+
+def test_update_keeps_rows_recorded_before_a_setting_existed_but_not_rows_of_other_settings(tmp_path):
+    config = evaluate.EvalConfig()
+    recorded = {k: v for k, v in json.loads(json.dumps(config.__dict__)).items() if k != "raise_images"}
+    path = tmp_path / "RESULTS.json"
+    path.write_text(json.dumps({"config": recorded, "real_data": {"r": 1}, "exports": [{"export": "a/1"}]}))
+    rows, real = leaderboard.earlier_results(str(path), config)
+    assert list(rows) == ["a/1"] and real == {"r": 1}
+    rows, real = leaderboard.earlier_results(str(path), evaluate.EvalConfig(ais_chains=7))
+    assert rows == {} and real is None

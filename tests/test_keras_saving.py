@@ -20,7 +20,8 @@ TINY = dict(limit=300, validation_size=100, batch_size=50)  # a few hundred real
 CONFIGS = {
     "vae": VAEConfig(hidden=(32,), inpaint_samples=8, inpaint_chunk=4),
     "conv_vae": ConvVAEConfig(filters=(4,), hidden=(16,), inpaint_samples=8, inpaint_chunk=4),
-    "rbm": RBMConfig(hidden=16, chains=10, persistent=True, sample_steps=5, inpaint_steps=4),
+    "rbm": RBMConfig(hidden=16, chains=10, negative_phase="pt", temperatures=3, centered=True, sample_steps=5,
+                     inpaint_steps=4),
     "dbn": DBNConfig(layers=(784, 16, 16), fine_tune_epochs=1, sample_steps=5, inpaint_steps=4),
     "dae": DAEConfig(layers=(784, 32, 16, 8), fine_tune_epochs=1, inpaint_steps=3),
     "gan": GANConfig(generator_hidden=(16,), discriminator_hidden=(16,)),

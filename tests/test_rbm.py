@@ -32,15 +32,15 @@ def test_free_energy_matches_numpy():
     np.testing.assert_allclose(model.free_energy(v).numpy(), expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("persistent", [False, True])
-def test_cd_and_pcd_lower_the_reconstruction_error_and_raise_the_pseudo_likelihood(persistent):
+@pytest.mark.parametrize("negative_phase", ["cd", "pcd"])
+def test_cd_and_pcd_lower_the_reconstruction_error_and_raise_the_pseudo_likelihood(negative_phase):
     p = data.datasets(tiny_data(binarize="dynamic", batch_size=30))
-    model = tiny_rbm(RBMConfig(hidden=16, chains=20, persistent=persistent, learning_rate=0.1))
+    model = tiny_rbm(RBMConfig(hidden=16, chains=20, negative_phase=negative_phase, learning_rate=0.1))
     history = model.fit(p.train, steps_per_epoch=p.steps_per_epoch, validation_data=p.validation, epochs=10,
                         verbose=0).history  # 100 steps
     assert history["val_reconstruction_mse"][-1] < 0.8 * history["val_reconstruction_mse"][0]
     assert history["val_pseudo_log_likelihood"][-1] > history["val_pseudo_log_likelihood"][0]
-    if persistent:
+    if negative_phase == "pcd":
         chains = model.chains.numpy()
         assert set(np.unique(chains)) <= {0.0, 1.0}  # the chains were carried and updated with binary states
 
@@ -143,10 +143,12 @@ def test_the_likelihood_of_an_export_comes_from_its_parameters_signature(tmp_pat
     expected = result["exact_log_z"] + model.free_energy(test.reshape(-1, 784)).numpy().mean()
     assert result["exact_nll_nats"] == pytest.approx(expected, abs=1e-3)
     assert result["nll_nats"] > 0 and result["standard_error"] > 0
+    # RAISE on the same 50 images: conservative, so at or above the exact negative log-likelihood.
+    assert result["raise"]["images"] == 50 and result["raise"]["nll_nats"] > result["exact_nll_nats"] - 0.1
 
 
 def test_zoo_train_logs_the_free_energy_gap_and_decays_the_learning_rate_to_zero(tmp_path):
-    config = RBMConfig(hidden=16, chains=20, sample_steps=20, inpaint_steps=10, persistent=True,
+    config = RBMConfig(hidden=16, chains=20, sample_steps=20, inpaint_steps=10, negative_phase="pcd",
                        learning_rate_decay=True)
     result = train.train("rbm", config, tiny_data(binarize="dynamic", batch_size=30),
                          train.TrainConfig(epochs=2, logdir=str(tmp_path / "logs"), export=False), verbose=0)

@@ -219,7 +219,7 @@ def bench_rbm(batch_size, epochs, large_batch=1000):
 
     def zoo_rate(persistent, pipelines):
         steps, jit = train.execution_settings(RBM, pipelines.steps_per_epoch, 1)
-        model = RBM(RBMConfig(persistent=persistent))
+        model = RBM(RBMConfig(negative_phase="pcd" if persistent else "cd"))
         model.compile(steps_per_execution=steps, jit_compile=jit)
         return n / timed_fit(model, epochs, x=pipelines.train, steps_per_epoch=pipelines.steps_per_epoch)
 

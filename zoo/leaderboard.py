@@ -27,6 +27,15 @@ def _method(likelihood):
     return text
 
 
+def _raise_cell(likelihood):
+    """RAISE's negative log-likelihood on its subset, with AIS's on the same images beside it."""
+    r = likelihood.get("raise")
+    if not r:
+        return ""
+    return (f"{r['nll_nats']:.2f} ± {r['standard_error']:.2f} (AIS on the same {r['images']:,} images: "
+            f"{r['ais_nll_nats']:.2f})")
+
+
 FEATURES_NOTE = (
     "Fréchet distance, KID (unbiased, cubic polynomial kernel, mean of 100 subsets of 1,000) and precision/recall "
     "(k-NN manifolds, k = 3; Kynkäänniemi et al. 2019) are computed on the 128 penultimate features of the zoo's "
@@ -86,13 +95,14 @@ def format_tables(rows, ceiling):
                      f"| {name(row)} | " + " | ".join(f"{_fmt(i[f]['mse'], 4)} | {i[f]['accuracy']:.2%}"
                                                       for f in fractions) + " |")
 
-    lines += ["", "### Test log-likelihood", "", "| export | negative log-likelihood (nats) ↓ | method | binarization |",
-              "|---|---|---|---|"]
+    lines += ["", "### Test log-likelihood", "",
+              "| export | negative log-likelihood (nats) ↓ | conservative estimate (RAISE) | method | binarization |",
+              "|---|---|---|---|---|"]
     for row in rows:
         li = row["likelihood"]
-        lines.append(f"| {name(row)} | {li['missing']} | | |" if "missing" in li else
-                     f"| {name(row)} | {li['nll_nats']:.2f} ± {li['standard_error']:.2f} | {_method(li)} | "
-                     f"{li['binarization']} |")
+        lines.append(f"| {name(row)} | {li['missing']} | | | |" if "missing" in li else
+                     f"| {name(row)} | {li['nll_nats']:.2f} ± {li['standard_error']:.2f} | {_raise_cell(li)} | "
+                     f"{_method(li)} | {li['binarization']} |")
     sha = ceiling.get("classifier_sha256")
     lines += ["", "Classifier (zoo/classifier.py"
                   + (f", the shipped weights with SHA-256 `{sha}`" if sha else ", trained on this machine")
@@ -116,14 +126,16 @@ def write_results(rows, ceiling, out_dir, config):
 
 
 def earlier_results(path, config):
-    """({export path: row}, real-data figures) of a RESULTS.json written with the same settings; ({}, None) if there
-    is none or its settings differ (its figures would not compare)."""
+    """({export path: row}, real-data figures) of a RESULTS.json written with the same settings (or before some of
+    them existed); ({}, None) if there is none or its settings differ (its figures would not compare)."""
     try:
         with open(path) as f:
             recorded = json.load(f)
     except (OSError, ValueError):
         return {}, None
-    if recorded.get("config") != json.loads(json.dumps(config.__dict__)):
+    current = json.loads(json.dumps(config.__dict__))
+    # A setting the record lacks was added to the evaluator since; rows it would change are brought up to date.
+    if {k: v for k, v in current.items() if k in recorded.get("config", {})} != recorded.get("config"):
         print(f"{path} was made with other settings ({recorded.get('config')}): evaluating everything", flush=True)
         return {}, None
     return {row["export"]: row for row in recorded["exports"]}, recorded["real_data"]

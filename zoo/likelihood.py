@@ -3,7 +3,8 @@
     VAE   the importance-weighted bound of Burda et al. (2015) from `encode` and `decode`
     RBM   log p(v) = -F(v) - log Z, with log Z by annealed importance sampling (Salakhutdinov and Murray 2008)
           from two base models (see two_base_log_partition), and exactly, by enumerating the hidden states,
-          for RBMs with at most 20 hidden units; the RBM's
+          for RBMs with at most 20 hidden units; beside it, a conservative estimate of log p(v) by reverse
+          annealing (RAISE, Burda, Grosse and Salakhutdinov 2015) on a subset of the test images. The RBM's
           `parameters` signature gives W and the biases
     DBN   the variational lower bound on log p(v), with the top RBM's log Z by AIS
 
@@ -171,6 +172,52 @@ def ais_log_partition(W, b, c, base_visible_bias, temperatures, chains=100, seed
     return log_z, log_weights
 
 
+def raise_log_likelihood(W, b, c, images, base_visible_bias, temperatures, chains=1, seed=0, batch_size=1000):
+    """RAISE (Burda, Grosse and Salakhutdinov 2015): per image, a stochastic lower bound on log p_fwd(v), where
+    p_fwd is the distribution of AIS's final states; p_fwd approaches the RBM as the schedule lengthens, and falls
+    short of it where AIS's chains cannot follow the path, so the estimate errs low where AIS errs high.
+
+    On AIS's path p_k(v) ∝ f_k(v) (beta_0 = 0: the base-rate RBM, exactly normalised; beta_K = 1: the RBM), AIS's
+    forward chain v_0 ~ p_0, v_k ~ T_k(. | v_k-1) is a generative model. Its transition T_k (a Gibbs sweep at
+    beta_k) is reversible with respect to p_k, so a chain run backwards from the test image v_K = v,
+    v_k-1 ~ T_k(. | v_k), is a proposal whose importance weight needs no partition function:
+        w = p_0(v_0) prod_k f_k(v_k) / f_k(v_k-1),      E[w] = p_fwd(v),
+    and log (mean of `chains` weights) <= log p_fwd(v) in expectation. Returns per-image estimates (nats).
+    """
+    W, b, c, b_A = (tf.constant(np.asarray(x), tf.float32) for x in (W, b, c, base_visible_bias))
+    betas = tf.constant(temperatures, tf.float32)
+    hidden, visible = int(W.shape[1]), int(W.shape[0])
+    log_z_base = tf.reduce_sum(tf.nn.softplus(b_A))  # log p_0(v) = v.b_A - sum softplus(b_A)
+
+    def log_f(v, hidden_input, beta):
+        return (1.0 - beta) * tf.linalg.matvec(v, b_A) + beta * tf.linalg.matvec(v, b) + tf.reduce_sum(
+            tf.nn.softplus(beta * hidden_input), axis=1)
+
+    @tf.function
+    def reverse(v, call_seed):
+        rows = tf.shape(v)[0]
+
+        def step(k, v, log_w):  # k from K down to 1
+            beta = betas[k]
+            hidden_input = tf.matmul(v, W) + c
+            log_w += tf.cast(log_f(v, hidden_input, beta), tf.float64)
+            noise = tf.random.stateless_uniform([rows, hidden + visible], tf.stack([call_seed, k]))
+            h = tf.cast(noise[:, :hidden] < tf.sigmoid(beta * hidden_input), tf.float32)
+            v = tf.cast(noise[:, hidden:] < tf.sigmoid((1.0 - beta) * b_A + beta * (
+                tf.matmul(h, W, transpose_b=True) + b)), tf.float32)
+            log_w -= tf.cast(log_f(v, tf.matmul(v, W) + c, beta), tf.float64)
+            return k - 1, v, log_w
+
+        _, v, log_w = tf.while_loop(lambda k, *_: k > 0, step,
+                                    (tf.shape(betas)[0] - 1, v, tf.zeros([rows], tf.float64)))
+        return log_w + tf.cast(tf.linalg.matvec(v, b_A) - log_z_base, tf.float64)
+
+    v = np.repeat(np.asarray(images, np.float32).reshape(len(images), -1), chains, axis=0)
+    log_w = np.concatenate([reverse(tf.constant(v[s:s + batch_size]), tf.constant(seed * 7919 + s)).numpy()
+                            for s in range(0, len(v), batch_size)]).reshape(-1, chains)
+    return np.logaddexp.reduce(log_w, axis=1) - math.log(chains)
+
+
 def two_base_log_partition(W, b, c, data_base, temperatures, chains=100, seed=0):
     """AIS from two base models, keeping the larger log Z: (log Z, its runs' log weights, both estimates).
 
@@ -195,11 +242,14 @@ def log_z_interval(log_weights, sigmas=3.0):
     return low, shift + math.log(mean + error)
 
 
-def rbm_log_likelihood(W, b, c, test_images, train_images, temperatures=14_500, chains=100, seed=0):
+def rbm_log_likelihood(W, b, c, test_images, train_images, temperatures=14_500, chains=100, seed=0,
+                       raise_images=1000):
     """Mean log p(v) = -F(v) - log Z over binary test images [n, 784], log Z by AIS from the base-rate RBM of the
-    training images; and with the exact log Z too where the RBM has at most 20 hidden units."""
-    log_z, log_weights, estimates = two_base_log_partition(W, b, c, base_rate_visible_bias(train_images),
-                                                           temperatures, chains, seed)
+    training images; with the exact log Z too where the RBM has at most 20 hidden units; and RAISE's conservative
+    estimate on the first `raise_images` test images (same temperatures and base; 0: none), with AIS's figure on
+    the same images beside it."""
+    data_base = base_rate_visible_bias(train_images)
+    log_z, log_weights, estimates = two_base_log_partition(W, b, c, data_base, temperatures, chains, seed)
     v = np.asarray(test_images, np.float32).reshape(len(test_images), -1)
     log_p_unnormalised = -free_energy(tf.constant(v), W, b, c).numpy().astype(np.float64)
     low, high = log_z_interval(log_weights)
@@ -213,6 +263,17 @@ def rbm_log_likelihood(W, b, c, test_images, train_images, temperatures=14_500, 
     if W.shape[1] <= 20:
         result["exact_log_z"] = exact_log_partition(W, b, c)
         result["exact_nll_nats"] = float(result["exact_log_z"] - log_p_unnormalised.mean())
+    if raise_images:
+        subset = v[:raise_images]
+        # The base whose AIS estimate was kept: the two estimates then walk the same path in opposite directions.
+        base = data_base if max(estimates, key=estimates.get) == "data base rate" else b
+        log_p = raise_log_likelihood(W, b, c, subset, base, ais_temperatures(temperatures), seed=seed)
+        result["raise"] = {
+            "images": len(subset), "nll_nats": float(-log_p.mean()),
+            "standard_error": float(log_p.std() / math.sqrt(len(log_p))),
+            "ais_nll_nats": float(log_z - log_p_unnormalised[:len(subset)].mean()),
+            "method": f"RAISE, 1 reverse chain per image, {temperatures:,} temperatures, the kept AIS base",
+        }
     return result
 
 
@@ -224,7 +285,7 @@ def rbm_likelihood(export, reference):
     config = reference.config
     result = rbm_log_likelihood(p["weights"].numpy(), p["visible_bias"].numpy(), p["hidden_bias"].numpy(),
                                 reference.binarized, reference.train_images, config.ais_temperatures,
-                                config.ais_chains, config.seed)
+                                config.ais_chains, config.seed, getattr(config, "raise_images", 0))
     return dict(result, binarization=_binarization(reference))
 
 

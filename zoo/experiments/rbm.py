@@ -145,7 +145,7 @@ def run(config: Config, out="experiments/rbm", logdir="tensorboard_logs"):
         compared.append(("real-valued inputs", runs.get(f"h{hidden}_real", base, binarize="none")))
         compared += [(f"CD-{k}", runs.get(f"h{hidden}_cd{k}", dataclasses.replace(base, cd_k=k)))
                      for k in config.cd_steps]
-        compared.append(("PCD-1", runs.get(f"h{hidden}_pcd1", dataclasses.replace(base, persistent=True))))
+        compared.append(("PCD-1", runs.get(f"h{hidden}_pcd1", dataclasses.replace(base, negative_phase="pcd"))))
         compared += [(f"CD-1, lr {rate}",
                       runs.get(f"h{hidden}_lr{rate}", dataclasses.replace(base, learning_rate=rate)))
                      for rate in config.learning_rates]

@@ -336,6 +336,14 @@ def num_replicas():
     return replica()[0]
 
 
+def replica_mean(x):
+    """The mean of x over the replicas of this step (x itself on one device): a statistic of the global batch."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return x
+    return context.all_reduce(tf.distribute.ReduceOp.MEAN, x)
+
+
 def replica_noise(shape, seed, draw=tf.random.stateless_normal):
     """Noise (`draw`: a stateless sampler, normal by default) for this replica's share of the global batch.
 

@@ -59,7 +59,8 @@ class DBNConfig:
     def rbm_config(self, layer):
         """The RBM that pretrains the weights between layer and layer + 1."""
         return RBMConfig(visible=self.layers[layer], hidden=self.layers[layer + 1], cd_k=self.cd_k,
-                         persistent=self.persistent, learning_rate=self.learning_rate, momentum=self.momentum)
+                         negative_phase="pcd" if self.persistent else "cd", learning_rate=self.learning_rate,
+                         momentum=self.momentum)
 
 
 PRESETS = {

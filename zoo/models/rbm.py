@@ -7,21 +7,37 @@
 The log-likelihood gradient is a data term minus a model term,
     d log p(v) / dW = <v h^T>_data - <v h^T>_model
 estimated with p(h|v) on the batch (positive phase) and with k Gibbs steps from the batch (CD-k) or from chains
-carried across batches (PCD, Tieleman 2008) (negative phase). Its negation goes to a Keras optimizer (SGD with
-momentum by default), so learning-rate schedules, momentum and weight decay work as for any Keras model.
+carried across batches (PCD, Tieleman 2008) or from persistent chains at K temperatures that swap states (parallel
+tempering, PT: Desjardins et al. 2010) (negative phase). Its negation goes to a Keras optimizer (SGD with momentum by
+default), so learning-rate schedules, momentum and weight decay work as for any Keras model.
+
+Tempered models. Samplers and PT move along the path of distributions, beta from 0 to 1,
+    p_beta(v, h) ∝ exp(v.b + beta (h.c + v W h)),      p_beta(v) ∝ exp(v.b + sum_j softplus(beta (c_j + v W_:j)))
+whose beta = 0 end is the visible biases alone (every pixel independent: one Gibbs step samples it exactly) and
+whose beta = 1 end is the RBM. `sample(method=...)`: "gibbs" runs chains at beta = 1 from random states; "annealed"
+carries each chain along the path (the path AIS follows), so chains reach the modes in proportion to their mass,
+optionally resampled by their importance weights; "tempering" runs chains at K temperatures and swaps neighbours'
+states with the Metropolis probability.
+
+Centering (Melchior, Fischer and Wiskott 2016): with offsets mu (the data's mean) and lambda (a running mean of
+p(h|v) on the data), E(v, h) = -(v - mu).b - (h - lambda).c - (v - mu) W (h - lambda). The gradient is taken in these
+centered parameters, which conditions it better; the model is an ordinary RBM with
+    W' = W,   b' = b - W lambda,   c' = c - W^T mu,
+which is what every verb, the export and AIS use.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from zoo.data import binarize_once
+from zoo.likelihood import ais_temperatures
 from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, compiled_verb,
-                             num_replicas, replica_noise, seed_pair, step_seed)
+                             num_replicas, replica_mean, replica_noise, seed_pair, step_seed)
 
 
 @dataclass
@@ -30,20 +46,45 @@ class RBMConfig:
     visible: int = field(default=784, metadata={
         "help": "visible units: 784 for images; a DBN's upper layers take the size of the layer below"})
     cd_k: int = field(default=1, metadata={"help": "Gibbs steps of the negative phase"})
-    persistent: bool = field(default=False, metadata={"help": "PCD: negative chains carried across batches"})
-    chains: int = field(default=100, metadata={"help": "persistent chains (PCD)"})
+    negative_phase: str = field(default="cd", metadata={
+        "help": "cd: chains start at the batch; pcd: persistent chains; pt: persistent chains at --temperatures "
+                "temperatures, swapping states (parallel tempering)"})
+    chains: int = field(default=100, metadata={"help": "persistent chains (pcd; pt: per temperature)"})
+    temperatures: int = field(default=10, metadata={
+        "help": "temperatures of parallel tempering (beta evenly spaced from 0 to 1): --negative-phase pt and "
+                "the tempering sampler"})
+    centered: bool = field(default=False, metadata={
+        "help": "centered RBM (Melchior et al. 2016): offsets mu = data mean, lambda = running mean of p(h|v)"})
+    offset_rate: float = field(default=0.01, metadata={"help": "sliding-average rate of the hidden offsets"})
     learning_rate: float = field(default=0.05, metadata={"help": "SGD learning rate"})
     learning_rate_decay: bool = field(default=False, metadata={
         "help": "decay the learning rate linearly to 0 over the run (Tieleman 2008, for PCD)"})
     momentum: float = field(default=0.5, metadata={"help": "SGD momentum"})
     weight_decay: float = field(default=0.0, metadata={"help": "decoupled weight decay of SGD"})
-    sample_steps: int = field(default=1000, metadata={"help": "Gibbs steps of sample (from random visible states)"})
+    sampler: str = field(default="gibbs", metadata={
+        "help": "how sample (and the export's sample signature) draws: gibbs, annealed or tempering"})
+    sample_steps: int = field(default=1000, metadata={
+        "help": "sample's compute in Gibbs sweeps: gibbs steps, annealed temperatures, tempering sweeps of all "
+                "temperatures together"})
     inpaint_steps: int = field(default=200, metadata={"help": "Gibbs steps of inpaint"})
+    persistent: InitVar[bool | None] = None  # the flag before negative_phase: True is "pcd"
 
-    def __post_init__(self):
+    NEGATIVE_PHASES = ("cd", "pcd", "pt")
+    SAMPLERS = ("gibbs", "annealed", "tempering")
+
+    def __post_init__(self, persistent=None):
+        if persistent is not None:
+            self.negative_phase = "pcd" if persistent else "cd"
+        if self.negative_phase not in self.NEGATIVE_PHASES:
+            raise ValueError(f"negative_phase must be one of {', '.join(self.NEGATIVE_PHASES)}, not "
+                             f"{self.negative_phase!r}")
+        if self.sampler not in self.SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(self.SAMPLERS)}, not {self.sampler!r}")
         if min(self.hidden, self.visible, self.cd_k, self.chains, self.sample_steps) <= 0 or self.inpaint_steps < 2:
             raise ValueError("hidden, visible, cd_k, chains and sample_steps must be positive and inpaint_steps at "
                              "least 2")
+        if self.temperatures < 2 or not 0 < self.offset_rate <= 1:
+            raise ValueError("temperatures must be at least 2 and offset_rate in (0, 1]")
         if self.learning_rate <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise ValueError("learning_rate must be positive, momentum in [0, 1), weight_decay >= 0")
 
@@ -53,7 +94,10 @@ PRESETS = {
     "cd1": dict(hidden=500, cd_k=1),
     # The likelihood model: PCD with the learning rate decayed linearly to 0 (Tieleman 2008). Trained for 150
     # epochs (python -m zoo.train rbm --preset pcd --epochs 150) its AIS test log-likelihood is about -86.4 nats.
-    "pcd": dict(hidden=500, persistent=True, learning_rate=0.02, learning_rate_decay=True, weight_decay=1e-4),
+    "pcd": dict(hidden=500, negative_phase="pcd", learning_rate=0.02, learning_rate_decay=True, weight_decay=1e-4),
+    # The centered RBM of Melchior et al. (2016), PCD-1.
+    "centered": dict(hidden=500, negative_phase="pcd", centered=True, learning_rate=0.02, learning_rate_decay=True,
+                     weight_decay=1e-4),
 }
 
 
@@ -91,6 +135,19 @@ def cd_gradient(v_data, h_data, v_model, h_model):
             -(tf.reduce_mean(h_data, axis=0) - tf.reduce_mean(h_model, axis=0))]
 
 
+class OffsetInitialiser(keras.callbacks.Callback):
+    """Sets a centered RBM's visible offsets to the training images' mean before its first step (a resumed run
+    keeps its own)."""
+
+    def __init__(self, train_images):
+        super().__init__()
+        self.mean = np.asarray(train_images, np.float64).reshape(len(train_images), -1).mean(axis=0) / 255.0
+
+    def on_train_begin(self, logs=None):
+        if not np.any(self.model.visible_offset.numpy()):
+            self.model.initialise_offsets(self.mean)
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class RBM(ZooModel):
     Config = RBMConfig
@@ -109,11 +166,18 @@ class RBM(ZooModel):
                                  name="W")
         self.visible_bias = self.add_weight(shape=(c.visible,), initializer="zeros", name="visible_bias")
         self.hidden_bias = self.add_weight(shape=(c.hidden,), initializer="zeros", name="hidden_bias")
-        # PCD chains, random to begin with: every replica computes the same negative phase from all of them, and
-        # the first one stores them.
-        self.chains = self.add_weight(shape=(c.chains, c.visible),
+        # Persistent chains (pt: `temperatures` blocks of `chains` rows, beta rising), random to begin with: every
+        # replica computes the same negative phase from all of them, and the first one stores them.
+        rows = c.chains * (c.temperatures if c.negative_phase == "pt" else 1)
+        self.chains = self.add_weight(shape=(rows, c.visible),
                                       initializer=keras.initializers.RandomUniform(0, 1),
                                       trainable=False, name="chains", aggregation="only_first_replica")
+        if c.centered:  # mu is set from the data (OffsetInitialiser); lambda starts at 0.5, as in Melchior et al.
+            self.visible_offset = self.add_weight(shape=(c.visible,), initializer="zeros", trainable=False,
+                                                  name="visible_offset", aggregation="only_first_replica")
+            self.hidden_offset = self.add_weight(shape=(c.hidden,), initializer=keras.initializers.Constant(0.5),
+                                                 trainable=False, name="hidden_offset",
+                                                 aggregation="only_first_replica")
 
     @property
     def latent_dim(self):
@@ -128,9 +192,10 @@ class RBM(ZooModel):
             self(tf.zeros((1, self.visible)))
 
     def training_callbacks(self, splits):
-        if not len(splits.validation):
-            return []
-        return [FreeEnergyGap(splits.train.images, splits.validation.images, seed=self.seed)]
+        callbacks = [OffsetInitialiser(splits.train.images)] if self.config.centered else []
+        if len(splits.validation):
+            callbacks.append(FreeEnergyGap(splits.train.images, splits.validation.images, seed=self.seed))
+        return callbacks
 
     def default_optimizer(self, total_steps=None):
         c = self.config
@@ -142,21 +207,42 @@ class RBM(ZooModel):
         return keras.optimizers.SGD(learning_rate, momentum=c.momentum, weight_decay=c.weight_decay or None)
 
     # -- the energy model -------------------------------------------------------------------------------------
+    # b' and c' below are the ordinary RBM's biases; a centered RBM stores b and c and folds its offsets in.
+
+    def visible_bias_folded(self):
+        """b' = b - W lambda (b itself unless centered)."""
+        if not self.config.centered:
+            return self.visible_bias
+        return self.visible_bias - tf.linalg.matvec(self.W, self.hidden_offset)
+
+    def hidden_bias_folded(self):
+        """c' = c - W^T mu (c itself unless centered)."""
+        if not self.config.centered:
+            return self.hidden_bias
+        return self.hidden_bias - tf.linalg.matvec(self.W, self.visible_offset, transpose_a=True)
+
+    def initialise_offsets(self, visible_mean):
+        """Centering's visible offsets mu: the data's pixel means (clipped away from 0 and 1), with the visible
+        biases set so that b' = logit(mu), the base-rate model (Hinton's practical guide, section 8)."""
+        mu = np.clip(np.asarray(visible_mean, np.float32), 1e-3, 1 - 1e-3)
+        self.visible_offset.assign(mu)
+        self.visible_bias.assign(np.log(mu / (1 - mu)) + tf.linalg.matvec(self.W, self.hidden_offset))
 
     def hidden_input(self, v):
-        """c + v W: the input of every hidden unit, [n, hidden]."""
-        return tf.matmul(v, self.W) + self.hidden_bias
+        """c' + v W: the input of every hidden unit, [n, hidden]."""
+        return tf.matmul(v, self.W) + self.hidden_bias_folded()
 
     def hidden_probabilities(self, v):
         return tf.sigmoid(self.hidden_input(v))
 
-    def visible_probabilities(self, h):
-        return tf.sigmoid(tf.matmul(h, self.W, transpose_b=True) + self.visible_bias)
+    def visible_probabilities(self, h, beta=1.0):
+        """p(v = 1 | h) at inverse temperature beta (a scalar, or one per row [n, 1]): sigmoid(b' + beta W h)."""
+        return tf.sigmoid(beta * tf.matmul(h, self.W, transpose_b=True) + self.visible_bias_folded())
 
     def free_energy(self, v, hidden_input=None):
-        """F(v) = -v.b - sum_j softplus(c_j + v W_:j), per image; v flat [n, visible]."""
+        """F(v) = -v.b' - sum_j softplus(c'_j + v W_:j), per image; v flat [n, visible]."""
         hidden_input = self.hidden_input(v) if hidden_input is None else hidden_input
-        return -tf.linalg.matvec(v, self.visible_bias) - tf.reduce_sum(tf.nn.softplus(hidden_input), axis=1)
+        return -tf.linalg.matvec(v, self.visible_bias_folded()) - tf.reduce_sum(tf.nn.softplus(hidden_input), axis=1)
 
     def sample_h_given_v(self, v, seed):
         return bernoulli(self.hidden_probabilities(v), tf.random.stateless_uniform(
@@ -193,25 +279,154 @@ class RBM(ZooModel):
         _, v, p, hidden = tf.while_loop(lambda i, *_: i < steps, step, (tf.constant(0), v, tf.zeros_like(v), hidden))
         return v, p, hidden
 
+    # -- tempered chains: annealing and parallel tempering along p_beta (see the module docstring) -----------
+
+    def tempered_step(self, v, beta, seed, hidden_input=None):
+        """One Gibbs sweep at inverse temperature beta (scalar or [n, 1]): h ~ sigmoid(beta (c' + v W)),
+        v ~ sigmoid(b' + beta W h). Returns (v, p(v|h), the new v's hidden input c' + v W)."""
+        hidden_input = self.hidden_input(v) if hidden_input is None else hidden_input
+        h = bernoulli(tf.sigmoid(beta * hidden_input),
+                      tf.random.stateless_uniform(tf.shape(hidden_input), tf.random.experimental.stateless_fold_in(
+                          seed, 0)))
+        p = self.visible_probabilities(h, beta)
+        v = bernoulli(p, tf.random.stateless_uniform(tf.shape(p), tf.random.experimental.stateless_fold_in(seed, 1)))
+        return v, p, self.hidden_input(v)
+
+    def base_visible_states(self, rows, seed):
+        """Exact samples of p_0: every pixel independent with probability sigmoid(b')."""
+        p = tf.broadcast_to(tf.sigmoid(self.visible_bias_folded()), [rows, self.visible])
+        return bernoulli(p, tf.random.stateless_uniform([rows, self.visible], seed))
+
+    def anneal(self, num_chains, temperatures, seed):
+        """Chains carried from beta = 0 (exact samples of the visible biases) to beta = 1, one Gibbs sweep per
+        temperature: the path of AIS (Neal 2001). Each chain's log importance weight adds
+        log p*_beta_k(v) - log p*_beta_k-1(v) = sum_j softplus(beta_k x_j) - softplus(beta_k-1 x_j),  x = c' + v W,
+        before its sweep at beta_k. Returns (v, p(v|h) of the last sweep, log weights)."""
+        betas = tf.constant(ais_temperatures(temperatures))
+        v = self.base_visible_states(num_chains, tf.random.experimental.stateless_fold_in(seed, -1))
+
+        def step(k, v, _, x, log_w):
+            log_w += tf.reduce_sum(tf.nn.softplus(betas[k] * x) - tf.nn.softplus(betas[k - 1] * x), axis=1)
+            v, p, x = self.tempered_step(v, betas[k], tf.random.experimental.stateless_fold_in(seed, k), x)
+            return k + 1, v, p, x, log_w
+
+        _, v, p, _, log_w = tf.while_loop(
+            lambda k, *_: k < tf.shape(betas)[0], step,
+            (tf.constant(1), v, tf.zeros_like(v), self.hidden_input(v), tf.zeros([num_chains])))
+        return v, p, log_w
+
+    def tempering_betas(self):
+        """The ladder of parallel tempering: beta evenly spaced from 0 to 1, [temperatures, 1]."""
+        return tf.linspace(0.0, 1.0, self.config.temperatures)[:, None]
+
+    def replica_exchange(self, hidden_input, parity, seed):
+        """The swap moves of parallel tempering. Chains [temperatures * n, ...], block k at beta_k, with hidden
+        inputs x = c' + v W: for every pair (k, k+1) with k % 2 == parity, the states of each column's two chains
+        swap with probability min(1, p*_k(v_k+1) p*_k+1(v_k) / (p*_k(v_k) p*_k+1(v_k+1))), where the v.b' terms
+        cancel and log p*_beta(v) leaves sum_j softplus(beta x_j). Returns (source [temperatures, n]: the block
+        each block's new state comes from, the rate of accepted swaps)."""
+        K, betas = self.config.temperatures, self.tempering_betas()
+        n = tf.shape(hidden_input)[0] // K
+        x = tf.reshape(hidden_input, [K, n, -1])
+        g = tf.reduce_sum(tf.nn.softplus(betas[None, :, :, None] * x[:, None]), axis=-1)  # g[chain's k, beta's k', n]
+        k = tf.range(K - 1)
+        log_ratio = (tf.gather_nd(g, tf.stack([k + 1, k], 1)) + tf.gather_nd(g, tf.stack([k, k + 1], 1))
+                     - tf.gather_nd(g, tf.stack([k, k], 1)) - tf.gather_nd(g, tf.stack([k + 1, k + 1], 1)))
+        active = tf.equal(k % 2, parity)[:, None]
+        swap = active & (tf.math.log(tf.random.stateless_uniform([K - 1, n], seed)) < log_ratio)  # [K - 1, n]
+        none = tf.zeros([1, n], tf.bool)  # block k takes k + 1 where (k, k+1) swaps, k - 1 where (k-1, k) does
+        source = tf.range(K)[:, None] + tf.cast(tf.concat([swap, none], 0), tf.int32) - tf.cast(
+            tf.concat([none, swap], 0), tf.int32)
+        proposed = tf.reduce_sum(tf.cast(active, tf.float32)) * tf.cast(n, tf.float32)
+        return source, tf.reduce_sum(tf.cast(swap, tf.float32)) / tf.maximum(proposed, 1.0)
+
+    def tempering_sweeps(self, v, sweeps, seed, first_sweep=0):
+        """Parallel tempering: v [temperatures * n, visible], block k at beta_k. Each sweep is one Gibbs step at
+        every temperature, then the replica exchange of the sweep's parity (alternating). Returns (v, p(v|h) of
+        the last sweep, the mean rate of accepted swaps)."""
+        K = self.config.temperatures
+        n = tf.shape(v)[0] // K
+        row_betas = tf.repeat(self.tempering_betas(), n, axis=0)  # [K * n, 1]
+
+        def sweep(i, v, _, x, accepted):
+            v, p, x = self.tempered_step(v, row_betas, tf.random.experimental.stateless_fold_in(seed, 2 * i), x)
+            source, rate = self.replica_exchange(x, (first_sweep + i) % 2,
+                                                 tf.random.experimental.stateless_fold_in(seed, 2 * i + 1))
+            rows = tf.reshape(source * n + tf.range(n)[None], [-1])
+            return i + 1, tf.gather(v, rows), tf.gather(p, rows), tf.gather(x, rows), accepted + rate
+
+        _, v, p, _, accepted = tf.while_loop(lambda i, *_: i < sweeps, sweep,
+                                             (tf.constant(0), v, tf.zeros_like(v), self.hidden_input(v), 0.0))
+        return v, p, accepted / tf.cast(tf.maximum(sweeps, 1), tf.float32)
+
+    def sample_visible(self, num_samples, seed, steps, method, resample=False):
+        """p(v|h) [num_samples, visible] at beta = 1 after `steps` sweeps' worth of the method's chains:
+        gibbs: `steps` Gibbs steps from random v; annealed: `steps` temperatures (resample: chains drawn again in
+        proportion to their importance weights); tempering: steps // temperatures sweeps of every temperature
+        (the same number of Gibbs sweeps in all), returning the beta = 1 chains."""
+        if method == "gibbs":
+            v = bernoulli(tf.fill([num_samples, self.visible], 0.5),
+                          tf.random.stateless_uniform([num_samples, self.visible], seed))
+            return self.gibbs(v, steps, tf.random.experimental.stateless_fold_in(seed, 1))[1]
+        if method == "annealed":
+            _, p, log_w = self.anneal(num_samples, steps, seed)
+            if resample:
+                chosen = tf.random.stateless_categorical(log_w[None], num_samples,
+                                                         tf.random.experimental.stateless_fold_in(seed, 2))[0]
+                p = tf.gather(p, chosen)
+            return p
+        if method == "tempering":
+            K = self.config.temperatures
+            v = self.base_visible_states(K * num_samples, seed)
+            _, p, _ = self.tempering_sweeps(v, max(1, steps // K), tf.random.experimental.stateless_fold_in(seed, 1))
+            return p[(K - 1) * num_samples:]
+        raise ValueError(f"method must be one of {', '.join(RBMConfig.SAMPLERS)}, not {method!r}")
+
     # -- training ---------------------------------------------------------------------------------------------
 
     def call(self, images, training=False):
         """Reconstruction probabilities p(v | h = p(h|v)), flat [n, visible]."""
         return self.visible_probabilities(self.hidden_probabilities(tf.reshape(images, (-1, self.visible))))
 
+    def negative_phase(self, v, h_data, seed):
+        """The model's samples (v, p(h|v)) for the gradient's second term."""
+        c = self.config
+        if c.negative_phase == "cd":  # CD-k: the chains start at the data
+            v_model, _, h_model = self.gibbs(v, c.cd_k, seed, hidden=h_data)
+            return v_model, h_model
+        # Persistent chains: every replica runs all of them with the same noise, so all get the same negatives.
+        if c.negative_phase == "pcd":
+            v_model, _, h_model = self.gibbs(self.chains.value, c.cd_k, seed, split_across_replicas=False)
+            self.chains.assign(v_model)
+            return v_model, h_model
+        step = tf.cast(self.optimizer.iterations, tf.int32)
+        chains, _, _ = self.tempering_sweeps(self.chains.value, c.cd_k, seed, first_sweep=step * c.cd_k)
+        self.chains.assign(chains)
+        v_model = chains[(c.temperatures - 1) * c.chains:]  # the beta = 1 block
+        return v_model, self.hidden_probabilities(v_model)
+
     def train_step(self, images):
         v = tf.reshape(images, (-1, self.visible))
         seed = step_seed(self, stream=0)
         hidden_input = self.hidden_input(v)
         h_data = tf.sigmoid(hidden_input)  # positive phase: expectations, not samples, for lower variance
-        if self.config.persistent:  # every replica runs all chains with the same noise: the same negatives
-            v_model, _, h_model = self.gibbs(self.chains.value, self.config.cd_k, seed, split_across_replicas=False)
-            self.chains.assign(v_model)
-        else:  # CD-k: the chains start at the data
-            v_model, _, h_model = self.gibbs(v, self.config.cd_k, seed, hidden=h_data)
+        v_model, h_model = self.negative_phase(v, h_data, seed)
+        variables = [self.W, self.visible_bias, self.hidden_bias]
+        if self.config.centered:
+            # The centered gradient: the same expectations about the offsets,
+            #   dW = <(v - mu)(h - lambda)^T>_data - <(v - mu)(h - lambda)^T>_model,  db = <v>_d - <v>_m,  dc likewise.
+            mu, lam = self.visible_offset, self.hidden_offset
+            gradients = cd_gradient(v - mu, h_data - lam, v_model - mu, h_model - lam)
+        else:
+            gradients = cd_gradient(v, h_data, v_model, h_model)
         # Keras sums replicas' gradients: each replica's share is divided by their number.
-        gradients = [g / num_replicas() for g in cd_gradient(v, h_data, v_model, h_model)]
-        self.optimizer.apply_gradients(zip(gradients, [self.W, self.visible_bias, self.hidden_bias]))
+        self.optimizer.apply_gradients(zip([g / num_replicas() for g in gradients], variables))
+        if self.config.centered:
+            # lambda slides towards the data's mean p(h|v); b moves by W (lambda_new - lambda) so that b' stays put.
+            new_offset = ((1 - self.config.offset_rate) * self.hidden_offset
+                          + self.config.offset_rate * replica_mean(tf.reduce_mean(h_data, axis=0)))
+            self.visible_bias.assign_add(tf.linalg.matvec(self.W, new_offset - self.hidden_offset))
+            self.hidden_offset.assign(new_offset)
         return self.update_metrics(v, seed, hidden_input)
 
     def test_step(self, images):
@@ -219,17 +434,18 @@ class RBM(ZooModel):
         return self.update_metrics(v, tf.constant([self.seed, -1]), self.hidden_input(v))
 
     def update_metrics(self, v, seed, hidden_input):
-        """Per-image figures from the batch's hidden input c + v W (computed once, reused)."""
+        """Per-image figures from the batch's hidden input c' + v W (computed once, reused)."""
+        visible_bias = self.visible_bias_folded()
         # The mean-field reconstruction p(v | h = p(h|v)) through its logits x: cross-entropy sum(softplus(x) - v x).
-        logits = tf.matmul(tf.sigmoid(hidden_input), self.W, transpose_b=True) + self.visible_bias
+        logits = tf.matmul(tf.sigmoid(hidden_input), self.W, transpose_b=True) + visible_bias
         free_energy = self.free_energy(v, hidden_input)
         # Stochastic pseudo-log-likelihood: visible * log sigmoid(F(v with unit i flipped) - F(v)), i random per
-        # image. Flipping v_i changes the hidden input by (1 - 2 v_i) W_i: and the visible term by (1 - 2 v_i) b_i.
+        # image. Flipping v_i changes the hidden input by (1 - 2 v_i) W_i: and the visible term by (1 - 2 v_i) b'_i.
         pixel = tf.random.stateless_uniform([tf.shape(v)[0]], tf.random.experimental.stateless_fold_in(seed, 99),
                                             0, self.visible, tf.int32)
         sign = 1.0 - 2.0 * tf.gather(v, pixel, batch_dims=1)
         flipped_input = hidden_input + sign[:, None] * tf.gather(self.W, pixel)
-        flipped_free_energy = (-tf.linalg.matvec(v, self.visible_bias) - sign * tf.gather(self.visible_bias, pixel)
+        flipped_free_energy = (-tf.linalg.matvec(v, visible_bias) - sign * tf.gather(visible_bias, pixel)
                                - tf.reduce_sum(tf.nn.softplus(flipped_input), axis=1))
         values = {
             "reconstruction_mse": tf.reduce_sum(tf.square(v - tf.sigmoid(logits)), axis=1),
@@ -242,8 +458,9 @@ class RBM(ZooModel):
     # -- the serving verbs ------------------------------------------------------------------------------------
 
     def parameters(self):
-        return {"weights": tf.identity(self.W), "visible_bias": tf.identity(self.visible_bias),
-                "hidden_bias": tf.identity(self.hidden_bias)}
+        """W and the ordinary RBM's biases (a centered RBM's offsets folded in): what AIS needs."""
+        return {"weights": tf.identity(self.W), "visible_bias": tf.identity(self.visible_bias_folded()),
+                "hidden_bias": tf.identity(self.hidden_bias_folded())}
 
     def encode(self, images):
         return {"latent": self.hidden_probabilities(tf.reshape(check_images(images), (-1, 784)))}
@@ -255,24 +472,33 @@ class RBM(ZooModel):
         return self.decode(self.encode(images)["latent"])
 
     @compiled_verb
-    def sample(self, num_samples, seed, steps=None, start="visible"):
-        """p(v|h) after `steps` Gibbs steps (config.sample_steps by default) from uniformly random visible states,
-        or, with start="hidden", from uniformly random hidden states (their v ~ p(v|h) counts as step 0)."""
+    def sample(self, num_samples, seed, steps=None, start="visible", method=None, resample=False):
+        """p(v|h) of `num_samples` chains after `steps` sweeps (config.sample_steps by default) of the sampler
+        `method` (config.sampler by default: what the export's `sample` signature uses): "gibbs" from uniformly
+        random visible states (or, with start="hidden", random hidden states, whose v ~ p(v|h) is step 0),
+        "annealed" from the visible biases through `steps` temperatures (resample=True: chains redrawn by their
+        importance weights), "tempering" over config.temperatures temperatures (steps // temperatures sweeps)."""
         num_samples, seed = check_num_samples(num_samples, self.max_samples), seed_pair(seed, 0)
         steps = self.config.sample_steps if steps is None else steps
-        if start == "visible":
-            v = bernoulli(tf.fill([num_samples, self.visible], 0.5),
-                          tf.random.stateless_uniform([num_samples, self.visible], seed))
-        elif start == "hidden":
-            h = bernoulli(tf.fill([num_samples, self.config.hidden], 0.5),
-                          tf.random.stateless_uniform([num_samples, self.config.hidden], seed))
-            v = self.sample_v_given_h(h, tf.random.experimental.stateless_fold_in(seed, 2))
-        else:
+        method = method or self.config.sampler
+        if start not in ("visible", "hidden"):
             raise ValueError(f"start must be 'visible' or 'hidden', not {start!r}")
-        if steps == 0:  # the starting state itself: p(v|h) of the random h, or the random v
-            p = self.visible_probabilities(h) if start == "hidden" else v
+        if start == "hidden" or steps == 0:
+            if method != "gibbs":
+                raise ValueError("start='hidden' and steps=0 are Gibbs options")
+            if start == "hidden":
+                h = bernoulli(tf.fill([num_samples, self.config.hidden], 0.5),
+                              tf.random.stateless_uniform([num_samples, self.config.hidden], seed))
+                v = self.sample_v_given_h(h, tf.random.experimental.stateless_fold_in(seed, 2))
+            else:
+                v = bernoulli(tf.fill([num_samples, self.visible], 0.5),
+                              tf.random.stateless_uniform([num_samples, self.visible], seed))
+            if steps == 0:  # the starting state itself: p(v|h) of the random h, or the random v
+                p = self.visible_probabilities(h) if start == "hidden" else v
+            else:
+                _, p, _ = self.gibbs(v, steps, tf.random.experimental.stateless_fold_in(seed, 1))
         else:
-            _, p, _ = self.gibbs(v, steps, tf.random.experimental.stateless_fold_in(seed, 1))
+            p = self.sample_visible(num_samples, seed, steps, method, resample)
         return tf.reshape(p, (-1, 28, 28, 1))
 
     @compiled_verb
