@@ -6,6 +6,11 @@ is scored on the test set: log-likelihood by AIS (exact log Z too for 20 hidden 
 pseudo-log-likelihood, and the free-energy gap. The figures: filters, filters sorted by how often their unit is
 on, activation frequencies, reconstructions of the first 20 test images, samples from random hidden states after
 1 to 1,000 Gibbs steps, learning curves per comparison, and inpainting with 20%, 50% and 80% of pixels missing.
+
+Then, at the largest hidden size, the likelihood models: PCD-1 (the `pcd` preset) and its centered twin (the
+`centered` preset, Melchior et al. 2016), as learning curves, AIS against RAISE (the conservative estimate, on a
+subset of the test images), and every sampler (Gibbs, annealed, annealed and resampled, parallel tempering) at equal
+compute: class histograms by the zoo's classifier, sample grids and images per second.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ from types import SimpleNamespace
 import matplotlib.pyplot as plt
 import numpy as np
 
-from zoo import data, likelihood, metrics, train
+from zoo import classifier, data, likelihood, metrics, train
 from zoo.experiments import Notebook, in_batches
 from zoo.figures import curves, filter_images
-from zoo.models.rbm import RBMConfig
+from zoo.models.rbm import PRESETS, RBMConfig
 
 SAMPLE_STEPS = (1, 10, 100, 1000)
 
@@ -37,11 +42,21 @@ class Config:
     test_images: int = field(default=10_000, metadata={"help": "test images for the scores"})
     ais_chains: int = field(default=100, metadata={"help": "AIS runs per log Z"})
     ais_temperatures: int = field(default=14_500, metadata={"help": "intermediate distributions per AIS run"})
+    raise_images: int = field(default=1000, metadata={
+        "help": "test images of the conservative estimate (RAISE) of the likelihood models; 0: none"})
+    likelihood_epochs: int = field(default=0, metadata={
+        "help": "epochs of the likelihood models (PCD and centered PCD); 0: --epochs"})
+    sampler_samples: int = field(default=1000, metadata={"help": "samples per sampler in the sampler comparison"})
+    sampler_steps: int = field(default=1000, metadata={
+        "help": "each sampler's compute, in Gibbs sweeps per sample (the models' default sample_steps)"})
     seed: int = field(default=0, metadata={"help": "fixes data order, initialisation and sampling"})
 
     def __post_init__(self):
         if min(self.epochs, self.test_images, self.ais_chains, self.ais_temperatures) <= 0 or self.limit < 0:
             raise ValueError("epochs, test_images, ais_chains and ais_temperatures must be positive, limit >= 0")
+        if min(self.sampler_samples, self.sampler_steps) <= 0 or min(self.raise_images, self.likelihood_epochs) < 0:
+            raise ValueError("sampler_samples and sampler_steps must be positive, raise_images and "
+                             "likelihood_epochs >= 0")
         if not self.hidden_sizes:
             raise ValueError("hidden_sizes: give at least one, e.g. --hidden-sizes 20,100,500")
 
@@ -56,26 +71,27 @@ class Runs:
         self.config, self.logdir, self.test, self.train_images = config, logdir, test, train_images
         self.results = {}
 
-    def get(self, label, rbm_config, binarize="dynamic"):
-        key = (dataclasses.astuple(rbm_config), binarize)
+    def get(self, label, rbm_config, binarize="dynamic", epochs=None):
+        key = (dataclasses.astuple(rbm_config), binarize, epochs)
         if key not in self.results:
             c = self.config
             started = time.time()
             result = train.train(
                 "rbm", rbm_config,
                 train.data_config_for("rbm", binarize=binarize, limit=c.limit or None, seed=c.seed),
-                train.TrainConfig(epochs=c.epochs, seed=c.seed, logdir=self.logdir, export=False,
+                train.TrainConfig(epochs=epochs or c.epochs, seed=c.seed, logdir=self.logdir, export=False,
                                   name=f"rbm_experiments/{label}"))
             self.results[key] = (result, self.score(result.model), time.time() - started)
         return self.results[key]
 
     def score(self, model):
         c, test = self.config, self.test
-        W, b, hidden_bias = (v.numpy() for v in (model.W, model.visible_bias, model.hidden_bias))
-        ll = likelihood.rbm_log_likelihood(W, b, hidden_bias, test.binary, self.train_images, c.ais_temperatures,
-                                           c.ais_chains, c.seed)
+        p = model.parameters()  # W and the ordinary RBM's biases (a centered RBM's offsets folded in)
+        ll = likelihood.rbm_log_likelihood(p["weights"].numpy(), p["visible_bias"].numpy(), p["hidden_bias"].numpy(),
+                                           test.binary, self.train_images, c.ais_temperatures, c.ais_chains, c.seed,
+                                           raise_images=c.raise_images if model.config.negative_phase != "cd" else 0)
         reconstructions = model.reconstruct(test.images).numpy()
-        return {"nll": ll["nll_nats"], "exact_nll": ll.get("exact_nll_nats"),
+        return {"nll": ll["nll_nats"], "exact_nll": ll.get("exact_nll_nats"), "raise": ll.get("raise"),
                 "log_z_3_sigma": ll["log_z_3_sigma"], "log_z": ll["log_z"],
                 "reconstruction_mse": float(np.mean(np.square(reconstructions - test.images)))}
 
@@ -116,6 +132,70 @@ def inpainting(notebook, model, test, hidden, seed):
                   f"Inpainting, {hidden} hidden units: for 20%, 50% and 80% missing, the input (missing pixels "
                   "grey), the mask (white: observed), the clamped completion and the original.", labels)
     return table
+
+
+SAMPLERS = (("Gibbs", "gibbs", False), ("annealed", "annealed", False), ("annealed, resampled", "annealed", True),
+            ("parallel tempering", "tempering", False))
+
+
+def likelihood_models(notebook, runs, config, test):
+    """PCD-1 and centered PCD-1 at the largest hidden size: curves, AIS against RAISE, and the samplers."""
+    hidden = max(config.hidden_sizes)
+    epochs = config.likelihood_epochs or config.epochs
+    models = {}
+    for label, preset in (("PCD-1", "pcd"), ("centered PCD-1", "centered")):
+        rbm_config = RBMConfig(**dict(PRESETS[preset], hidden=hidden))
+        models[label] = runs.get(f"h{hidden}_{preset}_preset", rbm_config, epochs=epochs)
+    notebook.text(f"## The likelihood models: PCD-1 and centered PCD-1, {hidden} hidden units, {epochs} epochs",
+                  "The `pcd` and `centered` presets (learning rate 0.02 decayed linearly to 0, momentum 0.5, weight "
+                  "decay 1e-4; centered: offsets mu = the training images' mean, lambda = a running mean of p(h|v) "
+                  "with rate 0.01). RAISE runs one reverse chain per image through AIS's temperatures, from the "
+                  "test image down to the base-rate model: its estimate errs low where AIS's errs high, so the "
+                  "truth is likely between the two.")
+    rows = []
+    for label, (result, score, seconds) in models.items():
+        r = score["raise"]
+        rows.append((label, f"{score['nll']:.2f}", f"{r['nll_nats']:.2f} ± {r['standard_error']:.2f}" if r else "",
+                     f"{r['ais_nll_nats']:.2f}" if r else "", f"{r['nll_nats'] - r['ais_nll_nats']:.2f}" if r else "",
+                     f"{result.history['val_pseudo_log_likelihood'][-1]:.2f}", f"{seconds:.0f}"))
+    subset = next((s["raise"]["images"] for _, s, _ in models.values() if s["raise"]), 0)
+    notebook.table(("model", f"test NLL, AIS, {len(test.binary):,} images ↓",
+                    f"test NLL, RAISE, first {subset:,} images", "AIS on the same images", "RAISE - AIS (nats)",
+                    "validation pseudo-log-likelihood", "seconds (train + score)"), rows)
+    notebook.figure("curves_centering", curves({label: r[0].history["val_pseudo_log_likelihood"]
+                                                for label, r in models.items()}, "validation pseudo-log-likelihood"),
+                    f"Validation pseudo-log-likelihood per epoch, {hidden} hidden units: PCD-1 plain and centered.")
+
+    judge = classifier.load_frozen()
+    table, grids = [], []
+    for label, (result, _, _) in models.items():
+        model = result.model
+        for name, method, resample in SAMPLERS:
+            started = time.time()
+            samples = np.concatenate([model.sample(min(1000, config.sampler_samples - s), config.seed + s,
+                                                   steps=config.sampler_steps, method=method,
+                                                   resample=resample).numpy()
+                                      for s in range(0, config.sampler_samples, 1000)])
+            rate = len(samples) / (time.time() - started)
+            probabilities, _ = judge(samples)
+            counts = np.bincount(probabilities.argmax(axis=1), minlength=10)
+            shares = 100 * counts / counts.sum()
+            table.append((label, name, f"{rate:,.0f}", f"{metrics.classifier_score(probabilities):.2f}",
+                          " ".join(f"{x:.0f}" for x in shares), f"{shares.min():.0f} / {shares.max():.0f}"))
+            grids.append(samples[:10])
+    notebook.text(f"### Samplers at equal compute ({config.sampler_steps:,} Gibbs sweeps per sample)",
+                  f"{config.sampler_samples:,} samples per row (p(v|h) of the last sweep), classified by the zoo's "
+                  "frozen classifier. Gibbs: chains at the model from random images. Annealed: chains from the "
+                  "visible biases through as many temperatures, beta from 0 to 1 (the path AIS follows); resampled: "
+                  "then drawn again in proportion to their importance weights. Parallel tempering: "
+                  "chains at 10 temperatures (beta evenly spaced in [0, 1]) swapping states, each for a tenth of the "
+                  "sweeps; the beta = 1 chains are the samples. Images per second on this machine, "
+                  "1,000 per call.")
+    notebook.table(("model", "sampler", "images/s", "classifier score ↑", "class histogram (% of 0..9)",
+                    "least / most frequent digit (%)"), table)
+    notebook.grid("samplers", np.concatenate(grids), 10,
+                  "The first 10 samples of each sampler, PCD-1 then centered PCD-1, in the table's order.",
+                  [f"{label}: {name}" for label in models for name, _, _ in SAMPLERS])
 
 
 def run(config: Config, out="experiments/rbm", logdir="tensorboard_logs"):
@@ -176,6 +256,8 @@ def run(config: Config, out="experiments/rbm", logdir="tensorboard_logs"):
                       "their training never visits; PCD's persistent chains find and remove them.",
                       [f"{name}, {s} steps" for name, _ in samplers for s in SAMPLE_STEPS])
         inpainting(notebook, model, test, hidden, config.seed)
+
+    likelihood_models(notebook, runs, config, test)
 
     notebook.text("## Across hidden sizes")
     reconstructions = [test.images[:20]] + [r[0].model.reconstruct(test.images[:20]).numpy()
