@@ -178,3 +178,15 @@ def test_raise_bounds_the_exact_log_likelihood_from_below_and_ais_from_the_other
     # A short schedule: RAISE falls further below; it never rises above the truth.
     short = likelihood.raise_log_likelihood(W, b, c, test, base, likelihood.ais_temperatures(20)).mean()
     assert short < raised and short <= exact
+
+
+def test_the_dbn_samples_its_top_rbm_with_the_configured_sampler():
+    from zoo.models.dbn import DBN, DBNConfig
+    model = DBN(DBNConfig(layers=(784, 16, 16), sample_steps=20, sampler="annealed"), seed=0)
+    model.build_for_images()
+    first = model.sample(4, 1)
+    assert first.shape == (4, 28, 28, 1)
+    np.testing.assert_array_equal(first, model.sample(4, 1, method="annealed"))
+    assert not np.array_equal(first, model.sample(4, 1, method="gibbs"))
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        DBNConfig(sampler="metropolis")

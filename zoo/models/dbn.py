@@ -40,7 +40,9 @@ class DBNConfig:
     fine_tune_epochs: int = field(default=10, metadata={"help": "epochs of up-down fine-tuning (0: greedy only)"})
     fine_tune_learning_rate: float = field(default=0.01, metadata={"help": "SGD learning rate of up-down"})
     top_cd_k: int = field(default=2, metadata={"help": "Gibbs steps in the top RBM during up-down"})
-    sample_steps: int = field(default=1000, metadata={"help": "Gibbs steps in the top RBM of sample"})
+    sampler: str = field(default="gibbs", metadata={
+        "help": "how sample draws the top RBM's state: gibbs, annealed or tempering (see the RBM's samplers)"})
+    sample_steps: int = field(default=1000, metadata={"help": "Gibbs sweeps in the top RBM of sample"})
     inpaint_steps: int = field(default=50, metadata={"help": "up-top-down rounds of inpaint"})
 
     def __post_init__(self):
@@ -48,6 +50,8 @@ class DBNConfig:
         if len(self.layers) < 3 or self.layers[0] != 784 or min(self.layers) <= 0:
             raise ValueError(f"layers must start at 784 (the pixels) and have at least two hidden layers, e.g. "
                              f"784,100,100; got {','.join(map(str, self.layers))}")
+        if self.sampler not in RBMConfig.SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(RBMConfig.SAMPLERS)}, not {self.sampler!r}")
         if self.propagate not in ("probabilities", "samples"):
             raise ValueError(f"propagate must be probabilities or samples, not {self.propagate!r}")
         if self.transpose_init and self.layers[2] != self.layers[0]:
@@ -273,11 +277,16 @@ class DBN(ZooModel):
         return tf.reshape(self.down(top_visible)[-1], (-1, 28, 28, 1))
 
     @compiled_verb
-    def sample(self, num_samples, seed, steps=None):
-        """From a uniformly random top state: `steps` Gibbs steps in the top RBM (config.sample_steps), then a
-        generative pass down with probabilities."""
+    def sample(self, num_samples, seed, steps=None, method=None, resample=False):
+        """A state of the top RBM's visible layer, then a generative pass down with probabilities. The top state:
+        with method "gibbs" (config.sampler by default), `steps` Gibbs steps (config.sample_steps) from a uniformly
+        random top state; "annealed" or "tempering": the RBM's samplers at the same compute (RBM.sample_visible)."""
         num_samples, seed = check_num_samples(num_samples, self.max_samples), seed_pair(seed, 0)
         steps = self.config.sample_steps if steps is None else steps
+        method = method or self.config.sampler
+        if method != "gibbs":
+            top_visible = self.top.sample_visible(num_samples, seed, steps, method, resample)
+            return tf.reshape(self.down(top_visible)[-1], (-1, 28, 28, 1))
         hidden = self.top.config.hidden
         h = bernoulli(tf.fill([num_samples, hidden], 0.5), tf.random.stateless_uniform([num_samples, hidden], seed))
         top_visible = self.top.visible_probabilities(h)
