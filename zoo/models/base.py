@@ -54,6 +54,11 @@ TENSOR_ARGUMENTS = {
 _compiled_verbs = weakref.WeakKeyDictionary()  # model -> {(verb, options): tf.function}
 
 
+def _run_verb(verb, model, names, options, *values):
+    """verb(model, tensor arguments by name, Python options): what a compiled verb traces."""
+    return verb(model(), **dict(zip(names, values)), **dict(options))
+
+
 def compiled_verb(verb):
     """Decorator: a verb called eagerly runs as a graph, traced once per model and per Python option. Eagerly, a
     tf.while_loop runs its body as Python: an RBM's 1,000-step Gibbs chain took 10 s for 100 samples."""
@@ -72,9 +77,12 @@ def compiled_verb(verb):
         functions = _compiled_verbs.setdefault(self, {})
         key = (verb.__name__, tuple(names), tuple(sorted(options.items())))
         if key not in functions:
-            model = weakref.ref(self)  # the cache must not keep the model alive
+            # The model by weak reference: the cache must not keep it alive. A partial of a module-level function,
+            # not a closure: with a lambda here, one training run traced `reconstruct` for a `sample` call (once in
+            # five runs of the same command); AutoGraph's conversion cache, keyed by the lambda's code object, is
+            # our best reading of how one verb's closure reached another's.
             functions[key] = tf.function(  # any batch size: one trace
-                lambda *values: verb(model(), **dict(zip(names, values)), **options),
+                functools.partial(_run_verb, verb, weakref.ref(self), tuple(names), tuple(options.items())),
                 input_signature=[tf.TensorSpec([None] * tensors[n].shape.rank if n != "latent" else
                                                [None, self.latent_dim], tensors[n].dtype) for n in names])
         return functions[key](*(tensors[n] for n in names))
