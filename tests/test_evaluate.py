@@ -255,3 +255,28 @@ def test_update_keeps_rows_recorded_before_a_setting_existed_but_not_rows_of_oth
     assert list(rows) == ["a/1"] and real == {"r": 1}
     rows, real = leaderboard.earlier_results(str(path), evaluate.EvalConfig(ais_chains=7))
     assert rows == {} and real is None
+
+
+def test_conv_vae_likelihood_is_on_its_subset_and_the_mlps_on_every_image(vae_export, reference):
+    """The conv VAE's bound runs on the first conv_vae_images test images (the row says so); an MLP VAE's on all."""
+    _, path = vae_export
+    loaded = export.Export(path)
+    subset = evaluate.Reference(**{**reference.__dict__, "config": evaluate.EvalConfig(iw_samples=10,
+                                                                                        conv_vae_images=50)})
+    mlp = likelihood.vae_likelihood(loaded, subset)
+    loaded.card = dict(loaded.card, kind="conv_vae")  # the same signatures, judged as a conv VAE's
+    conv = likelihood.vae_likelihood(loaded, subset)
+    assert mlp["images"] == N and "first" not in mlp["method"]
+    assert conv["images"] == 50 and conv["method"] == "importance-weighted bound, k=10, first 50 test images"
+    expected = likelihood.importance_weighted_log_likelihood(*likelihood.export_verbs(loaded),
+                                                             reference.binarized[:50], 10, 0)
+    assert conv["nll_nats"] == pytest.approx(-expected.mean(), rel=1e-6)
+
+
+def test_update_keeps_the_rows_of_exports_not_on_this_machine(tmp_path):
+    present = tmp_path / "exports" / "a" / "1"
+    present.mkdir(parents=True)
+    earlier = {str(present): {"export": str(present), "old": True}, "gone/exports/b/1": {"export": "gone/exports/b/1"}}
+    rows = leaderboard.with_absent_exports([{"export": str(present)}], earlier)
+    # The evaluated row of an export on disk wins; the recorded row of an export that is gone is kept.
+    assert rows == sorted([{"export": "gone/exports/b/1"}, {"export": str(present)}], key=lambda r: r["export"])

@@ -32,7 +32,8 @@ import tensorflow as tf
 from zoo import classifier as classifier_module
 from zoo import data
 from zoo.export import Export, list_exports
-from zoo.leaderboard import FEATURES_NOTE, earlier_results, format_tables, sample_cells, write_results
+from zoo.leaderboard import (FEATURES_NOTE, earlier_results, format_tables, sample_cells, with_absent_exports,
+                             write_results)
 from zoo.metrics import (FRACTIONS, binary_cross_entropy, classifier_score, frechet_distance, inpainting_scores,
                          kernel_distance, nearest_distances, precision_recall, random_masks)
 from zoo.likelihood import LIKELIHOODS
@@ -44,6 +45,7 @@ class EvalConfig:
     num_samples: int = 10_000
     test_images: int = 10_000  # test images for reconstruction, inpainting and likelihood
     iw_samples: int = 5_000  # importance samples per image of the VAE's likelihood bound
+    conv_vae_images: int = 1_000  # first test images of a convolutional VAE's likelihood bound (0: all)
     ais_chains: int = 100  # AIS runs of the RBM's log Z
     ais_temperatures: int = 14_500  # intermediate distributions per AIS run (Salakhutdinov and Murray's count)
     raise_images: int = 1_000  # test images of the RBM's conservative estimate by reverse annealing (0: none)
@@ -244,12 +246,15 @@ def main(argv=None):
                                                             "RESULTS.md and RESULTS.json")
     parser.add_argument("--out", default=".", help="where --all writes RESULTS.md / .json (default: %(default)s)")
     parser.add_argument("--update", action="store_true",
-                        help="with --all: keep the rows of OUT/RESULTS.json made with the same settings and evaluate "
-                             "only the exports it lacks")
+                        help="with --all: keep the rows of OUT/RESULTS.json made with the same settings (also those "
+                             "of exports not on this machine) and evaluate only the exports it lacks")
     parser.add_argument("--num-samples", type=int, default=EvalConfig.num_samples)
     parser.add_argument("--test-images", type=int, default=EvalConfig.test_images)
     parser.add_argument("--iw-samples", type=int, default=EvalConfig.iw_samples,
                         help="importance samples per image for the VAE's likelihood (default: %(default)s)")
+    parser.add_argument("--conv-vae-images", type=int, default=EvalConfig.conv_vae_images,
+                        help="first test images of a convolutional VAE's likelihood bound, whose decoder costs ~30x "
+                             "the MLP's; 0: all (default: %(default)s)")
     parser.add_argument("--ais-chains", type=int, default=EvalConfig.ais_chains,
                         help="AIS runs for an RBM's log Z (default: %(default)s)")
     parser.add_argument("--ais-temperatures", type=int, default=EvalConfig.ais_temperatures,
@@ -274,12 +279,13 @@ def main(argv=None):
                         ("--ais-temperatures", args.ais_temperatures)):
         if value <= 0:
             parser.error(f"{name} must be positive")
-    if args.raise_images < 0:
-        parser.error("--raise-images must be 0 (none) or positive")
+    for name, value in (("--raise-images", args.raise_images), ("--conv-vae-images", args.conv_vae_images)):
+        if value < 0:
+            parser.error(f"{name} must be 0 or positive")
 
     config = EvalConfig(num_samples=args.num_samples, test_images=args.test_images, iw_samples=args.iw_samples,
                         ais_chains=args.ais_chains, ais_temperatures=args.ais_temperatures,
-                        raise_images=args.raise_images, seed=args.seed)
+                        raise_images=args.raise_images, conv_vae_images=args.conv_vae_images, seed=args.seed)
     reference = Reference.build(config)
     ceiling, earlier = None, {}
     if args.update:
@@ -300,6 +306,7 @@ def main(argv=None):
             continue
         print(f"Evaluating {path}", flush=True)
         rows.append(evaluate_export(path, reference, log=lambda text: print(text, flush=True)))
+    rows = with_absent_exports(rows, earlier)
     if args.all:
         text = write_results(rows, ceiling, args.out, config)
         print(f"\nWrote {os.path.join(args.out, 'RESULTS.md')} and RESULTS.json\n")

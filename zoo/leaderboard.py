@@ -139,3 +139,15 @@ def earlier_results(path, config):
         print(f"{path} was made with other settings ({recorded.get('config')}): evaluating everything", flush=True)
         return {}, None
     return {row["export"]: row for row in recorded["exports"]}, recorded["real_data"]
+
+
+def with_absent_exports(rows, earlier):
+    """rows, plus the recorded rows (earlier: {export path: row}) of exports that are no longer on this machine,
+    sorted by export. Exports are not in git, so a fresh checkout updating RESULTS.json keeps the figures of
+    exports made on other machines instead of dropping them."""
+    evaluated = {row["export"] for row in rows}
+    gone = [row for path, row in earlier.items() if path not in evaluated and not os.path.exists(path)]
+    if gone:
+        print(f"Keeping the rows of {len(gone)} exports that are not on this machine: "
+              f"{', '.join(row['export'] for row in gone)}", flush=True)
+    return sorted(rows + gone, key=lambda row: row["export"])
