@@ -60,17 +60,18 @@ def small_reference(judge, count):
 def test_vae_experiments_write_every_figure_and_the_summary(tmp_path, judge):
     reference = small_reference(judge, 200)
     config = vae_experiments.Config(epochs=1, presets=("z2",), conv_latent_dims=(2,), limit=200, iw_samples=5,
-                                    iw_images=20, num_samples=200)
+                                    iw_images=20, num_samples=200, iwae_k=(1, 3), iwae_minutes=0.02, iwae_preset="z2")
     notebook = vae_experiments.run(config, str(tmp_path / "out"), str(tmp_path / "logs"), reference=reference)
     expected = {f"{name}.png" for name in (
         "reconstructions_z2", "boxplots_z2", "manifold_z2", "latent_layout_z2", "sweep_z2",
         "interpolation_linear_same_z2", "interpolation_linear_different_z2", "interpolation_spherical_same_z2",
-        "interpolation_spherical_different_z2", "reconstructions_conv_z2", "samples_conv_z2")}
+        "interpolation_spherical_different_z2", "reconstructions_conv_z2", "samples_conv_z2", "iwae_time_curves")}
     assert {os.path.basename(path) for path in notebook.figures} == expected
     summary = (tmp_path / "out" / "README.md").read_text()
     assert "Convergence of the importance-weighted estimate" in summary and "| conv_z2 |" in summary
+    assert "| k = 1 |" in summary and "| k = 3 |" in summary and "trained with k = " in summary
     runs = {os.path.basename(p) for p in glob.glob(str(tmp_path / "logs" / "vae_experiments" / "*"))}
-    assert runs == {"z2", "conv_z2"}
+    assert runs == {"z2", "conv_z2", "iwae_k1", "iwae_k3"}
 
 
 def test_interpolation_ends_decode_exactly_the_two_codes_and_slerp_keeps_the_norm():

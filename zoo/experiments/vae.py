@@ -8,14 +8,19 @@ and of the decoder's first-layer weights per code unit (inactive units show as f
 unit from -3 to 3, and linear and spherical interpolations between test images of the same and of different
 digits. For z = 2: the decoder's manifold and the layout of 5,000 test codes. For the best MLP model: the
 importance-weighted estimate for k = 1 to 5,000, to show where it converges.
+
+Then the importance-weighted objective (`--parts iwae`): the 784-500-500-50 likelihood model trained on the
+k-sample bound for k = 1 (the ELBO), 5 and 50, each for the same wall time, its test NLL measured along the way (one
+figure: NLL against training seconds), and the estimate's convergence in k for the best of them.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -25,6 +30,7 @@ from zoo.figures import interpolate, latent_layout_figure, manifold_codes
 from zoo.models.vae import PRESETS, ConvVAEConfig, VAEConfig
 
 CONVERGENCE_K = (1, 10, 100, 1000, 5000)
+PARTS = ("assignments", "iwae")
 
 
 @dataclass
@@ -40,13 +46,23 @@ class Config:
     iw_images: int = field(default=1000, metadata={"help": "test images of the importance-weighted estimates"})
     num_samples: int = field(default=10_000, metadata={"help": "samples per model for the evaluator's figures"})
     spherical: bool = field(default=True, metadata={"help": "also draw spherical interpolations"})
+    parts: tuple[str, ...] = field(default=PARTS, metadata={
+        "help": "assignments (the assignments' VAEs) and/or iwae (the importance-weighted objective at equal time)"})
+    iwae_k: tuple[int, ...] = field(default=(1, 5, 50), metadata={
+        "help": "importance samples of the training objectives compared (1: the ELBO)"})
+    iwae_minutes: float = field(default=10.0, metadata={"help": "training minutes of each objective"})
+    iwae_preset: str = field(default="z50", metadata={"help": "the architecture they train (an MLP preset)"})
     seed: int = field(default=0, metadata={"help": "fixes data order, initialisation and sampling"})
 
     def __post_init__(self):
-        self.presets = tuple(self.presets)
-        unknown = [p for p in self.presets if p not in PRESETS]
+        self.presets, self.parts, self.iwae_k = tuple(self.presets), tuple(self.parts), tuple(self.iwae_k)
+        unknown = [p for p in self.presets + (self.iwae_preset,) if p not in PRESETS]
         if unknown:
             raise ValueError(f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
+        if not self.parts or set(self.parts) - set(PARTS):
+            raise ValueError(f"parts must be some of {', '.join(PARTS)}, got {', '.join(self.parts)}")
+        if self.iwae_minutes <= 0:
+            raise ValueError(f"iwae_minutes must be positive, got {self.iwae_minutes}")
         if self.binarize not in data.BINARIZATIONS:
             raise ValueError(f"binarize must be one of {', '.join(data.BINARIZATIONS)}, not {self.binarize!r}")
         if min(self.epochs, self.iw_samples, self.iw_images, self.num_samples) <= 0 or self.limit < 0:
@@ -141,6 +157,72 @@ def manifold_and_layout(notebook, name, model, test):
                                                   "coloured by digit.")
 
 
+class LikelihoodCurve(keras.callbacks.Callback):
+    """Trains for `seconds` of training time (the measurements not counted) and measures the test NLL (the
+    importance-weighted estimate, k samples) after the first epoch and then at most every seconds / 10 of training."""
+
+    def __init__(self, seconds, images, k, seed):
+        super().__init__()
+        self.seconds, self.images, self.k, self.seed = seconds, images, k, seed
+        self.points = []  # (training seconds, epochs, NLL)
+
+    def on_train_begin(self, logs=None):
+        self.trained, self.epochs = 0.0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.trained += time.perf_counter() - self.started
+        self.epochs += 1
+        done = self.trained >= self.seconds
+        if done or not self.points or self.trained - self.points[-1][0] >= self.seconds / 10:
+            nll = -float(self.model.log_likelihood(self.images, self.k, self.seed).mean())
+            self.points.append((self.trained, self.epochs, nll))
+        self.model.stop_training = done
+
+
+def iwae_part(config, notebook, test, logdir):
+    """The likelihood model trained on L_k for each k in config.iwae_k, for the same training time each."""
+    budget = 60 * config.iwae_minutes
+    notebook.text(
+        "## The importance-weighted objective at equal time",
+        f"The `{config.iwae_preset}` model "
+        f"({PRESETS[config.iwae_preset]}) trained on the k-sample importance-weighted bound (k = 1 is the ELBO) for "
+        f"{config.iwae_minutes:g} minutes of training each, Adam at a constant 1e-3, {config.binarize} binarization. "
+        f"The test NLL along the way is the importance-weighted estimate with k = {config.iw_samples} on the first "
+        f"{len(test.binary):,} test images, measured outside the training clock.")
+    runs = []
+    for k in config.iwae_k:
+        curve = LikelihoodCurve(budget, test.binary, config.iw_samples, config.seed)
+        model_config = replace(VAEConfig(**PRESETS[config.iwae_preset]), importance_samples=k)
+        result = train.train(
+            "vae", model_config,
+            train.data_config_for("vae", binarize=config.binarize, limit=config.limit or None, seed=config.seed),
+            train.TrainConfig(epochs=1_000_000, seed=config.seed, logdir=logdir, export=False,
+                              name=f"vae_experiments/iwae_k{k}"), extra_callbacks=[curve])
+        runs.append(SimpleNamespace(k=k, model=result.model, points=curve.points, history=result.history))
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    for r in runs:
+        seconds, _, nll = zip(*r.points)
+        ax.plot(seconds, nll, marker="o", label=f"k = {r.k}" + (" (ELBO)" if r.k == 1 else ""))
+    ax.set_xlabel("training seconds")
+    ax.set_ylabel(f"test NLL, k = {config.iw_samples} (nats)")
+    ax.set_ylim(top=max(p[2] for r in runs for p in r.points[1:] or r.points) + 2)  # the first point is far above
+    ax.legend()
+    ax.grid(alpha=0.3)
+    notebook.figure("iwae_time_curves", fig, "Test NLL against training time for each training objective.")
+    notebook.table(("objective", "epochs", "seconds per epoch", "validation loss (-L_k)", "test NLL (nats) ↓"),
+                   [(f"k = {r.k}", r.points[-1][1], f"{r.points[-1][0] / r.points[-1][1]:.1f}",
+                     f"{r.history['val_loss'][-1]:.2f}", f"{r.points[-1][2]:.2f}") for r in runs])
+    best = min(runs, key=lambda r: r.points[-1][2])
+    estimates = [-float(best.model.log_likelihood(test.binary, k, config.seed).mean()) for k in CONVERGENCE_K]
+    notebook.text(f"**Convergence of the importance-weighted estimate** for the best of them (trained with k = "
+                  f"{best.k}), on the first {len(test.binary):,} test images.")
+    notebook.table(("k",) + tuple(map(str, CONVERGENCE_K)), [("NLL (nats)",) + tuple(f"{e:.2f}" for e in estimates)])
+    return runs
+
+
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -155,9 +237,10 @@ def run(config: Config, out="experiments/vae", logdir="tensorboard_logs", refere
 
     notebook = Notebook(out, "VAE experiments")
     notebook.text(
-        f"Made by `python -m zoo.experiments vae` ({config.epochs} epochs per model, batch 100, Adam 1e-3, "
-        f"{config.binarize} binarization, seed {config.seed}). NLL: the importance-weighted estimate of -log p(x) "
-        f"with k = {config.iw_samples} on the first {n:,} test images binarized once (seed {config.seed}). Sample "
+        f"Made by `python -m zoo.experiments vae --parts {','.join(config.parts)}` (the assignments' models: "
+        f"{config.epochs} epochs each; batch 100, Adam 1e-3, {config.binarize} binarization, seed {config.seed}). "
+        f"NLL: the importance-weighted estimate of -log p(x) with k = {config.iw_samples} on the first {n:,} test "
+        f"images binarized once (seed {config.seed}). Sample "
         f"figures: the evaluator's, on {config.num_samples:,} samples. TensorBoard: the training runs under "
         "`vae_experiments/`, and these figures in `tensorboard/` here.")
 
@@ -188,6 +271,16 @@ def run(config: Config, out="experiments/vae", logdir="tensorboard_logs", refere
               f"{r.samples['classifier_score']:.2f}", f"{r.samples['frechet_distance']:.1f}", f"{r.seconds:.0f}",
               *extra(r)) for r in runs])
 
+    if "assignments" in config.parts:
+        assignments_part(config, notebook, test, fit, table, interpolation_pairs)
+    if "iwae" in config.parts:
+        iwae_part(config, notebook, test, logdir)
+    print(f"Wrote {notebook.out}/README.md and {len(notebook.figures)} figures", flush=True)
+    return notebook
+
+
+def assignments_part(config, notebook, test, fit, table, interpolation_pairs):
+    """The assignments' MLP VAEs, each with its figures, then the convolutional VAEs beside their MLP twins."""
     mlp = {}
     for preset in config.presets:
         notebook.text(f"## MLP VAE, preset {preset}: {PRESETS[preset]}")
@@ -232,5 +325,3 @@ def run(config: Config, out="experiments/vae", logdir="tensorboard_logs", refere
                                                           conv.model.sample(50, 0).numpy()]), 10,
                       f"50 samples of the MLP VAE (top 5 rows) and 50 of the convolutional VAE (bottom 5 rows), "
                       f"z = {latent_dim}.")
-    print(f"Wrote {notebook.out}/README.md and {len(notebook.figures)} figures", flush=True)
-    return notebook
