@@ -137,13 +137,14 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
             )
 
 
-def standard_callbacks(run_dir, test_images, seed=0, model_callbacks=(), keep_best=None):
+def standard_callbacks(run_dir, test_images, seed=0, model_callbacks=(), keep_best=None, restore_from=None):
     """The callbacks of every `zoo.train` run, writing under run_dir (its checkpoint in run_dir/checkpoint).
 
     model_callbacks (a model's own, e.g. the RBM's free-energy gap, and SampleQuality) come before TensorBoard, so
     what they add to an epoch's logs is logged too. keep_best: a metric (lower is better) whose best epoch's
-    checkpoint is kept (--keep best)."""
-    checkpoint = Checkpoint(run_dir, keep_best=keep_best)
+    checkpoint is kept (--keep best). restore_from: the run folder to resume from, if not run_dir (a non-chief
+    worker's)."""
+    checkpoint = Checkpoint(run_dir, keep_best=keep_best, restore_from=restore_from)
     return [
         StopOnNaN(checkpoint.folder),  # first, so a NaN epoch is never checkpointed or drawn
         *model_callbacks,

@@ -155,18 +155,20 @@ class Checkpoint(keras.callbacks.Callback):
 
     KEEP = 2
 
-    def __init__(self, run_dir, keep_best=None):
+    def __init__(self, run_dir, keep_best=None, restore_from=None):
         super().__init__()
         self.run_dir = run_dir
         self.keep_best = keep_best
         self.folder = os.path.join(run_dir, "checkpoint")
+        # A non-chief worker of a multi-worker run writes its own folder but resumes from the chief's.
+        self.restore_dir = restore_from or run_dir
         self.history = []  # the logs of every epoch of the run
         self.in_epoch = False
 
-    def files(self):
-        """{epoch: path} of the complete checkpoints."""
+    def files(self, folder=None):
+        """{epoch: path} of the complete checkpoints (in self.folder, or the given one)."""
         found = {}
-        for path in glob.glob(os.path.join(self.folder, "epoch-*.weights.h5")):
+        for path in glob.glob(os.path.join(folder or self.folder, "epoch-*.weights.h5")):
             match = re.fullmatch(r"epoch-(\d+)\.weights\.h5", os.path.basename(path))
             if match:
                 found[int(match.group(1))] = path
@@ -177,12 +179,13 @@ class Checkpoint(keras.callbacks.Callback):
 
     def restore(self, model):
         """Load the newest readable checkpoint into model; return its epoch (0: none, the model is unchanged)."""
-        files = self.files()
+        files = self.files(os.path.join(self.restore_dir, "checkpoint"))
         # The optimizers' variables must exist to be loaded (a ZooModel may have several; a DAE stage has one).
         optimizers = model.optimizers() if hasattr(model, "optimizers") else [model.optimizer]
         for optimizer in optimizers if files else ():
             if not optimizer.built:
-                optimizer.build(model.trainable_variables)
+                with model.distribute_strategy.scope():  # under tf.distribute, as the model's own variables
+                    optimizer.build(model.trainable_variables)
         for epoch, path in sorted(files.items(), reverse=True):
             try:
                 model.load_weights(path)
@@ -190,7 +193,7 @@ class Checkpoint(keras.callbacks.Callback):
                 warnings.warn(f"checkpoint {path} does not load ({type(error).__name__}: {error}); trying the one "
                               "before it", stacklevel=2)
                 continue
-            recorded = read_json(os.path.join(self.run_dir, "history.json"), {}).get("epochs", [])
+            recorded = read_json(os.path.join(self.restore_dir, "history.json"), {}).get("epochs", [])
             self.history = recorded[:epoch] + [{}] * (epoch - len(recorded))  # missing logs: empty, never invented
             return epoch
         self.history = []

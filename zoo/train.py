@@ -15,7 +15,9 @@ import contextlib
 import dataclasses
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 import typing
 from dataclasses import dataclass
@@ -158,11 +160,17 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     settings = dataclasses.asdict(train_config)
     run_dir, recorded = runs.find_run(train_config.logdir, name, train_config.run, train_config.seed, identity,
                                       settings)
-    os.makedirs(run_dir, exist_ok=True)
-    with runs.run_lock(run_dir):  # one process per run folder: a second launch would train over this one
+    # Under MultiWorkerMirroredStrategy every worker runs this function, and saving takes every worker (reading
+    # a metric's variable is a collective op). Only the chief writes the run folder and the exports; the others
+    # write theirs into a folder of their own, deleted at the end, and resume from the chief's run folder.
+    chief = strategy.extended.should_checkpoint
+    own_dir = run_dir if chief else tempfile.mkdtemp(prefix="zoo-worker-")
+    export_dir = train_config.export_dir if chief else os.path.join(own_dir, "exports")
+    os.makedirs(own_dir, exist_ok=True)
+    with runs.run_lock(own_dir), remove_after(None if chief else own_dir):  # one process per run folder
         record = {"identity": identity, "train": settings,
                   "run_id": recorded["run_id"] if recorded and recorded.get("run_id") else runs.new_run_id()}
-        runs.write_json(os.path.join(run_dir, "run.json"), record)
+        runs.write_json(os.path.join(own_dir, "run.json"), record)
         pipelines = data.datasets(data_config)
         splits = pipelines.splits
         layer_wise = hasattr(model_class, "pretrain")
@@ -197,38 +205,53 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         greedy_path, stage_metrics, kept = None, {}, None
         if layer_wise:
             def fit_stage(stage, stage_model, transform):
-                stage_metrics[stage] = fit_layer(stage_model, transform, os.path.join(run_dir, stage), data_config,
-                                                 train_config.epochs, strategy, verbose)
+                stage_metrics[stage] = fit_layer(stage_model, transform, os.path.join(own_dir, stage), data_config,
+                                                 train_config.epochs, strategy, verbose,
+                                                 restore_from=os.path.join(run_dir, stage))
 
             print(f"Pretraining {model_name} layer by layer, {train_config.epochs} epochs each", flush=True)
             with strategy.scope():
                 model.pretrain(fit_stage)
             if train_config.export:
-                greedy_path = export_once(model, train_config, f"{name}_greedy", "greedy", record["run_id"],
+                greedy_path = export_once(model, export_dir, f"{name}_greedy", "greedy", record["run_id"],
                                           lambda: card({}, time.time() - started, "greedy", stage_metrics))
 
         test_images = data.as_images(splits.test.images[:10])
         keep, quality_every = train_config.resolved(model_class)
         model_callbacks = model.training_callbacks(splits) + (
             [sample_quality(splits, quality_every, train_config)] if quality_every else [])
-        fit_callbacks = callbacks.standard_callbacks(run_dir, test_images, seed=train_config.seed,
+        fit_callbacks = callbacks.standard_callbacks(own_dir, test_images, seed=train_config.seed,
                                                      model_callbacks=model_callbacks,
-                                                     keep_best=QUALITY_METRIC if keep == "best" else None)
+                                                     keep_best=QUALITY_METRIC if keep == "best" else None,
+                                                     restore_from=run_dir)
         history = fit_from_checkpoint(model, pipelines, data_config, epochs, fit_callbacks + list(extra_callbacks),
                                       verbose, stage="fine-tuning" if layer_wise else None)
         seconds = time.time() - started
-        kept = keep_epoch(model, callbacks.checkpoint_of(fit_callbacks), history, keep)
+        # The chief's checkpoints hold every epoch the run kept; a non-chief worker's export is discarded anyway.
+        kept = keep_epoch(model, callbacks.checkpoint_of(fit_callbacks), history, keep) if chief else None
 
         export_path = None
         if train_config.export and (epochs > 0 or not layer_wise):
             final_name, stage = (f"{name}_finetuned", "fine-tuned") if layer_wise else (name, None)
-            export_path = export_once(model, train_config, final_name, stage, record["run_id"],
+            export_path = export_once(model, export_dir, final_name, stage, record["run_id"],
                                       lambda: card(history, seconds, stage, stage_metrics))
         runs.fault("before-finish-mark")
-        runs.write_json(os.path.join(run_dir, "run.json"), dict(record, finished=True))
+        runs.write_json(os.path.join(own_dir, "run.json"), dict(record, finished=True))
         runs.fault("after-finish-mark")
-        runs.remove_checkpoints(run_dir)
+        runs.remove_checkpoints(own_dir)
+        if not chief:  # its export was only the other half of the chief's
+            export_path = greedy_path = None
         return Result(model, history, run_dir, export_path or greedy_path, greedy_path)
+
+
+@contextlib.contextmanager
+def remove_after(folder):
+    """Delete folder (if not None) when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def sample_quality(splits, every, train_config):
@@ -277,6 +300,7 @@ def fit_from_checkpoint(model, pipelines, data_config, epochs, fit_callbacks, ve
     upper layers)."""
     checkpoint = callbacks.checkpoint_of(fit_callbacks)
     restored = checkpoint.restore(model)
+    check_workers_agree(model.distribute_strategy, restored, checkpoint.restore_dir)
     if restored:
         print(f"{checkpoint.run_dir}: resuming after epoch {restored} of {epochs} (its checkpoint)", flush=True)
     if restored < epochs:
@@ -291,14 +315,26 @@ def fit_from_checkpoint(model, pipelines, data_config, epochs, fit_callbacks, ve
     return checkpoint.history_dict()
 
 
-def export_once(model, train_config, name, stage, run_id, card):
+def check_workers_agree(strategy, epoch, run_dir):
+    """Under MultiWorkerMirroredStrategy: RunMismatch unless every worker restored the same epoch (a worker that
+    cannot see the chief's run folder would start over while the others resume, and the collectives would stall)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    epochs = strategy.gather(strategy.run(lambda: tf.constant([epoch])), axis=0).numpy()
+    if epochs.min() != epochs.max():
+        raise runs.RunMismatch(
+            f"the workers restored different epochs ({epochs.min()} to {epochs.max()}) of {run_dir}: every worker resumes "
+            "from the chief's run folder, so --logdir must be storage that all workers see (a shared file system)")
+
+
+def export_once(model, export_dir, name, stage, run_id, card):
     """Export model to export_dir/name unless this run (run_id) already did, before a crash; return the path.
     card: a function making the model card, called only if an export is made."""
-    found = export.find_export(train_config.export_dir, name, run_id)
+    found = export.find_export(export_dir, name, run_id)
     if found:
         print(f"Found this run's {stage or 'final'} export from before the interruption: {found}", flush=True)
         return found
-    path = export.export_model(model, train_config.export_dir, name, card())
+    path = export.export_model(model, export_dir, name, card())
     print(f"Exported {f'the {stage} model ' if stage else ''}to {path}", flush=True)
     return path
 
@@ -314,17 +350,18 @@ def interruption_message(checkpoint, epochs, stage=None):
                           "command to resume") from None
 
 
-def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbose):
+def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbose, restore_from=None):
     """One pretraining stage of a layer-wise model: a fit of its own on the images mapped by
     transform(images, batch_index), with its own TensorBoard folder and checkpoint (a finished stage's last
-    checkpoint is loaded, not retrained, when an interrupted run resumes). Returns its final metrics."""
+    checkpoint is loaded, not retrained, when an interrupted run resumes; from restore_from if given, a
+    non-chief worker's). Returns its final metrics."""
     pipelines = data.datasets(data_config)
     steps_per_execution, jit_compile = execution_settings(type(model), pipelines.steps_per_epoch,
                                                             strategy.num_replicas_in_sync)
     model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile,
                   total_steps=epochs * pipelines.steps_per_epoch)
     os.makedirs(stage_dir, exist_ok=True)
-    checkpoint = runs.Checkpoint(stage_dir)
+    checkpoint = runs.Checkpoint(stage_dir, restore_from=restore_from)
     stage_callbacks = [callbacks.StopOnNaN(checkpoint.folder),
                        keras.callbacks.TensorBoard(stage_dir, histogram_freq=1, write_graph=False), checkpoint]
     history = fit_from_checkpoint(model, pipelines, data_config, epochs, stage_callbacks, verbose,

@@ -35,7 +35,12 @@ class MeanMetrics:
         replicas) and return every metric's running mean: what train_step and test_step return."""
         for name, value in values.items():
             self.trackers[name].update_state(value, sample_weight=sample_weight)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        results = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3 reduces a step's outputs across workers with strategy.reduce(MEAN, axis=0), which fails on
+            # scalars ("Invalid reduction dimension 0", tensorflow/tensorflow#72388): give them that axis.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
 
 def mean_trackers(names):
@@ -356,7 +361,9 @@ def replica_noise(shape, seed, draw=tf.random.stateless_normal):
     """Noise (`draw`: a stateless sampler, normal by default) for this replica's share of the global batch.
 
     The noise of the whole global batch is drawn from one stateless seed and each replica takes its rows, so a
-    seeded run draws the same numbers for the same images on one device or on many.
+    seeded run draws the same numbers for the same images on one device or on many, compiled alike: XLA draws
+    other numbers from the same seed than TensorFlow's own kernels (whatever the `alg`), and zoo.train compiles
+    with XLA only on one device.
     """
     replicas, index = replica()
     rows = shape[0]
