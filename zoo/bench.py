@@ -5,6 +5,9 @@
     python -m zoo.bench dbn                      (up-down fine-tuning against CD-1 on the same layers)
     python -m zoo.bench dcgan [--limit 10000]    (the lab's DCGAN, one D and one G update per batch of 100; a plain
                                                  Keras DCGAN of the same layers as the baseline; the zoo's with EMA)
+    python -m zoo.bench quality                  (the training seconds to a stated quality: the likelihood VAE's
+                                                 validation -ELBO, the PCD RBM's test NLL, the MLP GAN's Fréchet
+                                                 distance)
     python -m zoo.bench serve EXPORT ... [--threads 1,8 --seconds 5 --batch 16]   (serving, see below)
 
 The training benchmarks print a table: float32 matrix-multiply GFLOP/s (a large square GEMM and the model's own
@@ -21,11 +24,13 @@ latency and errors, then what a request for 10**7 samples gets, and the process'
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import keras
@@ -146,6 +151,14 @@ def bench_vae(batch_size, epochs):
     seconds = timed_fit(model, epochs, x=pipelines.train, steps_per_epoch=pipelines.steps_per_epoch)
     rows.append((f"zoo VAE, batch {batch_size} (Keras defaults: 1 step per call, no XLA)", f"{n / seconds:,.0f} img/s",
                  f"{seconds:.2f} s/epoch"))
+
+    # The importance-weighted bound: the encoder once, the decoder k times per image.
+    for k in (5, 50):
+        model = VAE(dataclasses.replace(config, importance_samples=k))
+        model.compile(steps_per_execution=steps, jit_compile=jit)
+        seconds = timed_fit(model, epochs, x=pipelines.train, steps_per_epoch=pipelines.steps_per_epoch)
+        rows.append((f"zoo VAE, importance-weighted bound k = {k} (as the first row)", f"{n / seconds:,.0f} img/s",
+                     f"{seconds:.2f} s/epoch"))
 
     images = pipelines.splits.train.images.reshape(n, 784).astype(np.float32) / 255.0
     baseline = BaselineVAE()
@@ -416,7 +429,80 @@ def bench_dcgan(batch_size, epochs, limit=10_000):
                   f"{flops_per_image / 1e6:.0f} MFLOP per image")
 
 
-BENCHMARKS = {"vae": bench_vae, "rbm": bench_rbm, "dbn": bench_dbn, "dcgan": bench_dcgan}
+# -- time to quality: what a user waits for ----------------------------------------------------------------------
+
+# (model, preset, figure, target: the first epoch at or below it ends the run, at most this many epochs)
+QUALITY_TARGETS = (
+    ("vae", "z50", "val_loss", 100.0, 30),  # validation -ELBO, nats per image, dynamically binarized images
+    ("rbm", "pcd", "test_nll", 90.0, 60),  # test NLL by AIS (5,000 temperatures) on the first 2,000 test images
+    ("gan", "quality", "val_frechet_distance", 50.0, 40),  # SampleQuality's, 2,000 samples against validation
+)
+
+
+class StopAtQuality(keras.callbacks.Callback):
+    """Ends training at the first epoch whose `figure` is at or below `target`. `curve` holds (epoch, training
+    seconds, figure): the wall time of the run's epochs with every callback zoo.train gives it, less the time of
+    `measure(model)`, which computes the figure when the run's logs do not have it (the RBM's AIS)."""
+
+    def __init__(self, figure, target, measure=None):
+        super().__init__()
+        self.figure, self.target, self.measure = figure, target, measure
+
+    def on_train_begin(self, logs=None):
+        self.started, self.excluded, self.curve = time.perf_counter(), 0.0, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.measure:
+            started = time.perf_counter()
+            logs[self.figure] = self.measure(self.model)
+            self.excluded += time.perf_counter() - started
+        value = float(logs[self.figure])
+        self.curve.append((epoch + 1, time.perf_counter() - self.started - self.excluded, value))
+        self.model.stop_training = value <= self.target
+
+
+def rbm_test_nll(test_images, train_images):
+    """measure(model) for an RBM: its test NLL by AIS (5,000 temperatures, 100 chains) on test_images (binary)."""
+    from zoo.likelihood import rbm_log_likelihood
+
+    def measure(model):
+        p = model.parameters()
+        return rbm_log_likelihood(p["weights"].numpy(), p["visible_bias"].numpy(), p["hidden_bias"].numpy(),
+                                  test_images, train_images, temperatures=5_000)["nll_nats"]
+    return measure
+
+
+def bench_quality(batch_size, epochs):
+    """Seconds of zoo.train to a stated quality, for the likelihood VAE, the PCD RBM and the MLP GAN."""
+    from zoo.models import MODELS
+
+    rows = [("float32 GEMM 2048x2048x2048", f"{gemm_gflops(2048, 2048, 2048):.0f} GFLOP/s", "")]
+    splits = data.load(data.DataConfig())
+    test = data.binarize_once(data.as_images(splits.test.images[:2000]), 0)
+    for model_name, preset, figure, target, max_epochs in QUALITY_TARGETS:
+        model_class = MODELS[model_name]
+        model_config = model_class.Config(**model_class.PRESETS[preset])
+        data_config = train.data_config_for(model_name, model_config, batch_size=batch_size, binarize=(
+            "dynamic" if model_name == "vae" else None))
+        measure = rbm_test_nll(test, data.as_images(splits.train.images)) if figure == "test_nll" else None
+        stop = StopAtQuality(figure, target, measure)
+        with tempfile.TemporaryDirectory() as folder:
+            train.train(model_name, model_config, data_config, train.TrainConfig(
+                epochs=max_epochs, logdir=folder, export=False, name=f"bench_{model_name}"),
+                extra_callbacks=[stop], verbose=0)
+        epoch, seconds, value = stop.curve[-1]
+        label = f"{model_name} --preset {preset}: {figure} <= {target:g}"
+        if value <= target:
+            rows.append((label, f"{seconds:,.0f} s", f"epoch {epoch} ({seconds / epoch:.1f} s/epoch), {value:.2f}"))
+        else:
+            best = min(v for _, _, v in stop.curve)
+            rows.append((label, f"not in {seconds:,.0f} s", f"{epoch} epochs, best {best:.2f}"))
+        print(f"{label}: " + ", ".join(f"{e}: {v:.2f} at {t:.0f} s" for e, t, v in stop.curve), flush=True)
+    return rows, ("batch 100 (the models' default); the training seconds include every callback of a zoo.train run, "
+                  "but not the RBM's AIS")
+
+
+BENCHMARKS = {"vae": bench_vae, "rbm": bench_rbm, "dbn": bench_dbn, "dcgan": bench_dcgan, "quality": bench_quality}
 
 
 def serve(argv):
@@ -469,7 +555,7 @@ def main(argv=None):
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch includes compilation and is not timed")
     devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or f"CPU ({tf.config.threading.get_inter_op_parallelism_threads() or 'all'} threads)"
-    batch_size = args.batch_size or {"rbm": 100, "dbn": 100, "dcgan": 100}.get(args.model, 128)
+    batch_size = args.batch_size or {"rbm": 100, "dbn": 100, "dcgan": 100, "quality": 100}.get(args.model, 128)
     extra = {"limit": args.limit} if args.model == "dcgan" else {}
     rows, note = BENCHMARKS[args.model](batch_size, args.epochs, **extra)
     print(f"\n{args.model} benchmark on {devices}, TensorFlow {tf.__version__}; {note}\n")
