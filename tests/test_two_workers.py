@@ -22,6 +22,8 @@ import pytest
 from conftest import REPO
 from zoo import export, train
 
+pytestmark = pytest.mark.two_workers  # deselected by default (pyproject.toml): `pytest -m two_workers tests`
+
 COMMON = ["--limit", "200", "--validation-size", "100", "--batch-size", "50", "--epochs", "2", "--seed", "3"]
 JOBS = {
     "vae": ["vae", "--hidden", "16"],

@@ -323,8 +323,9 @@ def check_workers_agree(strategy, epoch, run_dir):
     epochs = strategy.gather(strategy.run(lambda: tf.constant([epoch])), axis=0).numpy()
     if epochs.min() != epochs.max():
         raise runs.RunMismatch(
-            f"the workers restored different epochs ({epochs.min()} to {epochs.max()}) of {run_dir}: every worker resumes "
-            "from the chief's run folder, so --logdir must be storage that all workers see (a shared file system)")
+            f"the workers restored different epochs ({epochs.min()} to {epochs.max()}) of {run_dir}: every worker "
+            "resumes from the chief's run folder, so --logdir must be storage that all workers see (a shared file "
+            "system)")
 
 
 def export_once(model, export_dir, name, stage, run_id, card):
