@@ -187,11 +187,11 @@ def iwae_part(config, notebook, test, logdir):
     budget = 60 * config.iwae_minutes
     notebook.text(
         "## The importance-weighted objective at equal time",
-        f"The `{config.iwae_preset}` model "
-        f"({PRESETS[config.iwae_preset]}) trained on the k-sample importance-weighted bound (k = 1 is the ELBO) for "
-        f"{config.iwae_minutes:g} minutes of training each, Adam at a constant 1e-3, {config.binarize} binarization. "
-        f"The test NLL along the way is the importance-weighted estimate with k = {config.iw_samples} on the first "
-        f"{len(test.binary):,} test images, measured outside the training clock.")
+        f"The `{config.iwae_preset}` model ({', '.join(f'{k}={v}' for k, v in PRESETS[config.iwae_preset].items())}) "
+        f"trained on the k-sample importance-weighted bound (k = 1 is the ELBO) for {config.iwae_minutes:g} minutes "
+        f"of training each, Adam at a constant 1e-3, {config.binarize} binarization. The test NLL along the way is "
+        f"the importance-weighted estimate with k = {config.iw_samples} on the first {len(test.binary):,} test "
+        "images, measured outside the training clock.")
     runs = []
     for k in config.iwae_k:
         curve = LikelihoodCurve(budget, test.binary, config.iw_samples, config.seed)
@@ -237,8 +237,9 @@ def run(config: Config, out="experiments/vae", logdir="tensorboard_logs", refere
 
     notebook = Notebook(out, "VAE experiments")
     notebook.text(
-        f"Made by `python -m zoo.experiments vae --parts {','.join(config.parts)}` (the assignments' models: "
-        f"{config.epochs} epochs each; batch 100, Adam 1e-3, {config.binarize} binarization, seed {config.seed}). "
+        f"Made by `python -m zoo.experiments vae --parts {','.join(config.parts)}` ("
+        + (f"the assignments' models: {config.epochs} epochs each; " if "assignments" in config.parts else "")
+        + f"batch 100, Adam 1e-3, {config.binarize} binarization, seed {config.seed}). "
         f"NLL: the importance-weighted estimate of -log p(x) with k = {config.iw_samples} on the first {n:,} test "
         f"images binarized once (seed {config.seed}). Sample "
         f"figures: the evaluator's, on {config.num_samples:,} samples. TensorBoard: the training runs under "
