@@ -216,11 +216,19 @@ def iwae_part(config, notebook, test, logdir):
                    [(f"k = {r.k}", r.points[-1][1], f"{r.points[-1][0] / r.points[-1][1]:.1f}",
                      f"{r.history['val_loss'][-1]:.2f}", f"{r.points[-1][2]:.2f}") for r in runs])
     best = min(runs, key=lambda r: r.points[-1][2])
-    estimates = [-float(best.model.log_likelihood(test.binary, k, config.seed).mean()) for k in CONVERGENCE_K]
-    notebook.text(f"**Convergence of the importance-weighted estimate** for the best of them (trained with k = "
-                  f"{best.k}), on the first {len(test.binary):,} test images.")
-    notebook.table(("k",) + tuple(map(str, CONVERGENCE_K)), [("NLL (nats)",) + tuple(f"{e:.2f}" for e in estimates)])
+    convergence_table(notebook, best.model, test.binary, config.seed,
+                      f"the best of them (trained with k = {best.k}), on the first {len(test.binary):,} test images")
     return runs
+
+
+def convergence_table(notebook, model, images, seed, which):
+    """The importance-weighted estimate of model's test NLL on images for each k of CONVERGENCE_K, as a table;
+    returns {k: NLL}."""
+    estimates = [-float(model.log_likelihood(images, k, seed).mean()) for k in CONVERGENCE_K]
+    notebook.text(f"**Convergence of the importance-weighted estimate** for {which}: -log p(x) bounded from above, "
+                  "tightening as k grows.")
+    notebook.table(("k",) + tuple(map(str, CONVERGENCE_K)), [("NLL (nats)",) + tuple(f"{e:.2f}" for e in estimates)])
+    return dict(zip(CONVERGENCE_K, estimates))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -306,13 +314,8 @@ def assignments_part(config, notebook, test, fit, table, interpolation_pairs):
         notebook.text("## MLP VAEs side by side")
         table(mlp.values(), ("inactive code units",), lambda r: (f"{r.inactive} of {r.model.latent_dim}",))
         best = min(mlp.values(), key=lambda r: r.nll)
-        estimates = [-float(best.model.log_likelihood(test.binary[:1000], k, config.seed).mean())
-                     for k in CONVERGENCE_K]
-        notebook.text(f"**Convergence of the importance-weighted estimate** for the best MLP model ({best.label}), "
-                      "on the first 1,000 test images: -log p(x) bounded from above, tightening as k grows.")
-        notebook.table(("k",) + tuple(map(str, CONVERGENCE_K)),
-                       [("NLL (nats)",) + tuple(f"{e:.2f}" for e in estimates)])
-        best.convergence = dict(zip(CONVERGENCE_K, estimates))
+        best.convergence = convergence_table(notebook, best.model, test.binary[:1000], config.seed,
+                                             f"the best MLP model ({best.label}), on the first 1,000 test images")
 
     for latent_dim in config.conv_latent_dims:
         label = f"conv_z{latent_dim}"

@@ -144,11 +144,13 @@ class VAE(GaussianPrior, ZooModel):
     def call(self, images, training=False):
         """Decoder logits for one posterior sample per image; adds the KL term through add_loss."""
         mean, log_var = self.posterior(images)
-        # Fresh noise every training step; a fixed draw for evaluation so validation curves are comparable.
-        seed = step_seed(self, stream=0) if training else tf.constant([self.seed, -1])
-        z = mean + tf.exp(0.5 * log_var) * replica_noise(tf.shape(mean), seed)
+        z = mean + tf.exp(0.5 * log_var) * replica_noise(tf.shape(mean), self.noise_seed(training))
         self.add_loss(tf.reduce_mean(kl_to_prior(mean, log_var)))
         return self.decoder(z)
+
+    def noise_seed(self, training):
+        """Fresh noise every training step; a fixed draw for evaluation, so validation curves are comparable."""
+        return step_seed(self, stream=0) if training else tf.constant([self.seed, -1])
 
     def compute_terms(self, images, training):
         """(loss, reconstruction, kl), each the batch mean in nats per image: -ELBO and its two terms, or with
@@ -168,9 +170,8 @@ class VAE(GaussianPrior, ZooModel):
         so its value and its gradients are those of the density at z_i."""
         k = self.config.importance_samples
         mean, log_var = self.posterior(images)
-        seed = step_seed(self, stream=0) if training else tf.constant([self.seed, -1])
         shape = tf.shape(mean)
-        eps = replica_noise(tf.stack([shape[0], k, shape[1]]), seed)  # [n, k, d]
+        eps = replica_noise(tf.stack([shape[0], k, shape[1]]), self.noise_seed(training))  # [n, k, d]
         z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * eps
         logits = tf.reshape(self.decoder(tf.reshape(z, (-1, shape[1]))), (shape[0], k, -1))
         targets = tf.broadcast_to(tf.reshape(images, (shape[0], 1, -1)), tf.shape(logits))
