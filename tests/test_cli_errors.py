@@ -65,15 +65,18 @@ def test_damaged_data_files_are_data_errors(tmp_path):
 
 
 def test_a_second_launch_is_refused_and_ctrl_c_prints_one_line_and_exits_130(tmp_path):
-    argv = [sys.executable, "-u", "-m", "zoo.train", "vae", "--limit", "1000", "--epochs", "100", "--logdir",
+    argv = [sys.executable, "-u", "-m", "zoo.train", "vae", "--limit", "1000", "--epochs", "1000", "--logdir",
             str(tmp_path / "logs"), "--export-dir", str(tmp_path / "exports")]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
     try:
-        checkpoint = tmp_path / "logs" / "vae" / "seed0" / "checkpoint" / "epoch-0001.weights.h5"
+        checkpoints = tmp_path / "logs" / "vae" / "seed0" / "checkpoint"
         deadline = time.time() + 120
-        while not checkpoint.exists() and time.time() < deadline:  # the first run is training, past its first epoch
+        # the first run is training, past its first epoch (any epoch's file: only the last two are kept, so a poll
+        # can miss epoch 1's)
+        while not list(checkpoints.glob("epoch-*.weights.h5")) and time.time() < deadline:
             time.sleep(0.5)
+        assert first.poll() is None, first.communicate()[1][-2000:]
         second = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
         assert second.returncode == 2, second.stderr[-2000:]
         assert f"is being trained by process {first.pid}" in second.stderr and "Traceback" not in second.stderr
@@ -83,7 +86,7 @@ def test_a_second_launch_is_refused_and_ctrl_c_prints_one_line_and_exits_130(tmp
         _, stderr = first.communicate(timeout=60)
         assert first.returncode == 130, stderr[-2000:]
         assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
-        assert "interrupted after epoch" in stderr and "of 100; rerun the same command to resume" in stderr
+        assert "interrupted after epoch" in stderr and "of 1000; rerun the same command to resume" in stderr
         assert not (tmp_path / "exports").exists()
     finally:
         first.kill()
