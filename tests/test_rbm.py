@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from conftest import run_python, tiny_data
 from zoo import data, evaluate, export, likelihood, train
-from zoo.models.rbm import RBM, RBMConfig
+from zoo.models.rbm import RBM, RBMConfig, cd_gradient
 
 TINY = RBMConfig(hidden=16, chains=20, sample_steps=20, inpaint_steps=10)
 
@@ -30,6 +30,27 @@ def test_free_energy_matches_numpy():
     W, b, c = (x.numpy().astype(np.float64) for x in (model.W, model.visible_bias, model.hidden_bias))
     expected = -v @ b - np.sum(np.log1p(np.exp(v @ W + c)), axis=1)
     np.testing.assert_allclose(model.free_energy(v).numpy(), expected, rtol=1e-5)
+
+
+def test_the_cd_gradient_is_the_difference_of_the_data_and_model_expectations():
+    rng = np.random.default_rng(0)
+    v_data, v_model = rng.random((5, 7)), rng.random((3, 7))  # PCD's chains need not number the batch's images
+    h_data, h_model = rng.random((5, 4)), rng.random((3, 4))
+    weights, visible_bias, hidden_bias = (g.numpy() for g in cd_gradient(
+        *(tf.constant(x, tf.float32) for x in (v_data, h_data, v_model, h_model))))
+    np.testing.assert_allclose(weights, -(v_data.T @ h_data / 5 - v_model.T @ h_model / 3), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(visible_bias, -(v_data.mean(0) - v_model.mean(0)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(hidden_bias, -(h_data.mean(0) - h_model.mean(0)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("steps_per_execution, images_measured", [(1, 300), (3, 100)])
+def test_training_figures_come_from_the_steps_that_report_them(steps_per_execution, images_measured):
+    p = data.datasets(tiny_data(binarize="dynamic"))  # 6 steps of 50 images
+    model = RBM(TINY)
+    model.compile(steps_per_execution=steps_per_execution)
+    history = model.fit(p.train, steps_per_epoch=p.steps_per_epoch, epochs=1, verbose=0).history
+    assert p.steps_per_epoch == 6 and model.trackers["free_energy"].count.numpy() == images_measured
+    assert np.isfinite(history["free_energy"][0]) and history["free_energy"][0] != 0
 
 
 @pytest.mark.parametrize("negative_phase", ["cd", "pcd"])

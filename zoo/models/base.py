@@ -35,6 +35,20 @@ class MeanMetrics:
         replicas) and return every metric's running mean: what train_step and test_step return."""
         for name, value in values.items():
             self.trackers[name].update_state(value, sample_weight=sample_weight)
+        return self.running_means()
+
+    def record_when(self, condition, compute_values):
+        """record(compute_values()) on the steps where `condition` (a boolean tensor) holds, and only the running
+        means on the others: for figures that cost a noticeable part of a step to compute."""
+        def update():
+            for name, value in compute_values().items():
+                self.trackers[name].update_state(value)
+            return tf.constant(True)
+
+        tf.cond(condition, update, lambda: tf.constant(False))
+        return self.running_means()
+
+    def running_means(self):
         results = {name: tracker.result() for name, tracker in self.trackers.items()}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras 3 reduces a step's outputs across workers with strategy.reduce(MEAN, axis=0), which fails on
@@ -366,6 +380,8 @@ def replica_noise(shape, seed, draw=tf.random.stateless_normal):
     with XLA only on one device.
     """
     replicas, index = replica()
+    if replicas == 1:
+        return draw(shape, seed)
     rows = shape[0]
     noise = draw(tf.concat([[rows * replicas], shape[1:]], axis=0), seed)
     return noise[rows * index: rows * (index + 1)]

@@ -129,13 +129,16 @@ def cd_gradient(v_data, h_data, v_model, h_model):
     """The negated log-likelihood gradient of W, b and c (Keras minimises), each expectation a batch mean:
 
         -d log p / dW = -(<v h^T>_data - <v h^T>_model),   and <v>, <h> likewise for the biases b and c.
-    """
-    def mean_outer(v, h):
-        return tf.matmul(v, h, transpose_a=True) / tf.cast(tf.shape(v)[0], v.dtype)
 
-    return [-(mean_outer(v_data, h_data) - mean_outer(v_model, h_model)),
-            -(tf.reduce_mean(v_data, axis=0) - tf.reduce_mean(v_model, axis=0)),
-            -(tf.reduce_mean(h_data, axis=0) - tf.reduce_mean(h_model, axis=0))]
+    The two outer products of W's are one product of stacked rows, [v_data; v_model]^T [-h_data / n; h_model / m]:
+    one larger matrix product instead of two, and no passes over W-sized arrays to subtract and scale them.
+    """
+    n, m = (tf.cast(tf.shape(x)[0], x.dtype) for x in (v_data, v_model))
+    weights = tf.matmul(tf.concat([v_data, v_model], axis=0), tf.concat([h_data / -n, h_model / m], axis=0),
+                        transpose_a=True)
+    return [weights,
+            tf.reduce_mean(v_model, axis=0) - tf.reduce_mean(v_data, axis=0),
+            tf.reduce_mean(h_model, axis=0) - tf.reduce_mean(h_data, axis=0)]
 
 
 class OffsetInitialiser(keras.callbacks.Callback):
@@ -278,8 +281,13 @@ class RBM(ZooModel):
                 v = tf.where(clamp[0], clamp[1], v)
             return i + 1, v, p, self.hidden_probabilities(v)
 
-        hidden = self.hidden_probabilities(v) if hidden is None else hidden
-        _, v, p, hidden = tf.while_loop(lambda i, *_: i < steps, step, (tf.constant(0), v, tf.zeros_like(v), hidden))
+        state = (0, v, tf.zeros_like(v), self.hidden_probabilities(v) if hidden is None else hidden)
+        if isinstance(steps, int) and steps <= 10:  # CD-k's few rounds written out: a while_loop adds ops per round
+            for _ in range(steps):
+                state = step(*state)
+        else:
+            state = tf.while_loop(lambda i, *_: i < steps, step, state)
+        _, v, p, hidden = state
         return v, p, hidden
 
     # -- tempered chains: annealing and parallel tempering along p_beta (see the module docstring) -----------
@@ -411,8 +419,7 @@ class RBM(ZooModel):
     def train_step(self, images):
         v = tf.reshape(images, (-1, self.visible))
         seed = step_seed(self, stream=0)
-        hidden_input = self.hidden_input(v)
-        h_data = tf.sigmoid(hidden_input)  # positive phase: expectations, not samples, for lower variance
+        h_data = self.hidden_probabilities(v)  # positive phase: expectations, not samples, for lower variance
         v_model, h_model = self.negative_phase(v, h_data, seed)
         variables = [self.W, self.visible_bias, self.hidden_bias]
         if self.config.centered:
@@ -422,22 +429,29 @@ class RBM(ZooModel):
             gradients = cd_gradient(v - mu, h_data - lam, v_model - mu, h_model - lam)
         else:
             gradients = cd_gradient(v, h_data, v_model, h_model)
-        # Keras sums replicas' gradients: each replica's share is divided by their number.
-        self.optimizer.apply_gradients(zip([g / num_replicas() for g in gradients], variables))
+        if num_replicas() > 1:  # Keras sums replicas' gradients: each replica's share is divided by their number
+            gradients = [g / num_replicas() for g in gradients]
+        self.optimizer.apply_gradients(zip(gradients, variables))
         if self.config.centered:
             # lambda slides towards the data's mean p(h|v); b moves by W (lambda_new - lambda) so that b' stays put.
             new_offset = ((1 - self.config.offset_rate) * self.hidden_offset
                           + self.config.offset_rate * replica_mean(tf.reduce_mean(h_data, axis=0)))
             self.visible_bias.assign_add(tf.linalg.matvec(self.W, new_offset - self.hidden_offset))
             self.hidden_offset.assign(new_offset)
-        return self.update_metrics(v, seed, hidden_input)
+        # The figures (of the updated model) would cost a quarter of the step: two more matrix products and three
+        # softplus passes. They are computed on the steps whose logs fit returns, the last of each
+        # steps_per_execution (every step when it is 1), so an epoch's training figures are means over an evenly
+        # spread sample of its batches; the validation figures are over every batch.
+        reports = self.optimizer.iterations % self.steps_per_execution == 0  # counts this step's update
+        return self.record_when(reports, lambda: self.metric_values(v, seed))
 
     def test_step(self, images):
         v = tf.reshape(images, (-1, self.visible))
-        return self.update_metrics(v, tf.constant([self.seed, -1]), self.hidden_input(v))
+        return self.record(self.metric_values(v, tf.constant([self.seed, -1])))
 
-    def update_metrics(self, v, seed, hidden_input):
-        """Per-image figures from the batch's hidden input c' + v W (computed once, reused)."""
+    def metric_values(self, v, seed):
+        """Per-image figures of the batch v, from its hidden input c' + v W (computed once, reused)."""
+        hidden_input = self.hidden_input(v)
         visible_bias = self.visible_bias_folded()
         # The mean-field reconstruction p(v | h = p(h|v)) through its logits x: cross-entropy sum(softplus(x) - v x).
         logits = tf.matmul(tf.sigmoid(hidden_input), self.W, transpose_b=True) + visible_bias
@@ -450,13 +464,12 @@ class RBM(ZooModel):
         flipped_input = hidden_input + sign[:, None] * tf.gather(self.W, pixel)
         flipped_free_energy = (-tf.linalg.matvec(v, visible_bias) - sign * tf.gather(visible_bias, pixel)
                                - tf.reduce_sum(tf.nn.softplus(flipped_input), axis=1))
-        values = {
+        return {
             "reconstruction_mse": tf.reduce_sum(tf.square(v - tf.sigmoid(logits)), axis=1),
             "reconstruction_bce": tf.reduce_sum(tf.nn.softplus(logits) - v * logits, axis=1),
             "pseudo_log_likelihood": float(self.visible) * tf.math.log_sigmoid(flipped_free_energy - free_energy),
             "free_energy": free_energy,
         }
-        return self.record(values)
 
     # -- the serving verbs ------------------------------------------------------------------------------------
 
