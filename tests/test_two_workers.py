@@ -119,6 +119,8 @@ def test_two_workers_train_every_family_like_two_replicas_and_only_the_chief_wri
     for code, output in outcomes:
         assert code == 0, output[-3000:]
         assert all(f"done {name}" in output for name in JOBS)
+    (_, chief_output), (_, other_output) = outcomes
+    assert "Exported to" in chief_output and "Exported" not in other_output  # the other's is a deleted half
     assert_same_run(tmp_path, one_process, JOBS)
     # Only the chief wrote: one run folder per model with its TensorBoard logs, one export of each, and the other
     # worker's own folder (its half of every checkpoint and export) is gone.

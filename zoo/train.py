@@ -214,7 +214,8 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
                 model.pretrain(fit_stage)
             if train_config.export:
                 greedy_path = export_once(model, export_dir, f"{name}_greedy", "greedy", record["run_id"],
-                                          lambda: card({}, time.time() - started, "greedy", stage_metrics))
+                                          lambda: card({}, time.time() - started, "greedy", stage_metrics),
+                                          announce=chief)
 
         test_images = data.as_images(splits.test.images[:10])
         keep, quality_every = train_config.resolved(model_class)
@@ -234,7 +235,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         if train_config.export and (epochs > 0 or not layer_wise):
             final_name, stage = (f"{name}_finetuned", "fine-tuned") if layer_wise else (name, None)
             export_path = export_once(model, export_dir, final_name, stage, record["run_id"],
-                                      lambda: card(history, seconds, stage, stage_metrics))
+                                      lambda: card(history, seconds, stage, stage_metrics), announce=chief)
         runs.fault("before-finish-mark")
         runs.write_json(os.path.join(own_dir, "run.json"), dict(record, finished=True))
         runs.fault("after-finish-mark")
@@ -328,15 +329,18 @@ def check_workers_agree(strategy, epoch, run_dir):
             "system)")
 
 
-def export_once(model, export_dir, name, stage, run_id, card):
+def export_once(model, export_dir, name, stage, run_id, card, announce=True):
     """Export model to export_dir/name unless this run (run_id) already did, before a crash; return the path.
-    card: a function making the model card, called only if an export is made."""
+    card: a function making the model card, called only if an export is made. announce: say where it went (not
+    on a non-chief worker, whose export goes to a temporary folder and is deleted)."""
     found = export.find_export(export_dir, name, run_id)
     if found:
-        print(f"Found this run's {stage or 'final'} export from before the interruption: {found}", flush=True)
+        if announce:
+            print(f"Found this run's {stage or 'final'} export from before the interruption: {found}", flush=True)
         return found
     path = export.export_model(model, export_dir, name, card())
-    print(f"Exported {f'the {stage} model ' if stage else ''}to {path}", flush=True)
+    if announce:
+        print(f"Exported {f'the {stage} model ' if stage else ''}to {path}", flush=True)
     return path
 
 
