@@ -442,6 +442,7 @@ QUALITY_TARGETS = (
     ("rbm", "pcd", "test_nll", 90.0, 60),  # test NLL by AIS (5,000 temperatures) on the first 2,000 test images
     ("gan", "quality", "val_frechet_distance", 50.0, 40),  # SampleQuality's, 2,000 samples against validation
 )
+QUALITY_MODELS = tuple(model for model, *_ in QUALITY_TARGETS)
 
 
 class StopAtQuality(keras.callbacks.Callback):
@@ -477,7 +478,7 @@ def rbm_test_nll(test_images, train_images):
     return measure
 
 
-def bench_quality(batch_size, epochs, models=("vae", "rbm", "gan")):
+def bench_quality(batch_size, epochs, models=QUALITY_MODELS):
     """Seconds of zoo.train to a stated quality, for the likelihood VAE, the PCD RBM and the MLP GAN (`models`)."""
     from zoo.models import MODELS
 
@@ -556,8 +557,8 @@ def main(argv=None):
     parser.add_argument("model", choices=sorted(BENCHMARKS) + ["serve"])
     parser.add_argument("--batch-size", type=train.positive_int, help="default: 128 (vae), 100 (the others)")
     parser.add_argument("--epochs", type=train.positive_int, default=4, help="timed epochs + 1 (default: 4)")
-    parser.add_argument("--models", default="vae,rbm,gan",
-                        help="quality: the targets to measure, of vae, rbm and gan (default: %(default)s)")
+    parser.add_argument("--models", default=",".join(QUALITY_MODELS),
+                        help="quality: the targets to measure, of the default's (default: %(default)s)")
     parser.add_argument("--limit", type=train.positive_int, default=10_000,
                         help="dcgan: train on the first N images, to keep the run short (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -568,9 +569,9 @@ def main(argv=None):
     extra = {"limit": args.limit} if args.model == "dcgan" else {}
     if args.model == "quality":
         extra["models"] = args.models.split(",")
-        unknown = set(extra["models"]) - {target[0] for target in QUALITY_TARGETS}
+        unknown = set(extra["models"]) - set(QUALITY_MODELS)
         if unknown:
-            parser.error(f"--models: unknown {', '.join(sorted(unknown))}; choose from vae, rbm, gan")
+            parser.error(f"--models: unknown {', '.join(sorted(unknown))}; choose from {', '.join(QUALITY_MODELS)}")
     rows, note = BENCHMARKS[args.model](batch_size, args.epochs, **extra)
     print(f"\n{args.model} benchmark on {devices}, TensorFlow {tf.__version__}; {note}\n")
     header = ("measured", "throughput", "detail")
