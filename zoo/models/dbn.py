@@ -236,9 +236,9 @@ class DBN(ZooModel):
 
     def apply_updates(self, updates):
         """Negated updates by variable path -> the optimizer. Keras sums replicas' gradients: divide."""
-        scale = 1.0 / num_replicas()
-        self.optimizer.apply_gradients([(scale * updates[v.path], v) for v in self.trainable_variables
-                                        if v.path in updates])
+        scale = 1.0 / num_replicas()  # no multiply on one device: a pass over every weight matrix for nothing
+        self.optimizer.apply_gradients([(scale * updates[v.path] if scale != 1 else updates[v.path], v)
+                                        for v in self.trainable_variables if v.path in updates])
 
     def test_step(self, images):
         _, errors = self.up_down(tf.reshape(images, (-1, 784)), tf.constant([self.seed, -1]))
