@@ -176,3 +176,48 @@ def test_the_likelihood_bound_matches_its_exact_value_and_stays_below_log_p():
         assert bound[n] == pytest.approx(exact_bound, abs=0.05 * abs(exact_bound) ** 0.5 + 1.0)
         assert exact_bound <= exact_log_p + 1e-9
     assert abs(ais["log_z"] - log_z) < 1.0
+
+
+def test_centered_layers_are_centered_on_their_own_data_and_stacked_with_their_offsets_folded_in():
+    model = DBN(DBNConfig(layers=(784, 24, 12), centered=True, persistent=True))
+    train_images = data.load(tiny_data()).train.images[:300]
+    rbms, means = [], []
+
+    def fit_stage(stage, rbm, transform):
+        for callback in rbm.layer_callbacks(train_images, transform):  # what zoo.train's fit_layer runs
+            callback.set_model(rbm)
+            callback.on_train_begin()
+        means.append(np.concatenate([np.reshape(transform(tf.constant(data.as_images(train_images[i:i + 100])),
+                                                          tf.constant(i // 100, tf.int64)), (100, -1))
+                                     for i in range(0, 300, 100)]).mean(axis=0))
+        rng = np.random.default_rng(len(rbms))  # "training": weights and offsets away from their starts
+        rbm.W.assign(rbm.W + rng.normal(size=rbm.W.shape))
+        rbm.hidden_offset.assign(rng.uniform(0.1, 0.9, size=rbm.hidden_offset.shape))
+        rbms.append(rbm)
+
+    model.pretrain(fit_stage)
+    for rbm, mean in zip(rbms, means):  # mu: the mean of the layer's own data (pixels, then p(h1 | v))
+        np.testing.assert_allclose(rbm.visible_offset.numpy(), np.clip(mean, 1e-3, 1 - 1e-3), rtol=1e-5, atol=1e-6)
+    first, top = rbms
+    np.testing.assert_allclose(model.recognition[0].numpy(), first.W.numpy())
+    np.testing.assert_allclose(model.recognition_bias[0].numpy(), first.hidden_bias_folded().numpy(), atol=1e-6)
+    np.testing.assert_allclose(model.generative_bias[0].numpy(), first.visible_bias_folded().numpy(), atol=1e-6)
+    assert not model.top.config.centered  # an ordinary RBM with the same free energy as the trained top layer
+    v = tf.constant(np.random.default_rng(0).integers(0, 2, (5, 24)), tf.float32)
+    difference = (model.top.free_energy(v) - top.free_energy(v)).numpy()
+    np.testing.assert_allclose(difference, difference[0], atol=1e-4)
+    with pytest.raises(ValueError, match="one or the other"):
+        DBNConfig(layers=(784, 16, 784), transpose_init=True, centered=True)
+
+
+def test_zoo_train_centers_each_layer_on_its_data_before_its_first_step(tmp_path):
+    config = DBNConfig(layers=(784, 16, 8), centered=True, persistent=True, learning_rate_decay=True,
+                       weight_decay=1e-4, fine_tune_epochs=0)
+    result = train.train("dbn", config, tiny_data(binarize="dynamic"),
+                         train.TrainConfig(epochs=1, logdir=str(tmp_path / "logs"), export=False), verbose=0)
+    pixels = data.load(tiny_data()).train.images.reshape(-1, 784).mean(axis=0) / 255.0
+    # Layer 1's centered RBM started at the base-rate model b' = logit(mu), so the stacked generative biases are still
+    # the pixels' log-odds after one short epoch (an uncentered RBM starts at zeros and is within 0.2 of them here).
+    mu = np.clip(pixels, 1e-3, 1 - 1e-3)
+    np.testing.assert_allclose(result.model.generative_bias[0].numpy(), np.log(mu / (1 - mu)), atol=0.2)
+    assert np.all(np.isfinite(result.model.top.W.numpy()))

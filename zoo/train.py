@@ -367,8 +367,11 @@ def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbos
                   total_steps=epochs * pipelines.steps_per_epoch)
     os.makedirs(stage_dir, exist_ok=True)
     checkpoint = runs.Checkpoint(stage_dir, restore_from=restore_from)
-    stage_callbacks = [callbacks.StopOnNaN(checkpoint.folder),
-                       keras.callbacks.TensorBoard(stage_dir, histogram_freq=1, write_graph=False), checkpoint]
+    # A stage model's own callbacks (a centered RBM's offsets from the mean of its data), given that data.
+    own = model.layer_callbacks(pipelines.splits.train.images, transform) if hasattr(model, "layer_callbacks") else []
+    stage_callbacks = own + [
+        callbacks.StopOnNaN(checkpoint.folder),
+        keras.callbacks.TensorBoard(stage_dir, histogram_freq=1, write_graph=False), checkpoint]
     history = fit_from_checkpoint(model, pipelines, data_config, epochs, stage_callbacks, verbose,
                                   stage=os.path.basename(stage_dir), transform=transform)
     return {k: float(v[-1]) for k, v in history.items() if v}

@@ -16,6 +16,7 @@ As in the RBM, the negated updates go to a Keras optimizer (SGD with momentum), 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import keras
@@ -31,7 +32,13 @@ class DBNConfig:
     layers: tuple[int, ...] = field(default=(784, 100, 100), metadata={"help": "layer sizes, the images first"})
     cd_k: int = field(default=1, metadata={"help": "CD-k of greedy pretraining"})
     persistent: bool = field(default=False, metadata={"help": "PCD in greedy pretraining"})
+    centered: bool = field(default=False, metadata={
+        "help": "centered RBMs in greedy pretraining (Melchior et al. 2016); each is stacked as the ordinary RBM "
+                "with its offsets folded in"})
     learning_rate: float = field(default=0.05, metadata={"help": "SGD learning rate of greedy pretraining"})
+    learning_rate_decay: bool = field(default=False, metadata={
+        "help": "decay greedy pretraining's learning rate linearly to 0 over each layer's epochs"})
+    weight_decay: float = field(default=0.0, metadata={"help": "decoupled weight decay of greedy pretraining's SGD"})
     momentum: float = field(default=0.5, metadata={"help": "SGD momentum, both phases"})
     propagate: str = field(default="probabilities", metadata={
         "help": "what a trained layer passes up to the next in pretraining: probabilities or samples"})
@@ -54,6 +61,9 @@ class DBNConfig:
             raise ValueError(f"sampler must be one of {', '.join(RBMConfig.SAMPLERS)}, not {self.sampler!r}")
         if self.propagate not in ("probabilities", "samples"):
             raise ValueError(f"propagate must be probabilities or samples, not {self.propagate!r}")
+        if self.transpose_init and self.centered:
+            raise ValueError("transpose_init starts the second RBM at the first, reversed; centering would reset its "
+                             "visible biases to the data's base rates: use one or the other")
         if self.transpose_init and self.layers[2] != self.layers[0]:
             raise ValueError("transpose_init needs the second hidden layer as wide as the images: --layers 784,N,784")
         if min(self.cd_k, self.top_cd_k, self.sample_steps) <= 0 or self.inpaint_steps < 2 or self.fine_tune_epochs < 0:
@@ -63,8 +73,9 @@ class DBNConfig:
     def rbm_config(self, layer):
         """The RBM that pretrains the weights between layer and layer + 1."""
         return RBMConfig(visible=self.layers[layer], hidden=self.layers[layer + 1], cd_k=self.cd_k,
-                         negative_phase="pcd" if self.persistent else "cd", learning_rate=self.learning_rate,
-                         momentum=self.momentum)
+                         negative_phase="pcd" if self.persistent else "cd", centered=self.centered,
+                         learning_rate=self.learning_rate, learning_rate_decay=self.learning_rate_decay,
+                         momentum=self.momentum, weight_decay=self.weight_decay)
 
 
 PRESETS = {
@@ -94,7 +105,9 @@ class DBN(ZooModel):
             self.recognition_bias.append(self.add_weight(shape=(above,), initializer="zeros", name=f"r{i}"))
             self.generative.append(self.add_weight(shape=(above, below), initializer=normal, name=f"G{i}"))
             self.generative_bias.append(self.add_weight(shape=(below,), initializer="zeros", name=f"g{i}"))
-        self.top = RBM(self.config.rbm_config(len(sizes) - 2), seed=seed, name="top_rbm")
+        # The top RBM is an ordinary one: a centered top layer is copied in with its offsets folded.
+        top = dataclasses.replace(self.config.rbm_config(len(sizes) - 2), centered=False, learning_rate_decay=False)
+        self.top = RBM(top, seed=seed, name="top_rbm")
         self.top.build_for_images()
 
     @property
@@ -124,15 +137,18 @@ class DBN(ZooModel):
                 rbm.visible_bias.assign(self.recognition_bias[0])
                 rbm.hidden_bias.assign(self.generative_bias[0])
             fit_stage(f"layer{layer + 1}", rbm, self.greedy_transform(lower))
+            trained = rbm.parameters()  # W and the ordinary RBM's biases (a centered RBM's offsets folded in)
+            W, visible_bias, hidden_bias = trained["weights"], trained["visible_bias"], trained["hidden_bias"]
             if layer < len(self.config.layers) - 2:
-                self.recognition[layer].assign(rbm.W)
-                self.recognition_bias[layer].assign(rbm.hidden_bias)
-                self.generative[layer].assign(tf.transpose(rbm.W))
-                self.generative_bias[layer].assign(rbm.visible_bias)
-                lower.append((tf.constant(rbm.W.numpy()), tf.constant(rbm.hidden_bias.numpy())))
+                self.recognition[layer].assign(W)
+                self.recognition_bias[layer].assign(hidden_bias)
+                self.generative[layer].assign(tf.transpose(W))
+                self.generative_bias[layer].assign(visible_bias)
+                lower.append((tf.constant(W.numpy()), tf.constant(hidden_bias.numpy())))
             else:
-                for mine, trained in zip(self.top.weights, rbm.weights):
-                    mine.assign(trained)
+                for mine, value in ((self.top.W, W), (self.top.visible_bias, visible_bias),
+                                    (self.top.hidden_bias, hidden_bias), (self.top.chains, rbm.chains)):
+                    mine.assign(value)
 
     def greedy_transform(self, lower):
         """images, batch index -> the activities of the layer above `lower` (probabilities, or samples drawn from

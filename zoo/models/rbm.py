@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.data import binarize_once
+from zoo.data import as_images, binarize_once
 from zoo.likelihood import ais_temperatures
 from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, compiled_verb,
                              num_replicas, replica_mean, replica_noise, seed_pair, step_seed)
@@ -142,16 +142,27 @@ def cd_gradient(v_data, h_data, v_model, h_model):
 
 
 class OffsetInitialiser(keras.callbacks.Callback):
-    """Sets a centered RBM's visible offsets to the training images' mean before its first step (a resumed run
+    """Sets a centered RBM's visible offsets to its training data's mean before its first step (a resumed run
     keeps its own)."""
 
-    def __init__(self, train_images):
+    def __init__(self, visible_mean):
         super().__init__()
-        self.mean = np.asarray(train_images, np.float64).reshape(len(train_images), -1).mean(axis=0) / 255.0
+        self.mean = np.asarray(visible_mean, np.float64)
 
     def on_train_begin(self, logs=None):
         if not np.any(self.model.visible_offset.numpy()):
             self.model.initialise_offsets(self.mean)
+
+
+def data_mean(train_images, transform=None, batch_size=1000):
+    """The mean of the training data as an RBM sees it: the pixel values in [0, 1] (the mean of any binarization
+    of them), or transform(images, batch index) of them (a DBN layer's activities of the layer below)."""
+    total = 0.0
+    for start in range(0, len(train_images), batch_size):
+        batch = as_images(train_images[start:start + batch_size])
+        x = batch if transform is None else transform(tf.constant(batch), tf.constant(start // batch_size, tf.int64))
+        total += np.asarray(x, np.float64).reshape(len(batch), -1).sum(axis=0)
+    return total / len(train_images)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -198,10 +209,15 @@ class RBM(ZooModel):
             self(tf.zeros((1, self.visible)))
 
     def training_callbacks(self, splits):
-        callbacks = [OffsetInitialiser(splits.train.images)] if self.config.centered else []
+        callbacks = self.layer_callbacks(splits.train.images, None)
         if len(splits.validation):
             callbacks.append(FreeEnergyGap(splits.train.images, splits.validation.images, seed=self.seed))
         return callbacks
+
+    def layer_callbacks(self, train_images, transform):
+        """Callbacks for this RBM as one layer of a DBN (zoo.train's fit_layer), whose data are transform(images,
+        batch index) of zoo.data's uint8 train_images; None: the images themselves."""
+        return [OffsetInitialiser(data_mean(train_images, transform))] if self.config.centered else []
 
     def default_optimizer(self, total_steps=None):
         c = self.config
