@@ -144,3 +144,6 @@ def test_killing_the_chief_and_relaunching_both_resumes_from_its_checkpoint(tmp_
         assert code == 0, output[-3000:]
     assert "resuming after epoch 1 of 2" in outcomes[0][1] and "resuming after epoch 1 of 2" in outcomes[1][1]
     assert_same_run(tmp_path, one_process, ["vae"])
+    # The relaunched worker cleared the killed one's folder, then its own (the killed processes' AutoGraph files
+    # are TensorFlow's).
+    assert not glob.glob(str(tmp_path / "tmp" / "zoo-worker-*"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hashlib
 import math
 import os
 import shutil
@@ -164,7 +165,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     # a metric's variable is a collective op). Only the chief writes the run folder and the exports; the others
     # write theirs into a folder of their own, deleted at the end, and resume from the chief's run folder.
     chief = strategy.extended.should_checkpoint
-    own_dir = run_dir if chief else tempfile.mkdtemp(prefix="zoo-worker-")
+    own_dir = run_dir if chief else worker_dir(run_dir, strategy)
     export_dir = train_config.export_dir if chief else os.path.join(own_dir, "exports")
     os.makedirs(own_dir, exist_ok=True)
     with runs.run_lock(own_dir), remove_after(None if chief else own_dir):  # one process per run folder
@@ -243,6 +244,16 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         if not chief:  # its export was only the other half of the chief's
             export_path = greedy_path = None
         return Result(model, history, run_dir, export_path or greedy_path, greedy_path)
+
+
+def worker_dir(run_dir, strategy):
+    """A non-chief worker's own folder, emptied: the same folder for the same run and task at every launch, so a
+    relaunch clears what a killed worker left behind (no other process can be this task: it holds the task's port)."""
+    resolver = strategy.cluster_resolver
+    run_key = hashlib.sha1(os.path.abspath(run_dir).encode()).hexdigest()[:12]
+    folder = os.path.join(tempfile.gettempdir(), f"zoo-worker-{run_key}-{resolver.task_type}{resolver.task_id}")
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
 
 
 @contextlib.contextmanager
