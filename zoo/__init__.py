@@ -7,6 +7,10 @@
 
 __version__ = "0.2.0"
 
+from zoo.sources import pin_zoo_sources  # noqa: E402
+
+pin_zoo_sources()  # before the other modules: AutoGraph must convert the code the process runs (zoo/sources.py)
+
 from zoo.export import load_model  # noqa: E402
 from zoo.models import DAE, DBN, DCGAN, GAN, MODELS, RBM, VAE, ConvVAE  # noqa: E402  (registers them with Keras)
 
