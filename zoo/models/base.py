@@ -96,10 +96,9 @@ def compiled_verb(verb):
         functions = _compiled_verbs.setdefault(self, {})
         key = (verb.__name__, tuple(names), tuple(sorted(options.items())))
         if key not in functions:
-            # The model by weak reference: the cache must not keep it alive. A partial of a module-level function,
-            # not a closure: with a lambda here, one training run traced `reconstruct` for a `sample` call (once in
-            # five runs of the same command); AutoGraph's conversion cache, keyed by the lambda's code object, is
-            # our best reading of how one verb's closure reached another's.
+            # The model by weak reference: the cache must not keep it alive. (One training run once traced
+            # `reconstruct` for a `sample` call, when this was a closure lambda. The likelier cause, found later:
+            # the source file was edited during that run, and AutoGraph read the new lines; see zoo/sources.py.)
             functions[key] = tf.function(  # any batch size: one trace
                 functools.partial(_run_verb, verb, weakref.ref(self), tuple(names), tuple(options.items())),
                 input_signature=[tf.TensorSpec([None] * tensors[n].shape.rank if n != "latent" else
