@@ -38,3 +38,21 @@ def test_a_run_traces_the_code_it_imported_after_its_files_are_edited(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert output.returncode == 0, output.stderr[-3000:]
     assert output.stdout.strip().splitlines()[-1] == "[7, 3]"
+
+
+def test_a_reloaded_module_is_pinned_as_reloaded(tmp_path):
+    shutil.copytree(os.path.join(REPO, "zoo"), tmp_path / "zoo", ignore=shutil.ignore_patterns("__pycache__"))
+    script = tmp_path / "reload.py"
+    script.write_text("""
+import importlib, inspect, sys
+sys.path.insert(0, sys.argv[1])
+from zoo import metrics
+path = metrics.__file__
+with open(path, "a") as f:
+    f.write("\\n\\ndef added_after_import():\\n    return 1\\n")
+importlib.reload(metrics)
+print(inspect.getsource(metrics.added_after_import).split("(")[0])
+""")
+    output = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert output.returncode == 0, output.stderr[-3000:]
+    assert output.stdout.strip().splitlines()[-1] == "def added_after_import"

@@ -24,9 +24,9 @@ _pinned = {}  # path -> linecache entry (size, None, lines, path); mtime None: l
 _updatecache = linecache.updatecache
 
 
-def pin(path):
-    """Keep path's current lines in linecache for the rest of the process (the first pin of a path wins)."""
-    if path and path.endswith(".py") and path not in _pinned and os.path.exists(path):
+def pin(path, again=True):
+    """Keep path's current lines in linecache for the rest of the process (again=False: unless already pinned)."""
+    if path and path.endswith(".py") and (again or path not in _pinned) and os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             lines = f.readlines()
         _pinned[path] = (sum(len(line) for line in lines), None, lines, path)
@@ -42,7 +42,7 @@ def _updatecache_pinned(filename, module_globals=None):
 
 
 class _PinOnImport(importlib.abc.MetaPathFinder):
-    """Pins each zoo module's source file just before the import system reads it."""
+    """Pins each zoo module's source file just before the import system reads it (again on a reload)."""
 
     def find_spec(self, name, path, target=None):
         if not name.startswith("zoo."):
@@ -60,4 +60,4 @@ def pin_zoo_sources():
         sys.meta_path.insert(0, _PinOnImport())
     for module in list(sys.modules.values()):  # the package itself, and anything imported before this ran
         if (getattr(module, "__name__", "") or "").split(".")[0] == "zoo":
-            pin(getattr(module, "__file__", None))
+            pin(getattr(module, "__file__", None), again=False)
