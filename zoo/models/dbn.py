@@ -110,7 +110,7 @@ class DBN(ZooModel):
             self.generative.append(self.add_weight(shape=(above, below), initializer=normal, name=f"G{i}"))
             self.generative_bias.append(self.add_weight(shape=(below,), initializer="zeros", name=f"g{i}"))
         # The top RBM is an ordinary one: a centered top layer is copied in with its offsets folded.
-        top = dataclasses.replace(self.config.rbm_config(len(sizes) - 2), centered=False, learning_rate_decay=False)
+        top = dataclasses.replace(self.config.rbm_config(len(sizes) - 2), centered=False)
         self.top = RBM(top, seed=seed, name="top_rbm")
         self.top.build_for_images()
 

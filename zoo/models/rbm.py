@@ -142,16 +142,16 @@ def cd_gradient(v_data, h_data, v_model, h_model):
 
 
 class OffsetInitialiser(keras.callbacks.Callback):
-    """Sets a centered RBM's visible offsets to its training data's mean before its first step (a resumed run
-    keeps its own)."""
+    """Sets a centered RBM's visible offsets to its training data's mean (data_mean of the same arguments) before its
+    first step; a resumed run keeps its own, and skips the pass over the data."""
 
-    def __init__(self, visible_mean):
+    def __init__(self, train_images, transform=None):
         super().__init__()
-        self.mean = np.asarray(visible_mean, np.float64)
+        self.train_images, self.transform = train_images, transform
 
     def on_train_begin(self, logs=None):
         if not np.any(self.model.visible_offset.numpy()):
-            self.model.initialise_offsets(self.mean)
+            self.model.initialise_offsets(data_mean(self.train_images, self.transform))
 
 
 def data_mean(train_images, transform=None, batch_size=1000):
@@ -217,7 +217,7 @@ class RBM(ZooModel):
     def layer_callbacks(self, train_images, transform):
         """Callbacks for this RBM as one layer of a DBN (zoo.train's fit_layer), whose data are transform(images,
         batch index) of zoo.data's uint8 train_images; None: the images themselves."""
-        return [OffsetInitialiser(data_mean(train_images, transform))] if self.config.centered else []
+        return [OffsetInitialiser(train_images, transform)] if self.config.centered else []
 
     def default_optimizer(self, total_steps=None):
         c = self.config
