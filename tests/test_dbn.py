@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import keras
@@ -86,6 +87,32 @@ def test_one_up_down_step_unties_the_recognition_and_generative_weights():
     model.train_step(tf.constant(data.load(tiny_data()).train.images[:50, ..., None] / 255.0 > 0.5, tf.float32))
     assert not np.array_equal(model.recognition[0].numpy(), R) and not np.array_equal(model.generative[0].numpy(), G)
     assert not np.allclose(model.recognition[0].numpy(), model.generative[0].numpy().T)
+
+
+@pytest.mark.parametrize("top_phase", ["cd", "pcd", "fixed"])
+def test_the_top_phase_chooses_where_the_top_rbm_s_negative_state_comes_from(top_phase):
+    """cd starts at the wake state and leaves the chains; pcd runs the persistent chains and trains on them; fixed
+    runs them and leaves the top RBM's weights, while the sleep phase still trains R from them. The batch (37 rows)
+    is not the chains' number (100): the chains' negative state and the batch's positive one need not match."""
+    model = DBN(dataclasses.replace(TINY, top_phase=top_phase))
+    model.compile()
+    model.pretrain(lambda stage, rbm, transform: None)
+    top = model.top
+    before = {w.path: w.numpy().copy() for w in model.weights}
+    batch = tf.constant(data.load(tiny_data()).train.images[:37, ..., None] / 255.0 > 0.5, tf.float32)
+    logs = model.train_step(batch)
+    assert np.isfinite(float(logs["top_reconstruction_mse"]))
+    changed = lambda w: not np.array_equal(before[w.path], w.numpy())  # noqa: E731
+    assert changed(top.chains) == (top_phase != "cd")
+    assert changed(top.W) == (top_phase != "fixed")
+    assert changed(model.recognition[0]) and changed(model.generative[0])
+    if top_phase != "cd":  # the chains took top_cd_k Gibbs steps: binary states of the top RBM's visible layer
+        assert set(np.unique(top.chains.numpy())) <= {0.0, 1.0}
+
+
+def test_an_unknown_top_phase_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="top_phase must be one of cd, pcd, fixed"):
+        dataclasses.replace(TINY, top_phase="frozen")
 
 
 def test_training_exports_the_greedy_and_the_fine_tuned_dbn(trained):

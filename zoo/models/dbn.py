@@ -8,7 +8,8 @@ below it, each with generative weights G_i (used going down) and recognition wei
 Greedy pretraining trains RBM i on the activities of layer i and sets R_i = W_i, G_i = W_i^T (tied weights).
 Up-down fine-tuning unties them, each direction trained on the other's samples (delta rules, not one gradient):
     wake   h_i+1 ~ q(.|h_i) going up from the data;  G_i, g_i += lr * h_i+1^T (h_i - p(h_i | h_i+1))
-    top    CD-k in the top RBM, started at the wake state of h_L-1
+    top    CD-k in the top RBM, started at the wake state of h_L-1 (top_phase: or k steps of its persistent
+           chains, PCD; or the chains alone, the top RBM fixed)
     sleep  h_i ~ p(.|h_i+1) going down from the top RBM's negative state;
            R_i, r_i += lr * h_i^T (h_i+1 - q(h_i+1 | h_i))
 As in the RBM, the negated updates go to a Keras optimizer (SGD with momentum), which applies them together.
@@ -25,6 +26,9 @@ import tensorflow as tf
 from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, compiled_verb,
                              num_replicas, replica_noise, seed_pair, step_seed)
 from zoo.models.rbm import RBM, RBMConfig, bernoulli, cd_gradient
+
+
+TOP_PHASES = ("cd", "pcd", "fixed")
 
 
 @dataclass
@@ -47,6 +51,10 @@ class DBNConfig:
     fine_tune_epochs: int = field(default=10, metadata={"help": "epochs of up-down fine-tuning (0: greedy only)"})
     fine_tune_learning_rate: float = field(default=0.01, metadata={"help": "SGD learning rate of up-down"})
     top_cd_k: int = field(default=2, metadata={"help": "Gibbs steps in the top RBM during up-down"})
+    top_phase: str = field(default="cd", metadata={
+        "help": "the top RBM in up-down: cd (CD-k from the wake state, the paper's), pcd (k Gibbs steps on the "
+                "persistent chains that PCD pretraining left) or fixed (not updated; its persistent chains still "
+                "run, to start the sleep phase)"})
     sampler: str = field(default="gibbs", metadata={
         "help": "how sample draws the top RBM's state: gibbs, annealed or tempering (see the RBM's samplers)"})
     sample_steps: int = field(default=1000, metadata={"help": "Gibbs sweeps in the top RBM of sample"})
@@ -59,6 +67,8 @@ class DBNConfig:
                              f"784,100,100; got {','.join(map(str, self.layers))}")
         if self.sampler not in RBMConfig.SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(RBMConfig.SAMPLERS)}, not {self.sampler!r}")
+        if self.top_phase not in TOP_PHASES:
+            raise ValueError(f"top_phase must be one of {', '.join(TOP_PHASES)}, not {self.top_phase!r}")
         if self.propagate not in ("probabilities", "samples"):
             raise ValueError(f"propagate must be probabilities or samples, not {self.propagate!r}")
         if self.transpose_init and self.centered:
@@ -214,11 +224,24 @@ class DBN(ZooModel):
         return updates, wake, error_sum
 
     def top_phase(self, top_visible, seed):
-        """CD-k in the top RBM from the wake state of its visible layer. Returns (negated updates of the top RBM,
-        its negative visible state, its reconstruction p(v|h) of the last step)."""
-        top = self.top
+        """The top RBM's step, from the wake state of its visible layer. Returns (negated updates of the top RBM,
+        the negative visible state the sleep phase starts from, p(v|h) of the top RBM's last step).
+
+        cd: CD-k from the wake state, as in the paper. pcd: k Gibbs steps on the persistent chains instead (every
+        replica runs them all with the same noise, as the RBM's PCD does). fixed: the same chains run, to start
+        the sleep phase from the model's samples, but the top RBM is not updated. The reconstruction is CD's
+        last p(v|h) for cd, and the mean-field p(v | p(h | wake state)) for the others (the chains' own is of no
+        batch image)."""
+        top, c = self.top, self.config
         h_data = top.hidden_probabilities(top_visible)
-        negative, reconstruction, h_model = top.gibbs(top_visible, self.config.top_cd_k, seed, hidden=h_data)
+        if c.top_phase == "cd":
+            negative, reconstruction, h_model = top.gibbs(top_visible, c.top_cd_k, seed, hidden=h_data)
+        else:
+            negative, _, h_model = top.gibbs(top.chains.value, c.top_cd_k, seed, split_across_replicas=False)
+            top.chains.assign(negative)
+            reconstruction = top.visible_probabilities(h_data)
+        if c.top_phase == "fixed":
+            return {}, negative, reconstruction
         gradients = cd_gradient(top_visible, h_data, negative, h_model)
         updates = {v.path: g for v, g in zip((top.W, top.visible_bias, top.hidden_bias), gradients)}
         return updates, negative, reconstruction
@@ -242,8 +265,11 @@ class DBN(ZooModel):
         wake_updates, wake, wake_error = self.wake_phase(v, fold(1))
         top_updates, negative, top_reconstruction = self.top_phase(wake[-1], fold(2))
         sleep_updates, sleep, sleep_error = self.sleep_phase(negative, fold(3))
+        # The reconstruction: cd's sleep pass starts at the data's own negative state; the chains' does not, so
+        # pcd and fixed take a down pass (probabilities) from the top RBM's mean-field reconstruction instead.
+        reconstruction = sleep[0] if self.config.top_phase == "cd" else self.down(top_reconstruction)[-1]
         errors = {
-            "reconstruction_mse": tf.reduce_sum(tf.square(v - sleep[0]), axis=1),  # the down pass, from the data
+            "reconstruction_mse": tf.reduce_sum(tf.square(v - reconstruction), axis=1),
             "top_reconstruction_mse": tf.reduce_sum(tf.square(wake[-1] - top_reconstruction), axis=1),
             "wake_error": wake_error, "sleep_error": sleep_error,
         }
