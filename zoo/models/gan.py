@@ -372,7 +372,8 @@ class DCGANConfig(AdversarialConfig):
 # the two that helped the MLP GAN most over 30 epochs (R1: 33.3 validation Fréchet distance against 53.2). R1's
 # weight is 0.1, not the 10 of StyleGAN's 1024x1024 faces: the penalty's scale grows with the pixel count, and
 # at gamma 10 the 32x32 DCGAN's D was right only 55% of the time from epoch 6 on, so G learned slowly (600
-# updates: validation Fréchet distance 108 at gamma 10, 85 at 0.1, 83 at 0.01; docs/gan.md#the-quality-runs).
+# updates: validation Fréchet distance 108 at gamma 10, 85 at 0.1, 83 at 0.01; docs/gan.md, section
+# "R1's weight, the learning rate and the batch size").
 DCGAN_PRESETS = {
     "lab": {},
     "quality": dict(ema_decay=0.999, r1_gamma=0.1),
