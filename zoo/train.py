@@ -149,7 +149,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     data_config = dataclasses.replace(data_config or data_config_for(model_name, model_config),
                                       seed=train_config.seed)
     for key, wanted in model_class.data_settings(model_config).items():
-        if key in ("image_size", "pixel_range") and getattr(data_config, key) != wanted:  # the model's, not a choice
+        if key in ("image_size", "pixel_range", "enlarge") and getattr(data_config, key) != wanted:  # the model's
             raise ValueError(f"{model_name} trains on images with {key}={wanted}, but the data config has "
                              f"{getattr(data_config, key)}; make it with zoo.train.data_config_for")
     name = train_config.name or model_name
