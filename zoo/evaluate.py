@@ -49,6 +49,7 @@ class EvalConfig:
     ais_chains: int = 100  # AIS runs of the RBM's log Z
     ais_temperatures: int = 14_500  # intermediate distributions per AIS run (Salakhutdinov and Murray's count)
     raise_images: int = 1_000  # test images of the RBM's conservative estimate by reverse annealing (0: none)
+    dbn_samples: int = 1_000  # recognition samples per image of the DBN's bounds
     seed: int = 0
     fractions: tuple[float, ...] = FRACTIONS
 
@@ -262,6 +263,8 @@ def main(argv=None):
     parser.add_argument("--raise-images", type=int, default=EvalConfig.raise_images,
                         help="first test images of an RBM's conservative likelihood estimate by reverse annealing "
                              "(RAISE, one chain of --ais-temperatures per image); 0: none (default: %(default)s)")
+    parser.add_argument("--dbn-samples", type=int, default=EvalConfig.dbn_samples,
+                        help="recognition samples per image of a DBN's likelihood bounds (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=EvalConfig.seed)
     args = parser.parse_args(argv)
     if args.images:
@@ -276,7 +279,7 @@ def main(argv=None):
             parser.error(f"{path} is not a SavedModel folder (no saved_model.pb); give exports/<name>/<version>")
     for name, value in (("--num-samples", args.num_samples), ("--test-images", args.test_images),
                         ("--iw-samples", args.iw_samples), ("--ais-chains", args.ais_chains),
-                        ("--ais-temperatures", args.ais_temperatures)):
+                        ("--ais-temperatures", args.ais_temperatures), ("--dbn-samples", args.dbn_samples)):
         if value <= 0:
             parser.error(f"{name} must be positive")
     for name, value in (("--raise-images", args.raise_images), ("--conv-vae-images", args.conv_vae_images)):
@@ -285,7 +288,8 @@ def main(argv=None):
 
     config = EvalConfig(num_samples=args.num_samples, test_images=args.test_images, iw_samples=args.iw_samples,
                         ais_chains=args.ais_chains, ais_temperatures=args.ais_temperatures,
-                        raise_images=args.raise_images, conv_vae_images=args.conv_vae_images, seed=args.seed)
+                        raise_images=args.raise_images, conv_vae_images=args.conv_vae_images,
+                        dbn_samples=args.dbn_samples, seed=args.seed)
     reference = Reference.build(config)
     ceiling, earlier = None, {}
     if args.update:
@@ -302,6 +306,9 @@ def main(argv=None):
             if row["kind"] == "rbm" and config.raise_images and "raise" not in row["likelihood"]:
                 print(f"Adding RAISE to {path}", flush=True)  # a row made before the estimate existed
                 row["likelihood"] = LIKELIHOODS["rbm"](Export(path), reference)
+            if row["kind"] == "dbn" and "variational_bound" not in row["likelihood"]:
+                print(f"Adding the importance-weighted bound to {path}", flush=True)  # made before it existed
+                row["likelihood"] = LIKELIHOODS["dbn"](Export(path), reference)
             rows.append(row)
             continue
         print(f"Evaluating {path}", flush=True)

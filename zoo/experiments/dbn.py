@@ -113,7 +113,7 @@ def run(config: Config, out="experiments/dbn", logdir="tensorboard_logs", refere
                                                 test.binary, reference.train_images, config.ais_temperatures,
                                                 config.ais_chains, config.seed)["nll_nats"]
         else:
-            per_image, _ = likelihood.dbn_log_likelihood_bound(
+            per_image, _, _ = likelihood.dbn_log_likelihood_bound(
                 {k: v.numpy() for k, v in model.parameters().items()}, test.binary, reference.train_images,
                 config.ais_temperatures, config.ais_chains, config.seed)
             nll = -float(per_image.mean())
