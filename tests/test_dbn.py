@@ -252,3 +252,16 @@ def test_zoo_train_centers_each_layer_on_its_data_before_its_first_step(tmp_path
     mu = np.clip(pixels, 1e-3, 1 - 1e-3)
     np.testing.assert_allclose(result.model.generative_bias[0].numpy(), np.log(mu / (1 - mu)), atol=0.2)
     assert np.all(np.isfinite(result.model.top.W.numpy()))
+
+
+def test_propagated_samples_draw_their_own_noise_for_every_layer_and_batch():
+    """Each (layer, batch index) has its own noise, also where 1000 * layer + index would collide."""
+    model = DBN(DBNConfig(layers=(784, 8, 8, 8), propagate="samples"))
+    half = (tf.zeros((784, 8)), tf.zeros(8)), (tf.zeros((8, 8)), tf.zeros(8))  # p = 1/2 for every unit
+    images = tf.zeros((50, 28, 28, 1))
+    first_layer_at_1000 = model.greedy_transform(half[:1])(images, tf.constant(1000, tf.int64))
+    second_layer_at_0 = model.greedy_transform(half)(images, tf.constant(0, tf.int64))
+    assert not np.array_equal(first_layer_at_1000, second_layer_at_0)
+    again = model.greedy_transform(half)(images, tf.constant(0, tf.int64))
+    np.testing.assert_array_equal(second_layer_at_0, again)  # and the same key gives the same draw
+    assert set(np.unique(again)) == {0.0, 1.0} and 0.3 < float(tf.reduce_mean(again)) < 0.7

@@ -175,8 +175,8 @@ class DBN(ZooModel):
             for layer, (W, c) in enumerate(lower):
                 h = tf.sigmoid(tf.matmul(h, W) + c)
                 if samples:
-                    h = bernoulli(h, tf.random.stateless_uniform(
-                        tf.shape(h), tf.stack([tf.constant(seed, tf.int64), 1000 * layer + index])))
+                    key = tf.random.experimental.stateless_fold_in(tf.constant([seed, layer], tf.int64), index)
+                    h = bernoulli(h, tf.random.stateless_uniform(tf.shape(h), key))
             return h
 
         return transform
