@@ -347,8 +347,7 @@ def preprocess(images, config: DataConfig, seed=None):
     """
     x = tf.cast(images, tf.float32)[..., None] / 255.0
     if config.image_size != 28 and config.enlarge == "pad":  # MNIST's borders are blank: cropping undoes this
-        border = (config.image_size - 28) // 2
-        x = tf.pad(x, [[0, 0], [border, border], [border, border], [0, 0]])
+        x = tf.image.resize_with_crop_or_pad(x, config.image_size, config.image_size)
     elif config.image_size != 28:
         x = tf.clip_by_value(tf.image.resize(x, (config.image_size, config.image_size)), 0.0, 1.0)
     if config.binarize == "static":

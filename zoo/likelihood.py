@@ -364,7 +364,7 @@ def dbn_likelihood(export, reference):
         return {"missing": "the export has no `parameters` signature, which the bound needs"}
     parameters = {k: v.numpy() for k, v in export.signatures["parameters"]().items()}
     config = reference.config
-    k = getattr(config, "dbn_samples", 10)
+    k = config.dbn_samples
     variational, importance_weighted, ais = dbn_log_likelihood_bound(
         parameters, reference.binarized, reference.train_images, config.ais_temperatures, config.ais_chains,
         config.seed, samples=k)
