@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import shutil
@@ -5,7 +6,9 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import run_python, run_zoo, tiny_data
 from zoo import export, train
@@ -149,6 +152,38 @@ def test_export_listing(trained, capsys):
     with pytest.raises(SystemExit) as missing:
         export.main(["--list", str(root / "nowhere")])
     assert missing.value.code == 2 and "is not a folder" in capsys.readouterr().err
+
+
+def test_re_export_changes_a_sampling_setting_and_nothing_else(tmp_path, capsys):
+    from zoo.models.gan import GAN, GANConfig
+    model = GAN(GANConfig(latent_dim=4, generator_hidden=(16,), discriminator_hidden=(16,), ema_decay=0.9), seed=3)
+    model.compile()
+    source = export.export_model(model, str(tmp_path), "gan", {"kind": "gan", "run_id": "abc", "train_seconds": 5})
+    done = run_zoo("zoo.export", "--from", source, "--set", "truncation=0.5", "--name", "gan_t",
+                   "--export-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    path = str(tmp_path / "gan_t" / "1")
+    card = export.read_card(path)
+    assert card["config"]["truncation"] == 0.5 and card["sampling_changes"] == {"truncation": 0.5}
+    assert card["re_exported_from"] == source and card["train_seconds"] == 5 and "run_id" not in card
+    before, after = export.Export(source), export.Export(path)
+    z = tf.random.stateless_normal([3, 4], [1, 2])
+    np.testing.assert_allclose(after.signatures["decode"](latent=z)["images"].numpy(),  # the same weights
+                               before.signatures["decode"](latent=z)["images"].numpy(), atol=1e-6)
+    model.config = dataclasses.replace(model.config, truncation=0.5)  # and the new way of sampling
+    np.testing.assert_allclose(after.samples(4, 9), model.sample(4, 9).numpy(), atol=1e-6)
+    assert not np.allclose(before.samples(4, 9), after.samples(4, 9), atol=1e-4)
+    for argv, message in [(["--set", "latent_dim=8"], "cannot change latent_dim after training"),
+                          (["--set", "truncation=-1"], "truncation must be >= 0"),
+                          (["--set", "truncation=high"], "truncation takes a float"),
+                          (["--set", "truncation"], "expected FIELD=VALUE")]:
+        with pytest.raises(SystemExit) as refused:
+            export.main(["--from", source, "--export-dir", str(tmp_path), *argv])
+        assert refused.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export.main(["--from", str(tmp_path / "nowhere")])
+    assert "is not an export folder" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["gan", "gan_t"] and os.listdir(tmp_path / "gan_t") == ["1"]
 
 
 def test_the_conv_vae_export_passes_the_same_contract_check(tmp_path):

@@ -126,6 +126,25 @@ def test_the_generators_moving_average_follows_it_at_the_configured_rate_and_is_
     np.testing.assert_allclose(samples, raw_samples(model, 5, 3), atol=1e-5)
 
 
+def test_truncation_draws_z_from_the_truncated_normal_and_only_sampling_sees_it():
+    t = 1.0
+    model = tiny(GAN, dataclasses.replace(TINY_MLP, truncation=t))
+    z = model.prior_noise([20_000, 8], [4, 0]).numpy()
+    assert np.abs(z).max() <= t + 1e-5 and np.abs(z).max() > 0.99 * t
+    # N(0, 1) on [-t, t]: mean 0, variance 1 - 2 t phi(t) / (2 Phi(t) - 1) (0.291 at t = 1)
+    phi, mass = np.exp(-t * t / 2) / np.sqrt(2 * np.pi), 0.682689492
+    assert abs(z.mean()) < 0.01 and z.var() == pytest.approx(1 - 2 * t * phi / mass, abs=0.005)
+    assert np.mean(np.abs(z) < 0.5) == pytest.approx(0.382925 / mass, abs=0.01)  # the shape, not just two moments
+    # sample and generate decode exactly these codes; decode itself takes any code
+    np.testing.assert_allclose(model.sample(3, 7).numpy(), model.decode(model.prior_noise([3, 8], [7, 0])).numpy(),
+                               atol=1e-6)
+    np.testing.assert_allclose(model.generate(tf.constant([7]))[0].numpy(), model.sample(1, 7)[0].numpy(), atol=1e-6)
+    untruncated = tiny(GAN, TINY_MLP)
+    assert np.abs(untruncated.prior_noise([20_000, 8], [4, 0]).numpy()).max() > 3
+    with pytest.raises(ValueError, match="truncation must be >= 0"):
+        GANConfig(truncation=-1.0)
+
+
 @pytest.mark.parametrize("model_class, config", [(GAN, TINY_MLP), (DCGAN, TINY_DCGAN)])
 def test_spectral_norm_wraps_every_discriminator_layer_in_place_of_its_batch_norm(model_class, config):
     model = tiny(model_class, dataclasses.replace(config, spectral_norm=True, batch_norm=True))

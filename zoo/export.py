@@ -17,6 +17,7 @@ staging folders of processes that no longer run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -273,13 +274,65 @@ def format_listing(export_dir):
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
 
+def re_export(source, export_dir, name, changes):
+    """Export the weights of the export `source` again, as export_dir/name/<next version>, with some of its sampling
+    settings changed (`changes`: {field: value}, values typed or as strings; only fields in the model's
+    SAMPLING_SETTINGS, e.g. the GANs' truncation or the RBM's sampler), so how a trained model samples can be
+    chosen without training it again. Returns the new path; its card says where it came from."""
+    model = load_model(source, compile=False)
+    allowed = getattr(model, "SAMPLING_SETTINGS", ())
+    unknown = sorted(set(changes) - set(allowed))
+    if unknown:
+        raise ValueError(f"{model.__class__.__name__} cannot change {', '.join(unknown)} after training; its "
+                         f"sampling settings are: {', '.join(allowed) or 'none'}")
+    changes = {key: typed_like(getattr(model.config, key), key, value) for key, value in changes.items()}
+    model.config = dataclasses.replace(model.config, **changes)  # the config's own checks run again
+    card = {k: v for k, v in read_card(source).items() if k != "run_id"}  # the run made the source, not this
+    card.update(config=dataclasses.asdict(model.config), re_exported_from=source, sampling_changes=changes)
+    return export_model(model, export_dir, name, card, max_samples=card.get("max_samples"))
+
+
+def typed_like(current, key, value):
+    """value (a string from the command line, or already typed) as the type of the setting's current value."""
+    if not isinstance(value, str) or isinstance(current, str):
+        return value
+    try:
+        return value.lower() in ("1", "true", "yes") if isinstance(current, bool) else type(current)(value)
+    except ValueError:
+        raise ValueError(f"{key} takes a {type(current).__name__}, got {value!r}") from None
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m zoo.export", description="Inspect the zoo's SavedModel exports.")
-    parser.add_argument("--list", metavar="EXPORT_DIR", required=True, help="list the exports under this folder")
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo.export", description="Inspect the zoo's SavedModel exports, or export one again with "
+        "other sampling settings (e.g. python -m zoo.export --from exports/dcgan_quality/1 --set truncation=1.0 "
+        "--name dcgan_quality_t1).")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--list", metavar="EXPORT_DIR", help="list the exports under this folder")
+    action.add_argument("--from", dest="source", metavar="EXPORT", help="an export folder to export again")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="with --from: a sampling setting to change (repeatable)")
+    parser.add_argument("--name", help="with --from: the new export's name (default: the source's)")
+    parser.add_argument("--export-dir", default="exports", help="with --from: where to write it (default exports)")
     args = parser.parse_args(argv)
-    if not os.path.isdir(args.list):
-        parser.error(f"{args.list} is not a folder; exports live in exports/<name>/<version>/")
-    print(format_listing(args.list))
+    if args.list is not None:
+        if not os.path.isdir(args.list):
+            parser.error(f"{args.list} is not a folder; exports live in exports/<name>/<version>/")
+        print(format_listing(args.list))
+        return
+    if not os.path.isfile(os.path.join(args.source, CARD)):
+        parser.error(f"{args.source} is not an export folder (no {CARD}); give exports/<name>/<version>")
+    changes = {}
+    for assignment in args.set:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            parser.error(f"--set {assignment!r}: expected FIELD=VALUE, e.g. --set truncation=1.0")
+        changes[key.strip().replace("-", "_")] = value
+    try:
+        path = re_export(args.source, args.export_dir, args.name or read_card(args.source)["name"], changes)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    print(f"exported {path}")
 
 
 if __name__ == "__main__":

@@ -117,6 +117,8 @@ class ZooModel(MeanMetrics, keras.Model):
     XLA_ON_CPU: bool = False
     MIXED_PRECISION: bool = False  # trains under the mixed_float16 policy (zoo.train --mixed-precision)
     KEEP: str = "last"  # which epoch zoo.train exports by default: "last", or "best" by validation sample quality
+    # Config fields that only sampling reads: `python -m zoo.export --from ... --set` may change them after training.
+    SAMPLING_SETTINGS: tuple[str, ...] = ()
 
     def __init__(self, config=None, seed: int = 0, max_samples: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -201,15 +203,19 @@ class GaussianPrior:
     """Mixin for models whose samples are decode(z) with z ~ N(0, I) drawn from the stateless seed (seed, 0), the
     VAE and the GANs: a served sample can be regenerated from its seed, and `generate` decodes all seeds at once."""
 
+    def prior_noise(self, shape, seed):
+        """The codes that sampling decodes: z ~ N(0, I) (the GANs may truncate it)."""
+        return tf.random.stateless_normal(shape, seed)
+
     def sample(self, num_samples, seed):
         num_samples = check_num_samples(num_samples, self.max_samples)
-        return self.decode(tf.random.stateless_normal([num_samples, self.latent_dim], seed_pair(seed, 0)))
+        return self.decode(self.prior_noise([num_samples, self.latent_dim], seed_pair(seed, 0)))
 
     @compiled_verb
     def generate(self, seeds):
         """One image per seed, the one sample(1, seed) draws: each seed's z alone, decoded as one batch."""
         z = per_seed(check_seeds(seeds, self.max_samples),
-                     lambda seed: tf.random.stateless_normal([self.latent_dim], seed_pair(seed, 0)))
+                     lambda seed: self.prior_noise([self.latent_dim], seed_pair(seed, 0)))
         return self.decode(z)
 
 

@@ -107,6 +107,7 @@ class DBN(ZooModel):
     SIGNATURES = ("sample", "generate", "reconstruct", "encode", "decode", "inpaint", "parameters")
     DATA = dict(binarize="dynamic")
     PRESETS = PRESETS
+    SAMPLING_SETTINGS = ("sampler", "sample_steps", "inpaint_steps")
     METRICS = ("reconstruction_mse", "top_reconstruction_mse", "wake_error", "sleep_error")
 
     def __init__(self, config=None, seed=0, **kwargs):

@@ -24,6 +24,13 @@ The stabilisers, each a config field, off by default (the `quality` presets turn
     ema_decay           an exponential moving average of G's weights, updated after every G step, is what `sample`,
                         `decode` and the export use; the raw G stays the one D trains against (Yazici et al. 2019)
 
+And one setting of sampling alone, which training never reads (but the per-epoch sample quality, and so --keep best,
+does):
+
+    truncation=t        `sample` and `generate` draw each coordinate of z from N(0, 1) truncated to [-t, t], the
+                        "truncation trick" (Brock et al. 2019): G's rarely trained outskirts are left out, so samples
+                        trade some variety for fidelity; `decode` still takes any z
+
 The D steps of one iteration share its real batch and draw fresh noise each, as the keras.io WGAN-GP example does
 with its `d_steps`. D and G have separate Adam optimizers; `model.optimizer` is D's, whose update count keys the
 run's random draws and the step count of the model card.
@@ -34,6 +41,7 @@ networks and in the images they train on; images leave the serving verbs as [n, 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import keras
@@ -68,6 +76,9 @@ class AdversarialConfig:
     r1_gamma: float = field(default=0.0, metadata={"help": "weight of the R1 gradient penalty on real images (0: off)"})
     ema_decay: float = field(default=0.0, metadata={
         "help": "decay of the moving average of G's weights that sampling uses, e.g. 0.999 (0: off, the raw G)"})
+    truncation: float = field(default=0.0, metadata={
+        "help": "sampling only: each coordinate of z from N(0, 1) truncated to [-t, t], the truncation trick "
+                "(0: off, plain N(0, I))"})
 
     def __post_init__(self):
         if self.latent_dim <= 0 or min(self.d_steps, self.g_steps) <= 0:
@@ -89,6 +100,8 @@ class AdversarialConfig:
                              f"{self.d_learning_rate}, {self.g_learning_rate} and {self.r1_gamma}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
+        if self.truncation < 0:
+            raise ValueError(f"truncation must be >= 0 (0: off), got {self.truncation}")
 
 
 @dataclass
@@ -161,6 +174,7 @@ class GAN(GaussianPrior, ZooModel):
     MIXED_PRECISION = True
     METRICS = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")
     KEEP = "best"  # zoo.train exports the epoch with the lowest validation Fréchet distance, not the last
+    SAMPLING_SETTINGS = ("truncation",)
 
     @classmethod
     def data_settings(cls, config):
@@ -325,6 +339,15 @@ class GAN(GaussianPrior, ZooModel):
                             "d_fake_accuracy": fake_accuracy})
 
     # -- the serving verbs ------------------------------------------------------------------------------------
+
+    def prior_noise(self, shape, seed):
+        """z ~ N(0, I), or with truncation t each coordinate from N(0, 1) restricted to [-t, t]: the inverse normal
+        CDF of a uniform draw between Phi(-t) and Phi(t), exact and without rejection loops."""
+        t = self.config.truncation
+        if not t:
+            return tf.random.stateless_normal(shape, seed)
+        tail = 0.5 * math.erfc(t / math.sqrt(2.0))  # Phi(-t)
+        return tf.math.ndtri(tail + (1.0 - 2.0 * tail) * tf.random.stateless_uniform(shape, seed))
 
     def sampling_generator(self, latent):
         """The generator that sampling uses: with ema_decay, the raw network run on the averaged weights."""
