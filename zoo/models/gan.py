@@ -28,8 +28,9 @@ And one setting of sampling alone, which training never reads (but the per-epoch
 does):
 
     truncation=t        `sample` and `generate` draw each coordinate of z from N(0, 1) truncated to [-t, t], the
-                        "truncation trick" (Brock et al. 2019): G's rarely trained outskirts are left out, so samples
-                        trade some variety for fidelity; `decode` still takes any z
+                        "truncation trick" (Brock et al. 2019), meant to trade variety for fidelity; on the zoo's GANs
+                        it made both worse at every t below 3 (docs/gan.md), so the presets leave it off; `decode`
+                        still takes any z
 
 The D steps of one iteration share its real batch and draw fresh noise each, as the keras.io WGAN-GP example does
 with its `d_steps`. D and G have separate Adam optimizers; `model.optimizer` is D's, whose update count keys the
