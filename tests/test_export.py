@@ -186,6 +186,17 @@ def test_re_export_changes_a_sampling_setting_and_nothing_else(tmp_path, capsys)
     assert sorted(os.listdir(tmp_path)) == ["gan", "gan_t"] and os.listdir(tmp_path / "gan_t") == ["1"]
 
 
+def test_re_export_changes_the_rbms_sampler(tmp_path):
+    from zoo.models.rbm import RBM, RBMConfig
+    model = RBM(RBMConfig(hidden=8, sample_steps=5), seed=1)
+    model.compile()
+    source = export.export_model(model, str(tmp_path), "rbm", {"kind": "rbm"})
+    path = export.re_export(source, str(tmp_path), "rbm_annealed", {"sampler": "annealed", "sample_steps": "20"})
+    assert export.read_card(path)["sampling_changes"] == {"sampler": "annealed", "sample_steps": 20}
+    model.config = dataclasses.replace(model.config, sampler="annealed", sample_steps=20)
+    np.testing.assert_allclose(export.Export(path).samples(3, 4), model.sample(3, 4).numpy(), atol=1e-6)
+
+
 def test_the_conv_vae_export_passes_the_same_contract_check(tmp_path):
     from zoo.models.vae import ConvVAE, ConvVAEConfig
 
