@@ -175,8 +175,10 @@ def test_re_export_changes_a_sampling_setting_and_nothing_else(tmp_path, capsys)
     assert not np.allclose(before.samples(4, 9), after.samples(4, 9), atol=1e-4)
     for argv, message in [(["--set", "latent_dim=8"], "cannot change latent_dim after training"),
                           (["--set", "truncation=-1"], "truncation must be >= 0"),
+                          (["--set", "truncation=nan"], "truncation must be a finite number"),
                           (["--set", "truncation=high"], "truncation takes a float"),
-                          (["--set", "truncation"], "expected FIELD=VALUE")]:
+                          (["--set", "truncation"], "expected FIELD=VALUE"),
+                          (["--name", str(tmp_path / "elsewhere")], "must be a folder name inside")]:
         with pytest.raises(SystemExit) as refused:
             export.main(["--from", source, "--export-dir", str(tmp_path), *argv])
         assert refused.value.code == 2 and message in capsys.readouterr().err

@@ -34,6 +34,7 @@ import tensorflow as tf
 import zoo
 from zoo import runs
 from zoo.callbacks import TrainingDiverged
+from zoo.models.base import check_finite
 
 CARD = os.path.join("assets", "model_card.json")
 KERAS_FILE = os.path.join("assets.extra", "model.keras")
@@ -105,9 +106,19 @@ def next_version(folder):
     return max(versions, default=0) + 1
 
 
+def plain_name(name):
+    """Whether name stays inside the folder it is joined to: relative, no empty part, no part starting with '.'
+    (no '..', and no hidden staging-like folders)."""
+    parts = name.replace(os.sep, "/").split("/")
+    return not os.path.isabs(name) and all(part and not part.startswith(".") for part in parts)
+
+
 def export_model(model, export_dir, name, card, max_samples=None):
     """Write `model` to export_dir/name/<next version>/ and return that path. max_samples caps `sample` and
     `generate` (images per call; default: the model's, 10,000) and is recorded in the card."""
+    if not plain_name(name):
+        raise ValueError(f"export name {name!r} must be a folder name inside {export_dir} (no '..', not absolute, "
+                         "no part starting with '.')")
     if "sample" in model.SIGNATURES and model.SIGNATURES[0] != "sample":
         raise ValueError("`sample` must come first in SIGNATURES: the first endpoint becomes serving_default")
     model.build_for_images()
@@ -286,7 +297,7 @@ def re_export(source, export_dir, name, changes):
         raise ValueError(f"{model.__class__.__name__} cannot change {', '.join(unknown)} after training; its "
                          f"sampling settings are: {', '.join(allowed) or 'none'}")
     changes = {key: typed_like(getattr(model.config, key), key, value) for key, value in changes.items()}
-    model.config = dataclasses.replace(model.config, **changes)  # the config's own checks run again
+    model.config = check_finite(dataclasses.replace(model.config, **changes))  # every check of a new model's config
     card = {k: v for k, v in read_card(source).items() if k != "run_id"}  # the run made the source, not this
     card.update(config=dataclasses.asdict(model.config), re_exported_from=source, sampling_changes=changes)
     return export_model(model, export_dir, name, card, max_samples=card.get("max_samples"))

@@ -69,8 +69,7 @@ def check_train_config(model_name, train_config):
         raise ValueError(f"seed must be in 0..{2 ** 31 - 1} (it keys int32 stateless random ops), got "
                          f"{train_config.seed}")
     name = train_config.name
-    parts = (name or "").replace(os.sep, "/").split("/")
-    if name is not None and (os.path.isabs(name) or any(not part or part.startswith(".") for part in parts)):
+    if name is not None and not export.plain_name(name):
         raise ValueError(f"name {name!r} must be a folder name inside the output folders (no '..', not absolute, "
                          f"no part starting with '.'): exports go to {train_config.export_dir}/<name>/ and logs to "
                          f"{train_config.logdir}/<name>/")

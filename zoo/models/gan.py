@@ -346,7 +346,7 @@ class GAN(GaussianPrior, ZooModel):
         CDF of a uniform draw between Phi(-t) and Phi(t), exact and without rejection loops."""
         t = self.config.truncation
         if not t:
-            return tf.random.stateless_normal(shape, seed)
+            return super().prior_noise(shape, seed)
         tail = 0.5 * math.erfc(t / math.sqrt(2.0))  # Phi(-t)
         return tf.math.ndtri(tail + (1.0 - 2.0 * tail) * tf.random.stateless_uniform(shape, seed))
 
