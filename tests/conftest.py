@@ -7,6 +7,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
+
+import zoo  # noqa: E402, F401  (before TensorFlow loads: it chooses TensorFlow's CPU kernels, zoo/__init__.py)
 import tensorflow as tf  # noqa: E402
 
 _cpu = tf.config.list_physical_devices("CPU")[0]
