@@ -12,7 +12,7 @@ import platform
 
 # TensorFlow's x86-64 wheels use oneDNN's CPU kernels by default only on CPUs with AVX-512 VNNI or BF16, or AMX;
 # elsewhere (AVX2 machines, e.g. AMD Zen 2) they fall back to Eigen's, which ran the DCGAN's step 2.1x and the RBM's
-# 1.5x slower (docs/benchmarks.md#cpu-kernels). TensorFlow reads the setting once, when it loads, so this only
+# 1.2-1.5x slower (docs/benchmarks.md#cpu-kernels-onednn). TensorFlow reads the setting once, when it loads, so this only
 # applies when zoo is imported first (as `python -m zoo.*` does); TF_ENABLE_ONEDNN_OPTS=0 still turns it off.
 if platform.machine().lower() in ("x86_64", "amd64"):
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
