@@ -185,6 +185,28 @@ def test_ttur_gives_each_network_its_own_learning_rate():
     assert float(model.d_optimizer.learning_rate) == float(model.g_optimizer.learning_rate) == pytest.approx(1e-3)
 
 
+def test_learning_rate_decay_holds_then_falls_linearly_to_zero_over_the_last_fraction(tmp_path):
+    config = dataclasses.replace(TINY_MLP, learning_rate_decay_fraction=0.5, d_steps=2, d_learning_rate=4e-4)
+    model = tiny(GAN, config, total_steps=10)
+    seen = []
+    record = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs: seen.append(
+        (float(model.d_optimizer.learning_rate), float(model.g_optimizer.learning_rate))))
+    model.fit(tf.random.uniform((500, 28, 28, 1)), batch_size=50, epochs=1, callbacks=[record], verbose=0)
+    # 10 steps: D updates twice per step (20 updates, the last 10 decaying), G once (10, the last 5).
+    np.testing.assert_allclose([d for d, _ in seen], [4e-4] * 6 + [4e-4 * (20 - 2 * i) / 10 for i in range(6, 10)],
+                               rtol=1e-5)
+    np.testing.assert_allclose([g for _, g in seen], [1e-3] * 6 + [1e-3 * (10 - i) / 5 for i in range(6, 10)],
+                               rtol=1e-5)
+    assert float(model.d_optimizer.learning_rate) == float(model.g_optimizer.learning_rate) == 0.0
+    model.save(tmp_path / "decayed.keras")  # the schedules, and so the run's length, come back with the model
+    loaded = keras.saving.load_model(tmp_path / "decayed.keras")
+    for optimizer in ("d_optimizer", "g_optimizer"):
+        assert getattr(loaded, optimizer)._learning_rate.get_config() == getattr(
+            model, optimizer)._learning_rate.get_config()
+    with pytest.raises(ValueError, match="learning_rate_decay_fraction must be in"):
+        dataclasses.replace(TINY_MLP, learning_rate_decay_fraction=1.5)
+
+
 @pytest.mark.parametrize("model_class, config", [(GAN, TINY_MLP), (DCGAN, TINY_DCGAN)])
 def test_batch_norm_toggles_the_layers(model_class, config):
     def kinds(batch_norm):

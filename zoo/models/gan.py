@@ -23,6 +23,9 @@ The stabilisers, each a config field, off by default (the `quality` presets turn
                         at the data is penalised, which damps the oscillation around equilibrium
     ema_decay           an exponential moving average of G's weights, updated after every G step, is what `sample`,
                         `decode` and the export use; the raw G stays the one D trains against (Yazici et al. 2019)
+    learning_rate_      both learning rates held for the first part of the run, then falling linearly to 0 over
+    decay_fraction      this last fraction of it (pix2pix and CycleGAN decay over the second half): the players'
+                        oscillation around equilibrium shrinks with their steps
 
 And one setting of sampling alone, which training never reads (but the per-epoch sample quality, and so --keep best,
 does):
@@ -77,6 +80,9 @@ class AdversarialConfig:
     r1_gamma: float = field(default=0.0, metadata={"help": "weight of the R1 gradient penalty on real images (0: off)"})
     ema_decay: float = field(default=0.0, metadata={
         "help": "decay of the moving average of G's weights that sampling uses, e.g. 0.999 (0: off, the raw G)"})
+    learning_rate_decay_fraction: float = field(default=0.0, metadata={
+        "help": "both learning rates fall linearly to 0 over this last fraction of the run, e.g. 0.5 for the second "
+                "half (0: constant)"})
     truncation: float = field(default=0.0, metadata={
         "help": "sampling only: each coordinate of z from N(0, 1) truncated to [-t, t], the truncation trick "
                 "(0: off, plain N(0, I))"})
@@ -101,6 +107,9 @@ class AdversarialConfig:
                              f"{self.d_learning_rate}, {self.g_learning_rate} and {self.r1_gamma}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
+        if not 0 <= self.learning_rate_decay_fraction <= 1:
+            raise ValueError("learning_rate_decay_fraction must be in [0, 1] (0: constant learning rates), got "
+                             f"{self.learning_rate_decay_fraction}")
         if self.truncation < 0:
             raise ValueError(f"truncation must be >= 0 (0: off), got {self.truncation}")
 
@@ -162,6 +171,26 @@ def spectrally_normalized(layer, enabled):
     """layer, divided by its largest singular value on every training call when enabled (the wrapper computes in
     the layer's dtype, so D's float32 output layer stays float32 under mixed precision)."""
     return keras.layers.SpectralNormalization(layer, dtype=layer.dtype_policy) if enabled else layer
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class LinearDecayTail(keras.optimizers.schedules.LearningRateSchedule):
+    """learning_rate for the first total_steps - decay_steps updates, then linearly down to 0 at total_steps:
+
+        lr(t) = learning_rate * min(1, (total_steps - t) / decay_steps),  0 after total_steps
+    """
+
+    def __init__(self, learning_rate, total_steps, decay_steps):
+        self.learning_rate, self.total_steps, self.decay_steps = float(learning_rate), int(total_steps), int(
+            decay_steps)
+
+    def __call__(self, step):
+        remaining = (self.total_steps - tf.cast(step, tf.float32)) / max(1, self.decay_steps)
+        return self.learning_rate * tf.clip_by_value(remaining, 0.0, 1.0)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps,
+                "decay_steps": self.decay_steps}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -245,13 +274,22 @@ class GAN(GaussianPrior, ZooModel):
     def default_optimizer(self, total_steps=None, name="d_adam"):
         c = self.config
         learning_rate = (c.g_learning_rate if name == "g_adam" else c.d_learning_rate) or c.learning_rate
+        if c.learning_rate_decay_fraction:
+            if not total_steps:
+                raise ValueError("learning_rate_decay_fraction needs the run's length: compile(total_steps=...)")
+            # Both optimizers count one update per iteration per step (d_steps D updates: d_steps times as many).
+            updates = total_steps * (c.g_steps if name == "g_adam" else c.d_steps)
+            learning_rate = LinearDecayTail(learning_rate, updates, round(c.learning_rate_decay_fraction * updates))
         return keras.optimizers.Adam(learning_rate, beta_1=c.beta_1, name=name)
 
     def compile(self, optimizer=None, total_steps=None, **kwargs):
         """Two Adam optimizers, each built on its own network's variables; `optimizer` (if given) is D's."""
         self.build_for_images()
         d_optimizer = optimizer or self.default_optimizer(total_steps)
-        g_optimizer = self.default_optimizer(name="g_adam")
+        schedule = getattr(getattr(d_optimizer, "inner_optimizer", d_optimizer), "_learning_rate", None)
+        if total_steps is None and isinstance(schedule, LinearDecayTail):  # a loaded model: the run's length is D's
+            total_steps = schedule.total_steps // self.config.d_steps
+        g_optimizer = self.default_optimizer(total_steps, name="g_adam")
         if self.dtype_policy.name == "mixed_float16":  # scale the losses so float16 gradients do not underflow
             if not isinstance(d_optimizer, keras.optimizers.LossScaleOptimizer):  # a loaded model's already is
                 d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, name="d_loss_scale")
