@@ -24,7 +24,7 @@ CONFIGS = {
                      inpaint_steps=4),
     "dbn": DBNConfig(layers=(784, 16, 16), fine_tune_epochs=1, sample_steps=5, inpaint_steps=4),
     "dae": DAEConfig(layers=(784, 32, 16, 8), fine_tune_epochs=1, inpaint_steps=3),
-    "gan": GANConfig(generator_hidden=(16,), discriminator_hidden=(16,)),
+    "gan": GANConfig(generator_hidden=(16,), discriminator_hidden=(16,), categories=3),
     "dcgan": DCGANConfig(generator_filters=(8, 8, 8), discriminator_filters=(8,), ema_decay=0.9, spectral_norm=True),
 }
 

@@ -23,6 +23,11 @@ The stabilisers, each a config field, off by default (the `quality` presets turn
                         at the data is penalised, which damps the oscillation around equilibrium
     ema_decay           an exponential moving average of G's weights, updated after every G step, is what `sample`,
                         `decode` and the export use; the raw G stays the one D trains against (Yazici et al. 2019)
+    categories=k        InfoGAN's categorical code (Chen et al. 2016): the last k coordinates of z are a one-hot code c,
+                        and a head Q on D's features learns to tell c from G(z); both players add
+                        info_weight * CE(Q(G(z)), c) to their losses, a lower bound on the mutual information between
+                        c and the image. G must then make the k values of c look different, which gives the classes
+                        of a multimodal data set their own corner of z instead of blends along a continuous path
     learning_rate_      both learning rates held for the first part of the run, then falling linearly to 0 over
     decay_fraction      this last fraction of it (pix2pix and CycleGAN decay over the second half): the players'
                         oscillation around equilibrium shrinks with their steps
@@ -80,6 +85,11 @@ class AdversarialConfig:
     r1_gamma: float = field(default=0.0, metadata={"help": "weight of the R1 gradient penalty on real images (0: off)"})
     ema_decay: float = field(default=0.0, metadata={
         "help": "decay of the moving average of G's weights that sampling uses, e.g. 0.999 (0: off, the raw G)"})
+    categories: int = field(default=0, metadata={
+        "help": "InfoGAN: the last this-many coordinates of z are a one-hot categorical code that a head on D "
+                "learns to recover from G's images (0: off, plain N(0, I))"})
+    info_weight: float = field(default=1.0, metadata={
+        "help": "weight of InfoGAN's categorical cross-entropy in both players' losses (with --categories)"})
     learning_rate_decay_fraction: float = field(default=0.0, metadata={
         "help": "both learning rates fall linearly to 0 over this last fraction of the run, e.g. 0.5 for the second "
                 "half (0: constant)"})
@@ -107,6 +117,11 @@ class AdversarialConfig:
                              f"{self.d_learning_rate}, {self.g_learning_rate} and {self.r1_gamma}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
+        if self.categories and not 2 <= self.categories < self.latent_dim:
+            raise ValueError(f"categories must be 0 (off) or between 2 and latent_dim - 1 = {self.latent_dim - 1}, "
+                             f"got {self.categories}")
+        if self.info_weight < 0:
+            raise ValueError(f"info_weight must be >= 0, got {self.info_weight}")
         if not 0 <= self.learning_rate_decay_fraction <= 1:
             raise ValueError("learning_rate_decay_fraction must be in [0, 1] (0: constant learning rates), got "
                              f"{self.learning_rate_decay_fraction}")
@@ -214,6 +229,9 @@ class GAN(GaussianPrior, ZooModel):
         super().__init__(config, seed, **kwargs)
         self.generator = self.build_generator(self.config)
         self.discriminator = self.build_discriminator(self.config)
+        self.recognizer = self.build_recognizer(self.config) if self.config.categories else None
+        if self.recognizer is not None:  # the share of generated images whose code Q recovers
+            self.trackers["code_accuracy"] = keras.metrics.Mean(name="code_accuracy")
         self.ema_weights = []  # the moving average of every generator weight (ema_decay > 0), made by build
 
     # -- the two networks -------------------------------------------------------------------------------------
@@ -241,6 +259,42 @@ class GAN(GaussianPrior, ZooModel):
         output = spectrally_normalized(keras.layers.Dense(1, dtype="float32"), c.spectral_norm)
         return keras.Sequential(layers + [output], name="discriminator")
 
+    # How many of the discriminator's last layers map its features to the logit; Q reads the features before them.
+    OUTPUT_LAYERS = 1
+
+    def build_recognizer(self, c):
+        """InfoGAN's Q: D's features -> logits of the categorical code (FC 128, LeakyReLU, FC k, as Chen et al.)."""
+        return keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(128), keras.layers.LeakyReLU(0.2),
+                                 keras.layers.Dense(c.categories, dtype="float32")], name="recognizer")
+
+    def discriminate(self, images, training=False):
+        """D's logits, and with a categorical code Q's logits of it, from one pass through D's shared layers."""
+        if self.recognizer is None:
+            return self.discriminator(images, training=training), None
+        features = images
+        for layer in self.discriminator.layers[:-self.OUTPUT_LAYERS]:
+            features = layer(features, training=training)
+        logits = features
+        for layer in self.discriminator.layers[-self.OUTPUT_LAYERS:]:
+            logits = layer(logits, training=training)
+        return logits, self.recognizer(features, training=training)
+
+    def with_code(self, z):
+        """z with its last `categories` coordinates replaced by the one-hot of their argmax: a uniform category
+        (the argmax of iid coordinates is uniform), drawn from the same numbers, so seeds and replicas need no
+        draw of their own."""
+        k = self.config.categories
+        if not k:
+            return z
+        return tf.concat([z[..., :-k], tf.one_hot(tf.argmax(z[..., -k:], axis=-1), k, dtype=z.dtype)], axis=-1)
+
+    def info_loss(self, z, code_logits):
+        """InfoGAN's term: info_weight * CE(Q(G(z)), c), with c the one-hot code in z, and Q's accuracy."""
+        code = z[:, -self.config.categories:]
+        loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=code, logits=code_logits))
+        hits = tf.cast(tf.equal(tf.argmax(code_logits, -1), tf.argmax(code, -1)), tf.float32)
+        return self.config.info_weight * loss, tf.reduce_mean(hits)
+
     @property
     def image_range(self):
         """(low, high) of the generator's output: the range of the images it trains on."""
@@ -255,6 +309,8 @@ class GAN(GaussianPrior, ZooModel):
         generator's moving average, starting at its initial weights."""
         self.generator.build((None, self.config.latent_dim))
         self.discriminator.build(self.generator.compute_output_shape((None, self.config.latent_dim)))
+        if self.recognizer is not None:
+            self.discriminate(tf.zeros((1,) + self.generator.compute_output_shape((None, self.config.latent_dim))[1:]))
         if self.config.ema_decay and not self.ema_weights:
             # Written in replica context by every replica with the same value: "only_first_replica" keeps the
             # first's, with no all-reduce (the plain "none" of Keras's weights cannot be assigned there).
@@ -294,7 +350,8 @@ class GAN(GaussianPrior, ZooModel):
             if not isinstance(d_optimizer, keras.optimizers.LossScaleOptimizer):  # a loaded model's already is
                 d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, name="d_loss_scale")
             g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer, name="g_loss_scale")
-        d_optimizer.build(self.discriminator.trainable_variables)
+        d_optimizer.build(self.discriminator.trainable_variables + (self.recognizer.trainable_variables
+                                                                    if self.recognizer is not None else []))
         g_optimizer.build(self.generator.trainable_variables)
         self.g_optimizer = g_optimizer
         super().compile(optimizer=d_optimizer, **kwargs)
@@ -307,37 +364,47 @@ class GAN(GaussianPrior, ZooModel):
         return [self.d_optimizer, self.g_optimizer]
 
     def noise(self, batch, optimizer, stream):
-        """Fresh z for one update: keyed on the run's seed, the optimizer's update count and a stream."""
-        return replica_noise(tf.stack([batch, self.config.latent_dim]), step_seed(self, stream, optimizer))
+        """Fresh z for one update (with its categorical code, if any): keyed on the run's seed, the optimizer's
+        update count and a stream."""
+        return self.with_code(replica_noise(tf.stack([batch, self.config.latent_dim]),
+                                            step_seed(self, stream, optimizer)))
 
     def discriminator_step(self, real):
         c = self.config
-        fake = self.generator(self.noise(tf.shape(real)[0], self.d_optimizer, 1), training=True)
-        variables = self.discriminator.trainable_variables
+        z = self.noise(tf.shape(real)[0], self.d_optimizer, 1)
+        fake = self.generator(z, training=True)
+        variables = self.discriminator.trainable_variables + (self.recognizer.trainable_variables
+                                                              if self.recognizer is not None else [])
         with tf.GradientTape() as tape:
             with tf.GradientTape(watch_accessed_variables=False) as input_tape:
                 input_tape.watch(real)
                 real_logits = self.discriminator(real, training=True)
                 total_real_logit = tf.reduce_sum(real_logits)  # inside: what input_tape differentiates
-            fake_logits = self.discriminator(fake, training=True)
+            fake_logits, code_logits = self.discriminate(fake, training=True)
             loss = discriminator_loss(real_logits, fake_logits, c.label_smoothing, c.loss)
             penalty = 0.0
+            if self.recognizer is not None:  # Q learns the code from G's images with D's optimizer (InfoGAN)
+                info, _ = self.info_loss(z, code_logits)
+                penalty += info
             if c.r1_gamma:  # R1: (gamma / 2) E ||grad_x D(x)||^2 at the real images
                 slopes = input_tape.gradient(total_real_logit, real)
-                penalty = 0.5 * c.r1_gamma * tf.reduce_mean(tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))
+                penalty += 0.5 * c.r1_gamma * tf.reduce_mean(tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))
             # Keras sums gradients across replicas, so each replica's mean loss is divided by their number.
             scaled_loss = self.d_optimizer.scale_loss((loss + penalty) / num_replicas())
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
         return loss, real_logits, fake_logits
 
     def generator_step(self, batch):
+        """G's update; returns its adversarial loss and, with a categorical code, Q's accuracy on its images."""
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
-            fake = self.generator(self.noise(batch, self.g_optimizer, 2), training=True)
-            loss = generator_loss(self.discriminator(fake, training=True), self.config.loss)
-            scaled_loss = self.g_optimizer.scale_loss(loss / num_replicas())
+            z = self.noise(batch, self.g_optimizer, 2)
+            fake_logits, code_logits = self.discriminate(self.generator(z, training=True), training=True)
+            loss = generator_loss(fake_logits, self.config.loss)
+            info, code_accuracy = self.info_loss(z, code_logits) if self.recognizer is not None else (0.0, None)
+            scaled_loss = self.g_optimizer.scale_loss((loss + info) / num_replicas())
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
-        return loss
+        return loss, code_accuracy
 
     def averaged_weights(self):
         """The generator's weights in the order of ema_weights and of stateless_call: trainable, then the rest."""
@@ -356,37 +423,42 @@ class GAN(GaussianPrior, ZooModel):
         for _ in range(self.config.d_steps):  # a Python loop: unrolled when traced, d_steps is small
             d_loss, real_logits, fake_logits = self.discriminator_step(real)
         for _ in range(self.config.g_steps):
-            g_loss = self.generator_step(tf.shape(real)[0])
+            g_loss, code_accuracy = self.generator_step(tf.shape(real)[0])
             if self.ema_weights:
                 self.update_ema()
-        return self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
+        return self.update_metrics(d_loss, g_loss, real_logits, fake_logits, code_accuracy)
 
     def test_step(self, real):
         """The losses on held-out images against one fixed noise batch, nothing updated. Without batch norm, D's
         validation accuracy on real images falling below its training accuracy shows it memorising the training
         set; with it, inference mode uses moving statistics and the two do not compare."""
-        z = replica_noise(tf.stack([tf.shape(real)[0], self.config.latent_dim]), tf.constant([self.seed, -1]))
-        fake_logits = self.discriminator(self.generator(z))
+        z = self.with_code(replica_noise(tf.stack([tf.shape(real)[0], self.config.latent_dim]),
+                                         tf.constant([self.seed, -1])))
+        fake_logits, code_logits = self.discriminate(self.generator(z))
         real_logits = self.discriminator(real)
         d_loss = discriminator_loss(real_logits, fake_logits, self.config.label_smoothing, self.config.loss)
-        return self.update_metrics(d_loss, generator_loss(fake_logits, self.config.loss), real_logits, fake_logits)
+        code_accuracy = self.info_loss(z, code_logits)[1] if self.recognizer is not None else None
+        return self.update_metrics(d_loss, generator_loss(fake_logits, self.config.loss), real_logits, fake_logits,
+                                   code_accuracy)
 
-    def update_metrics(self, d_loss, g_loss, real_logits, fake_logits):
+    def update_metrics(self, d_loss, g_loss, real_logits, fake_logits, code_accuracy=None):
         real_accuracy = tf.reduce_mean(tf.cast(real_logits > 0, tf.float32))  # D(x) > 1/2
         fake_accuracy = tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32))
-        return self.record({"d_loss": d_loss, "g_loss": g_loss, "d_real_accuracy": real_accuracy,
-                            "d_fake_accuracy": fake_accuracy})
+        figures = {"d_loss": d_loss, "g_loss": g_loss, "d_real_accuracy": real_accuracy,
+                   "d_fake_accuracy": fake_accuracy}
+        return self.record(figures if code_accuracy is None else {**figures, "code_accuracy": code_accuracy})
 
     # -- the serving verbs ------------------------------------------------------------------------------------
 
     def prior_noise(self, shape, seed):
         """z ~ N(0, I), or with truncation t each coordinate from N(0, 1) restricted to [-t, t]: the inverse normal
-        CDF of a uniform draw between Phi(-t) and Phi(t), exact and without rejection loops."""
+        CDF of a uniform draw between Phi(-t) and Phi(t), exact and without rejection loops; with a categorical
+        code, its last coordinates made one-hot (with_code)."""
         t = self.config.truncation
         if not t:
-            return super().prior_noise(shape, seed)
+            return self.with_code(super().prior_noise(shape, seed))
         tail = 0.5 * math.erfc(t / math.sqrt(2.0))  # Phi(-t)
-        return tf.math.ndtri(tail + (1.0 - 2.0 * tail) * tf.random.stateless_uniform(shape, seed))
+        return self.with_code(tf.math.ndtri(tail + (1.0 - 2.0 * tail) * tf.random.stateless_uniform(shape, seed)))
 
     def sampling_generator(self, latent):
         """The generator that sampling uses: with ema_decay, the raw network run on the averaged weights."""
@@ -458,6 +530,7 @@ class DCGAN(GAN):
 
     Config = DCGANConfig
     PRESETS = DCGAN_PRESETS
+    OUTPUT_LAYERS = 2  # the output convolution and its Flatten
     XLA_ON_CPU = False  # XLA's CPU convolutions ran 4x slower than oneDNN's here
 
     @classmethod
