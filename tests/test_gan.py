@@ -486,6 +486,19 @@ def test_an_interrupted_run_resumes_both_optimizers(tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
 
 
+def test_the_report_draws_one_row_per_value_of_the_categorical_code(tmp_path):
+    from test_train import config_in
+    from zoo import report
+
+    config = dataclasses.replace(TINY_MLP, categories=3)
+    result = train.train("gan", config, tiny_data(), config_in(tmp_path, epochs=1), verbose=0)
+    report.main(["--exports", os.path.dirname(os.path.dirname(result.export_path)), "--out",
+                 str(tmp_path / "reports"), "--results", str(tmp_path / "none.json")])
+    assert sorted(os.listdir(tmp_path / "reports" / "gan")) == ["categories.png", "latent_walks.png", "samples.png"]
+    index = (tmp_path / "reports" / "index.md").read_text()
+    assert "One row per value of the 3-way categorical code" in index and "c = 2: " in index
+
+
 def test_the_benchmarks_flop_count_matches_hand_counts():
     from zoo.bench import forward_flops
 

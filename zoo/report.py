@@ -95,9 +95,40 @@ def latent_walk_figure(export, test, out, rows=10, steps=10):
                                 f"(one per row, {steps} steps).")
 
 
+def categories_figure(export, test, out, columns=12, judged=200):
+    """InfoGAN's categorical code (the last k coordinates of z, one-hot): one row per value of c with the Gaussian
+    part of z the same down each column, and the evaluator's classifier on `judged` samples per value."""
+    k = export.card.get("config", {}).get("categories", 0)
+    if not k:
+        return []
+    from zoo.classifier import load_classifier
+
+    def codes(noise):
+        z = np.repeat(noise[None], k, axis=0)
+        z[..., -k:] = np.eye(k, dtype=np.float32)[:, None, :]
+        return z.reshape(-1, export.latent_dim)
+
+    def decode(z):
+        return export.signatures["decode"](latent=tf.constant(z))["images"].numpy()
+
+    rng = np.random.default_rng(0)
+    save_grid(decode(codes(rng.normal(size=(columns, export.latent_dim)).astype(np.float32))), columns,
+              os.path.join(out, "categories.png"))
+    classifier = load_classifier(export.card.get("data", {}).get("dataset", "mnist"))
+    digits = classifier(decode(codes(rng.normal(size=(judged, export.latent_dim)).astype(np.float32))))[0].argmax(1)
+    shares = []
+    for c, row in enumerate(digits.reshape(k, judged)):
+        top = np.bincount(row, minlength=10).argmax()
+        shares.append(f"c = {c}: {top} ({np.mean(row == top):.0%})")
+    return "categories.png", (f"One row per value of the {k}-way categorical code c (the last {k} coordinates of z), "
+                              "the rest of z the same down each column. The classifier's most common class in "
+                              f"{judged} samples per value: " + ", ".join(shares) + ".")
+
+
 GENERIC = (("sample", samples_figure), ("reconstruct", reconstructions_figure), ("inpaint", inpainting_figure))
 # model kind -> [function(export, test, out) -> (file, caption) or a list of them]
-FIGURES = {"rbm": [rbm_filters_figure], "gan": [latent_walk_figure], "dcgan": [latent_walk_figure]}
+FIGURES = {"rbm": [rbm_filters_figure], "gan": [latent_walk_figure, categories_figure],
+           "dcgan": [latent_walk_figure, categories_figure]}
 
 
 def export_figures(export, test, out):
@@ -106,7 +137,7 @@ def export_figures(export, test, out):
         made += latent_figures(export, test, out)
     for compute in FIGURES.get(export.card.get("kind"), []):
         result = compute(export, test, out)
-        made += result if isinstance(result, list) else [result]
+        made += result if isinstance(result, list) else [result]  # [] when the figure does not apply
     return made
 
 
