@@ -267,6 +267,11 @@ class GAN(GaussianPrior, ZooModel):
         return keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(128), keras.layers.LeakyReLU(0.2),
                                  keras.layers.Dense(c.categories, dtype="float32")], name="recognizer")
 
+    def discriminator_variables(self):
+        """What D's optimizer trains: D's weights, and Q's with a categorical code."""
+        return self.discriminator.trainable_variables + (
+            self.recognizer.trainable_variables if self.recognizer is not None else [])
+
     def discriminate(self, images, training=False):
         """D's logits, and with a categorical code Q's logits of it, from one pass through D's shared layers."""
         if self.recognizer is None:
@@ -308,9 +313,10 @@ class GAN(GaussianPrior, ZooModel):
         """Both networks: the generator on codes, the discriminator on images of the generator's shape; and the
         generator's moving average, starting at its initial weights."""
         self.generator.build((None, self.config.latent_dim))
-        self.discriminator.build(self.generator.compute_output_shape((None, self.config.latent_dim)))
+        image_shape = self.generator.compute_output_shape((None, self.config.latent_dim))
+        self.discriminator.build(image_shape)
         if self.recognizer is not None:
-            self.discriminate(tf.zeros((1,) + self.generator.compute_output_shape((None, self.config.latent_dim))[1:]))
+            self.discriminate(tf.zeros((1,) + tuple(image_shape[1:])))
         if self.config.ema_decay and not self.ema_weights:
             # Written in replica context by every replica with the same value: "only_first_replica" keeps the
             # first's, with no all-reduce (the plain "none" of Keras's weights cannot be assigned there).
@@ -350,8 +356,7 @@ class GAN(GaussianPrior, ZooModel):
             if not isinstance(d_optimizer, keras.optimizers.LossScaleOptimizer):  # a loaded model's already is
                 d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, name="d_loss_scale")
             g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer, name="g_loss_scale")
-        d_optimizer.build(self.discriminator.trainable_variables + (self.recognizer.trainable_variables
-                                                                    if self.recognizer is not None else []))
+        d_optimizer.build(self.discriminator_variables())
         g_optimizer.build(self.generator.trainable_variables)
         self.g_optimizer = g_optimizer
         super().compile(optimizer=d_optimizer, **kwargs)
@@ -373,8 +378,7 @@ class GAN(GaussianPrior, ZooModel):
         c = self.config
         z = self.noise(tf.shape(real)[0], self.d_optimizer, 1)
         fake = self.generator(z, training=True)
-        variables = self.discriminator.trainable_variables + (self.recognizer.trainable_variables
-                                                              if self.recognizer is not None else [])
+        variables = self.discriminator_variables()
         with tf.GradientTape() as tape:
             with tf.GradientTape(watch_accessed_variables=False) as input_tape:
                 input_tape.watch(real)
