@@ -117,3 +117,8 @@ def test_an_interrupted_run_resumes_with_its_pretrained_layers_loaded(tmp_path):
         np.testing.assert_array_equal(before, after)
     assert sorted(os.listdir(tmp_path / "exports" / "dae_greedy")) == ["1"]  # made once, before the interruption
     assert len(resumed.history["loss"]) == TINY.fine_tune_epochs
+    # The card's training time counts the stages, trained before the interruption, and the fine-tuning after it.
+    card = export.read_card(resumed.export_path)
+    stage_seconds = [metrics["seconds"] for metrics in card["layers"].values()]
+    assert len(stage_seconds) == len(TINY.layers) - 1 and all(s > 0 for s in stage_seconds)
+    assert card["train_seconds"] == pytest.approx(sum(stage_seconds) + sum(resumed.history["epoch_seconds"]), abs=0.1)

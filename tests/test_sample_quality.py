@@ -1,5 +1,7 @@
 """Sample quality measured during training (callbacks.SampleQuality) and the best epoch kept (--keep best)."""
 
+import time
+
 import keras
 import numpy as np
 import pytest
@@ -81,22 +83,39 @@ def test_keep_best_exports_the_epoch_with_the_lowest_validation_frechet_distance
     np.testing.assert_allclose(load_decode(last.export_path, record.z), record.decoded[4], atol=1e-5)
 
 
+class SlowEpochs(keras.callbacks.Callback):
+    """Makes every epoch take at least `seconds` longer."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def on_epoch_begin(self, epoch, logs=None):
+        time.sleep(self.seconds)
+
+
 def test_a_resumed_run_still_knows_its_best_epoch(tmp_path, monkeypatch):
     """Best at epoch 2, interrupted after epoch 4 (its checkpoint kept 3 and 4, and 2 for being the best), resumed
-    for epoch 5: the export is epoch 2's model."""
+    for epoch 5: the export is epoch 2's model, and its card counts the time of the session before the resume."""
     fake = FakeFigures([30.0, 12.0, 25.0, 40.0, 35.0])
     monkeypatch.setattr(callbacks.SampleQuality, "figures", fake)
     record = RecordDecodes(TINY_MLP.latent_dim)
     run = config_in(tmp_path, epochs=5)
     with pytest.raises(Interrupt):
-        train.train("gan", TINY_MLP, tiny_data(), run, extra_callbacks=[record, InterruptAfter(4)], verbose=0)
+        train.train("gan", TINY_MLP, tiny_data(), run, extra_callbacks=[record, SlowEpochs(1.0), InterruptAfter(4)],
+                    verbose=0)
     checkpoint = train.runs.Checkpoint(str(tmp_path / "logs" / "gan" / "seed0"))
     assert sorted(checkpoint.files()) == [2, 3, 4]
     resumed = train.train("gan", TINY_MLP, tiny_data(), run, verbose=0)
     assert fake.calls == 5  # epochs 1-4 before the interruption, 5 after it
     assert resumed.history["val_frechet_distance"] == [30.0, 12.0, 25.0, 40.0, 35.0]
-    assert read_card(resumed.export_path)["kept"]["epoch"] == 2
+    card = read_card(resumed.export_path)
+    assert card["kept"]["epoch"] == 2
     np.testing.assert_allclose(load_decode(resumed.export_path, record.z), record.decoded[2], atol=1e-5)
+    # Every epoch's wall time is in the history, the first session's too, and the card's training time is their sum.
+    seconds = resumed.history["epoch_seconds"]
+    assert len(seconds) == 5 and all(s >= 1.0 for s in seconds[:4])
+    assert card["train_seconds"] == pytest.approx(sum(seconds), abs=0.1)
 
 
 def test_quality_is_logged_by_the_real_callback_and_keep_best_needs_sampling(tmp_path):

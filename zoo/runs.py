@@ -145,8 +145,9 @@ def find_run(logdir, name, run, seed, identity, settings):
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """The run's checkpoint: after every epoch, the epoch's logs (history.json), then the weights and optimizer
-    state (checkpoint/epoch-000N.weights.h5), each written under a temporary name and renamed. `restore` loads
+    """The run's checkpoint: after every epoch, the epoch's logs and its wall time, `epoch_seconds` (history.json),
+    then the weights and optimizer state (checkpoint/epoch-000N.weights.h5), each written under a temporary name
+    and renamed. `restore` loads
     the newest one that reads, falling back to the one before (double checkpointing), and says its epoch.
 
     keep_best (a metric of the logs, lower is better): the checkpoint of the best epoch so far is kept too, and so
@@ -201,6 +202,7 @@ class Checkpoint(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.in_epoch = False
+        self.epoch_started = time.time()
 
     def on_train_batch_end(self, batch, logs=None):
         if not self.in_epoch:
@@ -208,7 +210,11 @@ class Checkpoint(keras.callbacks.Callback):
             fault("mid-epoch")
 
     def on_epoch_end(self, epoch, logs=None):
-        self.history = self.history[:epoch] + [{k: float(v) for k, v in (logs or {}).items()}]
+        # The epoch's seconds go into the history, not the logs: a resumed run's model card sums them over every
+        # session that trained it (zoo.train.run_seconds).
+        record = {k: float(v) for k, v in (logs or {}).items()}
+        record["epoch_seconds"] = round(time.time() - self.epoch_started, 2)
+        self.history = self.history[:epoch] + [record]
         write_json(os.path.join(self.run_dir, "history.json"), {"epochs": self.history})
         os.makedirs(self.folder, exist_ok=True)
         path = os.path.join(self.folder, f"epoch-{epoch + 1:04d}.weights.h5")

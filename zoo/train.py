@@ -182,7 +182,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         print(f"Training {model_name} on {len(splits.train)} {data_config.dataset} images ({splits.source}) on "
               f"{devices}, {strategy.num_replicas_in_sync} replica(s); TensorBoard run {run_dir}", flush=True)
 
-        def card(history, seconds, stage=None, layers=None):
+        def card(history, session_seconds, stage=None, layers=None):
             extra = {"stage": stage, "layers": layers}  # layer-wise models only
             return {
                 "kind": model_name,
@@ -194,7 +194,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
                 "mixed_precision": train_config.mixed_precision,
                 "epochs": train_config.epochs,
                 "steps": int(model.optimizer.iterations.numpy()),
-                "train_seconds": round(seconds, 1),  # wall time of fit in the session that finished the run
+                "train_seconds": round(run_seconds(history, layers, session_seconds), 1),
                 "final_metrics": {k: float(v[-1]) for k, v in history.items() if v},
                 **({"kept": kept} if kept and stage != "greedy" else {}),  # --keep best: which epoch
                 "tensorboard_run": run_dir,
@@ -243,6 +243,15 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         if not chief:  # its export was only the other half of the chief's
             export_path = greedy_path = None
         return Result(model, history, run_dir, export_path or greedy_path, greedy_path)
+
+
+def run_seconds(history, stage_metrics, session_seconds):
+    """The run's training time: the wall time of its epochs (pretraining stages and fit) summed over every session
+    that ran them, so a resumed run counts the sessions before it. A run whose history holds epochs logged without
+    their seconds (by an older zoo) counts the last session's time, session_seconds."""
+    seconds = list(history.get("epoch_seconds", []))
+    seconds += [metrics.get("seconds", math.nan) for metrics in (stage_metrics or {}).values()]
+    return sum(seconds) if seconds and all(math.isfinite(s) for s in seconds) else session_seconds
 
 
 def worker_dir(run_dir, strategy):
@@ -369,7 +378,7 @@ def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbos
     """One pretraining stage of a layer-wise model: a fit of its own on the images mapped by
     transform(images, batch_index), with its own TensorBoard folder and checkpoint (a finished stage's last
     checkpoint is loaded, not retrained, when an interrupted run resumes; from restore_from if given, a
-    non-chief worker's). Returns its final metrics."""
+    non-chief worker's). Returns its final metrics and `seconds`, its epochs' wall time over every session."""
     pipelines = data.datasets(data_config)
     steps_per_execution, jit_compile = execution_settings(type(model), pipelines.steps_per_epoch,
                                                             strategy.num_replicas_in_sync)
@@ -384,7 +393,8 @@ def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbos
         keras.callbacks.TensorBoard(stage_dir, histogram_freq=1, write_graph=False), checkpoint]
     history = fit_from_checkpoint(model, pipelines, data_config, epochs, stage_callbacks, verbose,
                                   stage=os.path.basename(stage_dir), transform=transform)
-    return {k: float(v[-1]) for k, v in history.items() if v}
+    return {**{k: float(v[-1]) for k, v in history.items() if v},
+            "seconds": run_seconds(history, None, math.nan)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
