@@ -177,7 +177,7 @@ def test_a_missing_signature_is_reported_not_a_crash(reference, ceiling, tmp_pat
     assert "| gan_like/1 | not exported |" in tables
 
 
-def test_leaderboard_from_the_command_line(vae_export, tmp_path):
+def test_leaderboard_from_the_command_line(vae_export, tmp_path, capsys):
     _, path = vae_export
     exports = os.path.dirname(os.path.dirname(path))
     done = run_zoo("zoo.evaluate", "--all", exports, "--out", str(tmp_path), "--num-samples", "300",
@@ -207,10 +207,12 @@ def test_leaderboard_from_the_command_line(vae_export, tmp_path):
     assert updated["exports"][1]["export"] == new and updated["exports"][1]["samples"]["classifier_score"] > 1
     assert "| zz_gan_like/1 |" in (tmp_path / "RESULTS.md").read_text()
 
+    # Bad arguments: exit status 2 and the problem named (in this process: the command's own argument checks).
     for argv, message in (([], "no exports given"), (["/no/such/export"], "not a SavedModel folder"),
                           (["--all", "/no/such/folder"], "is not a folder")):
-        bad = run_zoo("zoo.evaluate", *argv)
-        assert bad.returncode == 2 and message in bad.stderr
+        with pytest.raises(SystemExit) as bad:
+            evaluate.main(argv)
+        assert bad.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_report_writes_every_figure_and_an_index(vae_export, tmp_path):
