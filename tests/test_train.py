@@ -1,4 +1,6 @@
+import dataclasses
 import glob
+import json
 import os
 
 import keras
@@ -106,3 +108,24 @@ def test_training_and_export_under_mirrored_strategy(tmp_path, two_cpus):
     images = loaded.signatures["sample"](num_samples=tf.constant(3), seed=tf.constant(0))["images"]
     assert images.shape == (3, 28, 28, 1)
     np.testing.assert_allclose(images, result.model.sample(3, 0), atol=1e-6)
+
+
+
+def test_a_run_started_before_a_config_field_existed_resumes_while_the_field_is_at_its_default(tmp_path, capsys):
+    """A run interrupted under an older zoo, whose run.json lacks a config field added since (here the VAE's
+    learning_rate_schedule), resumes when the field is at its default, which reproduces that run; with another
+    value it is another run."""
+    run = config_in(tmp_path, epochs=2)
+    with pytest.raises(Interrupt):
+        train.train("vae", TINY, tiny_data(), run, extra_callbacks=[InterruptAfter(1)], verbose=0)
+    run_dir = tmp_path / "logs" / "vae" / "seed0"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["identity"]["config"].pop("learning_rate_schedule") == "constant"  # as an older zoo wrote it
+    (run_dir / "run.json").write_text(json.dumps(record))
+
+    cosine = dataclasses.replace(TINY, learning_rate_schedule="cosine")
+    other = train.train("vae", cosine, tiny_data(), config_in(tmp_path, epochs=1, export=False), verbose=0)
+    assert other.run_dir == f"{run_dir}-2"
+    capsys.readouterr()
+    resumed = train.train("vae", TINY, tiny_data(), run, verbose=0)
+    assert resumed.run_dir == str(run_dir) and "resuming after epoch 1 of 2" in capsys.readouterr().out

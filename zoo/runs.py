@@ -118,12 +118,16 @@ def run_lock(run_dir):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def find_run(logdir, name, run, seed, identity, settings):
+def find_run(logdir, name, run, seed, identity, settings, defaults=None):
     """(run folder, its record or None): the unfinished run of this name and identity, to resume, or a new folder
-    (seed0, seed0-2, ...). RunMismatch if the unfinished run was started with other RESUME_SETTINGS."""
+    (seed0, seed0-2, ...). RunMismatch if the unfinished run was started with other RESUME_SETTINGS.
+
+    defaults ({part: {field: default}}, e.g. {"config": ...}): a field of identity[part] that a run's record lacks
+    (one the zoo gained after the run started) still matches if it is at its default, which reproduces the run."""
     base = run or f"seed{seed}"
     identity = json.loads(json.dumps(identity))  # as run.json holds it: tuples become lists
     settings = json.loads(json.dumps(settings))
+    defaults = json.loads(json.dumps(defaults or {}))
     for attempt in range(1, 10_000):
         folder = os.path.join(logdir, name, base if attempt == 1 else f"{base}-{attempt}")
         if not os.path.exists(folder):
@@ -131,7 +135,7 @@ def find_run(logdir, name, run, seed, identity, settings):
         recorded = read_json(os.path.join(folder, "run.json"))
         if recorded and recorded.get("finished"):
             remove_checkpoints(folder)  # left by a run killed between its finish mark and their deletion
-        if not recorded or recorded.get("identity") != identity or recorded.get("finished"):
+        if not recorded or not same_identity(recorded.get("identity"), identity, defaults) or recorded.get("finished"):
             continue
         differences = [f"{key.replace('_', '-')} {recorded['train'].get(key)} (now {settings.get(key)})"
                        for key in RESUME_SETTINGS if recorded.get("train", {}).get(key) != settings.get(key)]
@@ -142,6 +146,22 @@ def find_run(logdir, name, run, seed, identity, settings):
                 "another run")
         return folder, recorded
     raise RuntimeError(f"too many runs named {base} under {os.path.join(logdir, name)}")
+
+
+def same_identity(recorded, identity, defaults):
+    """Whether a recorded identity is this one: equal, but for fields of this one that the record lacks and that are
+    at their defaults (see find_run)."""
+    if not isinstance(recorded, dict) or recorded.keys() != identity.keys():
+        return False
+    for part, value in identity.items():
+        if isinstance(value, dict) and isinstance(recorded[part], dict):
+            added = {key: value[key] for key in value.keys() - recorded[part].keys()}
+            if any(key not in defaults.get(part, {}) or defaults[part][key] != v for key, v in added.items()):
+                return False
+            value = {key: v for key, v in value.items() if key not in added}
+        if recorded[part] != value:
+            return False
+    return True
 
 
 class Checkpoint(keras.callbacks.Callback):

@@ -158,8 +158,9 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     identity = {"model": model_name, "config": dataclasses.asdict(model_config),
                 "data": dataclasses.asdict(data_config)}
     settings = dataclasses.asdict(train_config)
+    defaults = {"config": field_defaults(model_config), "data": field_defaults(data_config)}
     run_dir, recorded = runs.find_run(train_config.logdir, name, train_config.run, train_config.seed, identity,
-                                      settings)
+                                      settings, defaults)
     # Under MultiWorkerMirroredStrategy every worker runs this function, and saving takes every worker (reading
     # a metric's variable is a collective op). Only the chief writes the run folder and the exports; the others
     # write theirs into a folder of their own, deleted at the end, and resume from the chief's run folder.
@@ -243,6 +244,17 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         if not chief:  # its export was only the other half of the chief's
             export_path = greedy_path = None
         return Result(model, history, run_dir, export_path or greedy_path, greedy_path)
+
+
+def field_defaults(config):
+    """{field: default} of a config dataclass's fields that have a default."""
+    defaults = {}
+    for field in dataclasses.fields(config):
+        if field.default is not dataclasses.MISSING:
+            defaults[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            defaults[field.name] = field.default_factory()
+    return defaults
 
 
 def run_seconds(history, stage_metrics, session_seconds):
