@@ -110,7 +110,6 @@ def test_training_and_export_under_mirrored_strategy(tmp_path, two_cpus):
     np.testing.assert_allclose(images, result.model.sample(3, 0), atol=1e-6)
 
 
-
 def test_a_run_started_before_a_config_field_existed_resumes_while_the_field_is_at_its_default(tmp_path, capsys):
     """A run interrupted under an older zoo, whose run.json lacks a config field added since (here the VAE's
     learning_rate_schedule), resumes when the field is at its default, which reproduces that run; with another

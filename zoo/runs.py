@@ -149,26 +149,20 @@ def find_run(logdir, name, run, seed, identity, settings, defaults=None):
 
 
 def same_identity(recorded, identity, defaults):
-    """Whether a recorded identity is this one: equal, but for fields of this one that the record lacks and that are
-    at their defaults (see find_run)."""
-    if not isinstance(recorded, dict) or recorded.keys() != identity.keys():
+    """Whether a recorded identity is this one once the fields the record lacks are filled in with their defaults
+    (see find_run): a field it has that this one does not, or a new field away from its default, still differs."""
+    if not isinstance(recorded, dict):
         return False
-    for part, value in identity.items():
-        if isinstance(value, dict) and isinstance(recorded[part], dict):
-            added = {key: value[key] for key in value.keys() - recorded[part].keys()}
-            if any(key not in defaults.get(part, {}) or defaults[part][key] != v for key, v in added.items()):
-                return False
-            value = {key: v for key, v in value.items() if key not in added}
-        if recorded[part] != value:
-            return False
-    return True
+    completed = {part: {**defaults[part], **value} if part in defaults and isinstance(value, dict) else value
+                 for part, value in recorded.items()}
+    return completed == identity
 
 
 class Checkpoint(keras.callbacks.Callback):
     """The run's checkpoint: after every epoch, the epoch's logs and its wall time, `epoch_seconds` (history.json),
     then the weights and optimizer state (checkpoint/epoch-000N.weights.h5), each written under a temporary name
-    and renamed. `restore` loads
-    the newest one that reads, falling back to the one before (double checkpointing), and says its epoch.
+    and renamed. `restore` loads the newest one that reads, falling back to the one before (double
+    checkpointing), and says its epoch.
 
     keep_best (a metric of the logs, lower is better): the checkpoint of the best epoch so far is kept too, and so
     is the best before the newest epoch, in case the newest checkpoint does not load and the run resumes before it.
