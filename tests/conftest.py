@@ -62,6 +62,22 @@ def mnist_arrays():
     return data.load_arrays("mnist", "packaged", None)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`-n 2`, with `--dist loadgroup` from pyproject), tests that share a costly fixture run on
+    one worker, so it is built once: the tests of a module with module-scoped fixtures (tiny trained models) stay
+    together, and so do all users of the session's `trained` (every kind trained and exported: a minute). The other
+    tests are dealt out one by one."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        scopes = {name: definitions[-1].scope for name, definitions in item._fixtureinfo.name2fixturedefs.items()}
+        if scopes.get("trained") == "session":
+            item.add_marker(pytest.mark.xdist_group("trained"))
+        elif "module" in scopes.values():
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def pytest_configure(config):
     # Keras nags that fit's default shuffle=True does not apply to a tf.data.Dataset; the pipelines shuffle.
     config.addinivalue_line("filterwarnings", "ignore:`shuffle=True` was passed")
