@@ -405,9 +405,7 @@ def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbos
         keras.callbacks.TensorBoard(stage_dir, histogram_freq=1, write_graph=False), checkpoint]
     history = fit_from_checkpoint(model, pipelines, data_config, epochs, stage_callbacks, verbose,
                                   stage=os.path.basename(stage_dir), transform=transform)
-    # NaN when an epoch lacks its seconds (history_dict's filler), which makes the card fall back (run_seconds).
-    return {**{k: float(v[-1]) for k, v in history.items() if v},
-            "seconds": sum(history.get("epoch_seconds", [math.nan]))}
+    return {**{k: float(v[-1]) for k, v in history.items() if v}, "seconds": run_seconds(history, None, math.nan)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
