@@ -56,8 +56,6 @@ def test_the_seeds_transposed_variant_starts_the_second_rbm_at_w1_transposed():
     model.pretrain(fit_stage)
     np.testing.assert_allclose(starts["layer2"], model.recognition[0].numpy().T)
     assert model.encode(np.zeros((2, 28, 28, 1), np.float32))["latent"].shape == (2, 784)  # top states as images
-    with pytest.raises(ValueError, match="784,N,784"):
-        DBNConfig(layers=(784, 16, 100), transpose_init=True)
 
 
 def test_wake_updates_only_generative_weights_and_sleep_only_recognition_weights(trained, images):
@@ -237,8 +235,65 @@ def test_centered_layers_are_centered_on_their_own_data_and_stacked_with_their_o
     v = tf.constant(np.random.default_rng(0).integers(0, 2, (5, 24)), tf.float32)
     difference = (model.top.free_energy(v) - top.free_energy(v)).numpy()
     np.testing.assert_allclose(difference, difference[0], atol=1e-4)
-    with pytest.raises(ValueError, match="one or the other"):
-        DBNConfig(layers=(784, 16, 784), transpose_init=True, centered=True)
+
+
+def marginal_of_hidden(parameters, h):
+    """log p*(h) of an ordinary RBM with its visible units summed out: c' h + sum_i softplus(b'_i + W_i h)."""
+    x = tf.matmul(h, parameters["weights"], transpose_b=True) + parameters["visible_bias"]
+    return (tf.linalg.matvec(h, parameters["hidden_bias"]) + tf.reduce_sum(tf.nn.softplus(x), axis=1)).numpy()
+
+
+def marginal_of_visible(parameters, v):
+    """log p*(v) = -F(v) of an ordinary RBM: b' v + sum_j softplus(c'_j + v W_:j)."""
+    x = tf.matmul(v, parameters["weights"]) + parameters["hidden_bias"]
+    return (tf.linalg.matvec(v, parameters["visible_bias"]) + tf.reduce_sum(tf.nn.softplus(x), axis=1)).numpy()
+
+
+def all_states(n):
+    return tf.constant([[(state >> i) & 1 for i in range(n)] for state in range(2 ** n)], tf.float32)
+
+
+@pytest.mark.parametrize("centered", [False, True])
+def test_layers_started_reversed_put_the_marginal_of_the_layer_below_on_their_visible_units(centered):
+    """784-16-12-32 with transpose_init: the second RBM (12 hidden units) starts as the first reversed, cut to the
+    12 pixel units whose terms vary (the other 772 have weights 1000 times smaller, and their tangents stand in for
+    them); the third (32 hidden
+    units) as the second reversed, padded with 20 units. Each one's marginal over its visible units, over every
+    state, is the one the RBM below gives its hidden units, also after centering's offsets are set from the data;
+    persistent chains start at states drawn from the chains below."""
+    model = DBN(DBNConfig(layers=(784, 16, 12, 32), transpose_init=True, persistent=True, centered=centered))
+    assert [model.config.starts_reversed(layer) for layer in range(3)] == [False, True, True]
+    train_images = data.load(tiny_data()).train.images[:200]
+    rng = np.random.default_rng(0)
+    active = np.sort(rng.choice(784, 12, replace=False))
+    rbms, starts = [], []
+
+    def fit_stage(stage, rbm, transform):
+        for callback in rbm.layer_callbacks(train_images, transform):  # what zoo.train's fit_layer runs
+            callback.set_model(rbm)
+            callback.on_train_begin()
+        starts.append({**rbm.parameters(), "chains": rbm.chains.numpy().copy()})
+        W = rng.normal(size=rbm.W.shape)  # "training": each layer away from its start
+        if stage == "layer1":
+            W[np.setdiff1d(np.arange(784), active)] *= 1e-3  # pixels whose terms barely vary: tangents
+        rbm.W.assign(W)
+        rbm.visible_bias.assign(rbm.visible_bias + rng.normal(size=rbm.visible_bias.shape))
+        rbm.hidden_bias.assign(rbm.hidden_bias + rng.normal(size=rbm.hidden_bias.shape))
+        rbm.chains.assign(tf.cast(rng.random(rbm.chains.shape) < 0.5, tf.float32))
+        rbms.append(rbm)
+
+    model.pretrain(fit_stage)
+    for below, start, width in ((rbms[0], starts[1], 16), (rbms[1], starts[2], 12)):
+        states = all_states(width)
+        difference = marginal_of_visible(start, states) - marginal_of_hidden(below.parameters(), states)
+        np.testing.assert_allclose(difference, difference[0], atol=2e-3)
+    first_weights = rbms[0].parameters()["weights"].numpy()
+    np.testing.assert_allclose(starts[1]["weights"].numpy(), first_weights[active].T, atol=1e-6)
+    np.testing.assert_allclose(starts[2]["weights"][:, :16].numpy(), rbms[1].parameters()["weights"].numpy().T,
+                               atol=1e-6)
+    assert starts[2]["weights"].shape == (12, 32)
+    for start, width in zip(starts[1:], (16, 12)):  # states drawn from the chains below, not uniform noise
+        assert start["chains"].shape == (100, width) and set(np.unique(start["chains"])) <= {0.0, 1.0}
 
 
 def test_zoo_train_centers_each_layer_on_its_data_before_its_first_step(tmp_path):

@@ -47,7 +47,9 @@ class DBNConfig:
     propagate: str = field(default="probabilities", metadata={
         "help": "what a trained layer passes up to the next in pretraining: probabilities or samples"})
     transpose_init: bool = field(default=False, metadata={
-        "help": "the lab's variant: start the second RBM at W1 transposed (needs layers[2] == layers[0])"})
+        "help": "start each RBM above the first at the one below it, reversed (W_i+1 = W_i^T; padded or truncated "
+                "to its width), so the variational bound starts where the layer below left it (Hinton et al. "
+                "2006); with --layers 784,N,784 the lab's W2 = W1^T variant"})
     fine_tune_epochs: int = field(default=10, metadata={"help": "epochs of up-down fine-tuning (0: greedy only)"})
     fine_tune_learning_rate: float = field(default=0.01, metadata={"help": "SGD learning rate of up-down"})
     top_cd_k: int = field(default=2, metadata={"help": "Gibbs steps in the top RBM during up-down"})
@@ -71,14 +73,13 @@ class DBNConfig:
             raise ValueError(f"top_phase must be one of {', '.join(TOP_PHASES)}, not {self.top_phase!r}")
         if self.propagate not in ("probabilities", "samples"):
             raise ValueError(f"propagate must be probabilities or samples, not {self.propagate!r}")
-        if self.transpose_init and self.centered:
-            raise ValueError("transpose_init starts the second RBM at the first, reversed; centering would reset its "
-                             "visible biases to the data's base rates: use one or the other")
-        if self.transpose_init and self.layers[2] != self.layers[0]:
-            raise ValueError("transpose_init needs the second hidden layer as wide as the images: --layers 784,N,784")
         if min(self.cd_k, self.top_cd_k, self.sample_steps) <= 0 or self.inpaint_steps < 2 or self.fine_tune_epochs < 0:
             raise ValueError("cd_k, top_cd_k and sample_steps must be positive, inpaint_steps at least 2, "
                              "fine_tune_epochs >= 0")
+
+    def starts_reversed(self, layer):
+        """Whether RBM `layer` (between layers `layer` and `layer` + 1) starts as the RBM below it, reversed."""
+        return self.transpose_init and layer >= 1
 
     def rbm_config(self, layer):
         """The RBM that pretrains the weights between layer and layer + 1."""
@@ -143,15 +144,14 @@ class DBN(ZooModel):
         its own (logs, checkpoints) on the image batches mapped by transform(images, batch_index) to the
         activities of the layer below. Then copy them in, tied: R_i = W_i, G_i = W_i^T."""
         lower = []  # (W, c) of the trained layers, as constants for the data pipeline
+        below = None  # the RBM trained last
         for layer in range(len(self.config.layers) - 1):
             rbm = RBM(self.config.rbm_config(layer), seed=self.seed + layer)
             rbm.build_for_images()
-            if layer == 1 and self.config.transpose_init:  # W2 = W1^T: the second RBM starts as the first, reversed
-                first = self.recognition[0]
-                rbm.W.assign(tf.transpose(first))
-                rbm.visible_bias.assign(self.recognition_bias[0])
-                rbm.hidden_bias.assign(self.generative_bias[0])
+            if self.config.starts_reversed(layer):
+                self.start_reversed(rbm, below, seed=tf.constant([self.seed, layer]))
             fit_stage(f"layer{layer + 1}", rbm, self.greedy_transform(lower))
+            below = rbm
             trained = rbm.parameters()  # W and the ordinary RBM's biases (a centered RBM's offsets folded in)
             W, visible_bias, hidden_bias = trained["weights"], trained["visible_bias"], trained["hidden_bias"]
             if layer < len(self.config.layers) - 2:
@@ -164,6 +164,43 @@ class DBN(ZooModel):
                 for mine, value in ((self.top.W, W), (self.top.visible_bias, visible_bias),
                                     (self.top.hidden_bias, hidden_bias), (self.top.chains, rbm.chains)):
                     mine.assign(value)
+
+    @staticmethod
+    def start_reversed(rbm, below, seed):
+        """Start `rbm` at the RBM below it with the layers swapped: W = W_below^T, b' = c'_below, c' = b'_below.
+        Its marginal over its visible units is then the one the model below puts on its hidden units,
+            -F(h) = c'_below h + sum_i softplus(x_i),  x_i = b'_below,i + W_i h  (i: the units below),
+        so the DBN's variational bound starts where the model below left it and training the new layer can raise
+        it (Hinton et al. 2006, section 4). Where the new layer is wider, the extra hidden units get weights of
+        N(0, 0.001), to break their symmetry, and bias 0: each adds softplus(h w_j) ~ log 2 + h w_j / 2, and the
+        visible biases take the h w_j / 2 back. Where it is narrower, it keeps the units i whose terms bend most
+        over the states h the model below visits (sigmoid'(mean x_i) var x_i, on states drawn from its chains)
+        and replaces the others by their tangents at mean x_i, sigmoid(mean x_i) W_i h, folded into the visible
+        biases: both marginals are then the reversed RBM's up to second-order terms. Persistent chains start at
+        those states, drawn from p(h | v) of the chains below."""
+        ordinary = below.parameters()
+        W, b, c = ordinary["weights"], ordinary["visible_bias"], ordinary["hidden_bias"]  # W: [below, h]
+        v, _, _ = below.gibbs(below.chains.value, 10, seed, split_across_replicas=False)
+        p = below.hidden_probabilities(v)
+        h = bernoulli(p, tf.random.stateless_uniform(tf.shape(p), tf.random.experimental.stateless_fold_in(seed, 1)))
+        hidden, units_below = rbm.config.hidden, W.shape[0]
+        if hidden >= units_below:
+            extra = tf.random.stateless_normal((W.shape[1], hidden - units_below), seed, stddev=0.001)
+            weights = tf.concat([tf.transpose(W), extra], axis=1)
+            visible_bias = c - 0.5 * tf.reduce_sum(extra, axis=1)
+            hidden_bias = tf.concat([b, tf.zeros([hidden - units_below])], axis=0)
+        else:
+            x = tf.matmul(h, W, transpose_b=True) + b  # [chains, below]
+            mean = tf.reduce_mean(x, axis=0)
+            bend = tf.sigmoid(mean) * tf.sigmoid(-mean) * tf.math.reduce_variance(x, axis=0)
+            kept = tf.sort(tf.math.top_k(bend, hidden).indices)
+            tangent = tf.tensor_scatter_nd_update(tf.sigmoid(mean), kept[:, None], tf.zeros([hidden]))
+            weights = tf.transpose(tf.gather(W, kept))
+            visible_bias = c + tf.linalg.matvec(W, tangent, transpose_a=True)
+            hidden_bias = tf.gather(b, kept)
+        rbm.start_at(weights, visible_bias, hidden_bias)
+        if rbm.config.negative_phase != "cd" and rbm.chains.shape[0] == h.shape[0]:
+            rbm.chains.assign(h)
 
     def greedy_transform(self, lower):
         """images, batch index -> the activities of the layer above `lower` (probabilities, or samples drawn from

@@ -190,6 +190,7 @@ class RBM(ZooModel):
         self.chains = self.add_weight(shape=(rows, c.visible),
                                       initializer=keras.initializers.RandomUniform(0, 1),
                                       trainable=False, name="chains", aggregation="only_first_replica")
+        self.started_at_model = False  # start_at: the offsets, once set from the data, keep the model given
         if c.centered:  # mu is set from the data (OffsetInitialiser); lambda starts at 0.5, as in Melchior et al.
             self.visible_offset = self.add_weight(shape=(c.visible,), initializer="zeros", trainable=False,
                                                   name="visible_offset", aggregation="only_first_replica")
@@ -246,10 +247,25 @@ class RBM(ZooModel):
 
     def initialise_offsets(self, visible_mean):
         """Centering's visible offsets mu: the data's pixel means (clipped away from 0 and 1), with the visible
-        biases set so that b' = logit(mu), the base-rate model (Hinton's practical guide, section 8)."""
+        biases set so that b' = logit(mu), the base-rate model (Hinton's practical guide, section 8). An RBM
+        started at another (start_at) keeps that model: c moves with mu so that c' = c - W^T mu stays."""
         mu = np.clip(np.asarray(visible_mean, np.float32), 1e-3, 1 - 1e-3)
+        if self.started_at_model:
+            self.hidden_bias.assign_add(tf.linalg.matvec(self.W, mu - self.visible_offset, transpose_a=True))
+        else:
+            self.visible_bias.assign(np.log(mu / (1 - mu)) + tf.linalg.matvec(self.W, self.hidden_offset))
         self.visible_offset.assign(mu)
-        self.visible_bias.assign(np.log(mu / (1 - mu)) + tf.linalg.matvec(self.W, self.hidden_offset))
+
+    def start_at(self, weights, visible_bias, hidden_bias):
+        """Start training at the ordinary RBM (W, b', c') given, centered or not (a centered RBM stores
+        b = b' + W lambda and c = c' + W^T mu)."""
+        self.W.assign(weights)
+        if self.config.centered:
+            visible_bias = visible_bias + tf.linalg.matvec(self.W, self.hidden_offset)
+            hidden_bias = hidden_bias + tf.linalg.matvec(self.W, self.visible_offset, transpose_a=True)
+        self.visible_bias.assign(visible_bias)
+        self.hidden_bias.assign(hidden_bias)
+        self.started_at_model = True
 
     def hidden_input(self, v):
         """c' + v W: the input of every hidden unit, [n, hidden]."""
