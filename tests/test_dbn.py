@@ -237,18 +237,6 @@ def test_centered_layers_are_centered_on_their_own_data_and_stacked_with_their_o
     np.testing.assert_allclose(difference, difference[0], atol=1e-4)
 
 
-def marginal_of_hidden(parameters, h):
-    """log p*(h) of an ordinary RBM with its visible units summed out: c' h + sum_i softplus(b'_i + W_i h)."""
-    x = tf.matmul(h, parameters["weights"], transpose_b=True) + parameters["visible_bias"]
-    return (tf.linalg.matvec(h, parameters["hidden_bias"]) + tf.reduce_sum(tf.nn.softplus(x), axis=1)).numpy()
-
-
-def marginal_of_visible(parameters, v):
-    """log p*(v) = -F(v) of an ordinary RBM: b' v + sum_j softplus(c'_j + v W_:j)."""
-    x = tf.matmul(v, parameters["weights"]) + parameters["hidden_bias"]
-    return (tf.linalg.matvec(v, parameters["visible_bias"]) + tf.reduce_sum(tf.nn.softplus(x), axis=1)).numpy()
-
-
 def all_states(n):
     return tf.constant([[(state >> i) & 1 for i in range(n)] for state in range(2 ** n)], tf.float32)
 
@@ -257,10 +245,10 @@ def all_states(n):
 def test_layers_started_reversed_put_the_marginal_of_the_layer_below_on_their_visible_units(centered):
     """784-16-12-32 with transpose_init: the second RBM (12 hidden units) starts as the first reversed, cut to the
     12 pixel units whose terms vary (the other 772 have weights 1000 times smaller, and their tangents stand in for
-    them); the third (32 hidden
-    units) as the second reversed, padded with 20 units. Each one's marginal over its visible units, over every
-    state, is the one the RBM below gives its hidden units, also after centering's offsets are set from the data;
-    persistent chains start at states drawn from the chains below."""
+    them); the third (32 hidden units) as the second reversed, padded with 20 units. Each one's marginal over its
+    visible units, over every state, is the one the RBM below gives its hidden units (the free energy of the RBM
+    below with its layers swapped), also after centering's offsets are set from the data; persistent chains start
+    at states drawn from the chains below."""
     model = DBN(DBNConfig(layers=(784, 16, 12, 32), transpose_init=True, persistent=True, centered=centered))
     assert [model.config.starts_reversed(layer) for layer in range(3)] == [False, True, True]
     train_images = data.load(tiny_data()).train.images[:200]
@@ -285,7 +273,11 @@ def test_layers_started_reversed_put_the_marginal_of_the_layer_below_on_their_vi
     model.pretrain(fit_stage)
     for below, start, width in ((rbms[0], starts[1], 16), (rbms[1], starts[2], 12)):
         states = all_states(width)
-        difference = marginal_of_visible(start, states) - marginal_of_hidden(below.parameters(), states)
+        theirs = below.parameters()
+        difference = (likelihood.free_energy(states, tf.transpose(theirs["weights"]), theirs["hidden_bias"],
+                                             theirs["visible_bias"])
+                      - likelihood.free_energy(states, start["weights"], start["visible_bias"], start["hidden_bias"]))
+        difference = difference.numpy()
         np.testing.assert_allclose(difference, difference[0], atol=2e-3)
     first_weights = rbms[0].parameters()["weights"].numpy()
     np.testing.assert_allclose(starts[1]["weights"].numpy(), first_weights[active].T, atol=1e-6)

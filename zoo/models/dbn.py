@@ -96,12 +96,11 @@ PRESETS = {
     # weight decay 1e-4). 200 epochs per layer: bound -90.38 nats and samples with every digit at 7-13% (docs/dbn.md).
     "hinton2006_centered": dict(layers=(784, 500, 500, 2000), persistent=True, centered=True, learning_rate=0.02,
                                 learning_rate_decay=True, weight_decay=1e-4),
-    # The same, the upper layers trained on binary states and each started at the layer below it, reversed: bound
-    # -85.51 nats (Salakhutdinov and Murray's -86.22), importance-weighted -85.00, at 200 epochs per layer.
-    "hinton2006_reversed": dict(layers=(784, 500, 500, 2000), persistent=True, centered=True, learning_rate=0.02,
-                                learning_rate_decay=True, weight_decay=1e-4, propagate="samples", transpose_init=True),
     "transposed": dict(layers=(784, 100, 784), transpose_init=True),  # the lab's W2 = W1^T variant
 }
+# hinton2006_centered with the upper layers trained on binary states, each started at the layer below it, reversed:
+# bound -85.51 nats (Salakhutdinov and Murray's -86.22), importance-weighted -85.00, at 200 epochs per layer.
+PRESETS["hinton2006_reversed"] = dict(PRESETS["hinton2006_centered"], propagate="samples", transpose_init=True)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
