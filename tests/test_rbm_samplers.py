@@ -69,18 +69,34 @@ def test_replica_exchange_swaps_only_neighbours_of_the_sweeps_parity_and_keeps_e
     model = two_mode_rbm(temperatures=5)
     v = model.base_visible_states(5 * 200, tf.constant([0, 1]))
     for parity in (0, 1):
-        source, rate = model.replica_exchange(model.hidden_input(v), parity, tf.constant([2, parity]))
-        source = source.numpy()
+        source, swapped, proposed = model.replica_exchange(model.hidden_input(v), parity, tf.constant([2, parity]))
+        source, swapped, proposed = source.numpy(), swapped.numpy(), proposed.numpy()
         np.testing.assert_array_equal(np.sort(source, axis=0), np.arange(5)[:, None].repeat(200, axis=1))
         moved = source != np.arange(5)[:, None]
-        assert np.abs(source - np.arange(5)[:, None]).max() <= 1 and 0 < rate < 1
+        assert np.abs(source - np.arange(5)[:, None]).max() <= 1 and 0 < swapped.sum() / proposed.sum() < 1
+        np.testing.assert_array_equal(proposed, np.arange(4) % 2 == parity)
+        np.testing.assert_allclose(swapped[parity::2], moved[parity:4:2].mean(axis=1))  # pair k: block k moved
+        assert not swapped[proposed == 0].any()
         in_a_pair = [k for k in range(5) if (k < 4 and k % 2 == parity) or (k > 0 and (k - 1) % 2 == parity)]
         assert not moved[[k for k in range(5) if k not in in_a_pair]].any()
     # W = 0: every temperature is the same distribution, so every proposed swap is accepted.
     model.W.assign(np.zeros((10, 2), np.float32))
-    source, rate = model.replica_exchange(model.hidden_input(v), 0, tf.constant([2, 0]))
+    source, swapped, proposed = model.replica_exchange(model.hidden_input(v), 0, tf.constant([2, 0]))
     np.testing.assert_array_equal(source.numpy()[:, 0], [1, 0, 3, 2, 4])
-    assert float(rate) == 1.0
+    np.testing.assert_array_equal(swapped.numpy(), [1, 0, 1, 0])
+
+
+def test_tempering_ladders_run_from_the_lowest_beta_to_1_and_the_quadratic_one_shrinks_its_steps_towards_1():
+    linear = RBM(RBMConfig(hidden=4, temperatures=5), seed=0).tempering_betas().numpy()[:, 0]
+    np.testing.assert_allclose(linear, [0, 0.25, 0.5, 0.75, 1])
+    quadratic = RBM(RBMConfig(hidden=4, temperatures=5, lowest_beta=0.5, ladder="quadratic"), seed=0)
+    betas = quadratic.tempering_betas().numpy()[:, 0]
+    np.testing.assert_allclose(betas, 1 - 0.5 * np.array([1, 0.75, 0.5, 0.25, 0]) ** 2, atol=1e-6)
+    assert (np.diff(np.diff(betas)) < 0).all()  # steps shrink towards beta = 1
+    with pytest.raises(ValueError, match="ladder must be one of linear, quadratic"):
+        RBMConfig(ladder="log")
+    with pytest.raises(ValueError, match=r"lowest_beta in \[0, 1\)"):
+        RBMConfig(lowest_beta=1.0)
 
 
 def test_parallel_tempering_trains_with_a_ladder_of_persistent_chains():
@@ -92,6 +108,9 @@ def test_parallel_tempering_trains_with_a_ladder_of_persistent_chains():
                         verbose=0).history
     assert model.chains.shape == (40, 784) and set(np.unique(model.chains.numpy())) <= {0.0, 1.0}
     assert history["val_pseudo_log_likelihood"][-1] > history["val_pseudo_log_likelihood"][0]
+    # Its swap rates are training figures, over all pairs and into beta = 1; validation has none.
+    assert all(0 < rate <= 1 for rate in history["swap_rate"] + history["top_swap_rate"])
+    assert "val_swap_rate" not in history and "val_pseudo_log_likelihood" in history
     with pytest.raises(ValueError, match="negative_phase must be one of cd, pcd, pt"):
         RBMConfig(negative_phase="pdc")
     assert RBMConfig(persistent=True).negative_phase == "pcd"  # the flag before negative_phase

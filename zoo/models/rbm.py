@@ -37,7 +37,7 @@ import tensorflow as tf
 from zoo.data import as_images, binarize_once
 from zoo.likelihood import ais_temperatures
 from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, compiled_verb,
-                             num_replicas, replica_mean, replica_noise, seed_pair, step_seed)
+                             mean_trackers, num_replicas, replica_mean, replica_noise, seed_pair, step_seed)
 
 
 @dataclass
@@ -51,8 +51,13 @@ class RBMConfig:
                 "temperatures, swapping states (parallel tempering)"})
     chains: int = field(default=100, metadata={"help": "persistent chains (pcd; pt: per temperature)"})
     temperatures: int = field(default=10, metadata={
-        "help": "temperatures of parallel tempering (beta evenly spaced from 0 to 1): --negative-phase pt and "
+        "help": "temperatures of parallel tempering (--ladder from --lowest-beta to 1): --negative-phase pt and "
                 "the tempering sampler"})
+    lowest_beta: float = field(default=0.0, metadata={
+        "help": "the tempering ladder's lowest inverse temperature (0: the visible biases alone)"})
+    ladder: str = field(default="linear", metadata={
+        "help": "linear: beta evenly spaced; quadratic: sqrt(1 - beta) evenly spaced, so the steps shrink towards "
+                "beta = 1, where the model sharpens and wide steps stop swapping"})
     centered: bool = field(default=False, metadata={
         "help": "centered RBM (Melchior et al. 2016): offsets mu = data mean, lambda = running mean of p(h|v)"})
     offset_rate: float = field(default=0.01, metadata={"help": "sliding-average rate of the hidden offsets"})
@@ -71,6 +76,7 @@ class RBMConfig:
 
     NEGATIVE_PHASES = ("cd", "pcd", "pt")
     SAMPLERS = ("gibbs", "annealed", "tempering")
+    LADDERS = ("linear", "quadratic")
 
     def __post_init__(self, persistent=None):
         if persistent is not None:
@@ -83,8 +89,10 @@ class RBMConfig:
         if min(self.hidden, self.visible, self.cd_k, self.chains, self.sample_steps) <= 0 or self.inpaint_steps < 2:
             raise ValueError("hidden, visible, cd_k, chains and sample_steps must be positive and inpaint_steps at "
                              "least 2")
-        if self.temperatures < 2 or not 0 < self.offset_rate <= 1:
-            raise ValueError("temperatures must be at least 2 and offset_rate in (0, 1]")
+        if self.ladder not in self.LADDERS:
+            raise ValueError(f"ladder must be one of {', '.join(self.LADDERS)}, not {self.ladder!r}")
+        if self.temperatures < 2 or not 0 <= self.lowest_beta < 1 or not 0 < self.offset_rate <= 1:
+            raise ValueError("temperatures must be at least 2, lowest_beta in [0, 1) and offset_rate in (0, 1]")
         if self.learning_rate <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise ValueError("learning_rate must be positive, momentum in [0, 1), weight_decay >= 0")
 
@@ -175,6 +183,7 @@ class RBM(ZooModel):
     DATA = dict(binarize="dynamic", flatten=False)
     XLA_ON_CPU = False  # XLA on a CPU ran the RBM 2x slower than TF's own kernels
     METRICS = ("reconstruction_mse", "reconstruction_bce", "pseudo_log_likelihood", "free_energy")
+    TEMPERING_METRICS = ("swap_rate", "top_swap_rate")
 
     def __init__(self, config=None, seed=0, **kwargs):
         super().__init__(config, seed, **kwargs)
@@ -190,6 +199,8 @@ class RBM(ZooModel):
         self.chains = self.add_weight(shape=(rows, c.visible),
                                       initializer=keras.initializers.RandomUniform(0, 1),
                                       trainable=False, name="chains", aggregation="only_first_replica")
+        if c.negative_phase == "pt":  # training figures of parallel tempering (negative_phase), not of the model
+            self.trackers.update(mean_trackers(self.TEMPERING_METRICS))
         self.started_at_model = False  # start_at: the offsets, once set from the data, keep the model given
         if c.centered:  # mu is set from the data (OffsetInitialiser); lambda starts at 0.5, as in Melchior et al.
             self.visible_offset = self.add_weight(shape=(c.visible,), initializer="zeros", trainable=False,
@@ -360,15 +371,22 @@ class RBM(ZooModel):
         return v, p, log_w
 
     def tempering_betas(self):
-        """The ladder of parallel tempering: beta evenly spaced from 0 to 1, [temperatures, 1]."""
-        return tf.linspace(0.0, 1.0, self.config.temperatures)[:, None]
+        """The ladder of parallel tempering, [temperatures, 1], from lowest_beta to 1:
+        1 - beta_k = (1 - lowest_beta) (1 - k / (K - 1))^power, power 1 (linear) or 2 (quadratic). Swaps between
+        beta and beta + d succeed about as often as the free energies' spread over d is small; it grows as the model
+        sharpens near beta = 1, where a trained RBM's linear ladder stops swapping (docs/rbm.md)."""
+        c = self.config
+        power = 2.0 if c.ladder == "quadratic" else 1.0
+        fraction_left = 1.0 - tf.range(c.temperatures, dtype=tf.float32) / (c.temperatures - 1)
+        return (1.0 - (1.0 - c.lowest_beta) * fraction_left ** power)[:, None]
 
     def replica_exchange(self, hidden_input, parity, seed):
         """The swap moves of parallel tempering. Chains [temperatures * n, ...], block k at beta_k, with hidden
         inputs x = c' + v W: for every pair (k, k+1) with k % 2 == parity, the states of each column's two chains
         swap with probability min(1, p*_k(v_k+1) p*_k+1(v_k) / (p*_k(v_k) p*_k+1(v_k+1))), where the v.b' terms
         cancel and log p*_beta(v) leaves sum_j softplus(beta x_j). Returns (source [temperatures, n]: the block
-        each block's new state comes from, the rate of accepted swaps)."""
+        each block's new state comes from; per pair [temperatures - 1]: the fraction of its chains that swapped,
+        and 1 where the pair was proposed, 0 where not)."""
         K, betas = self.config.temperatures, self.tempering_betas()
         n = tf.shape(hidden_input)[0] // K
         x = tf.reshape(hidden_input, [K, n, -1])
@@ -381,27 +399,29 @@ class RBM(ZooModel):
         none = tf.zeros([1, n], tf.bool)  # block k takes k + 1 where (k, k+1) swaps, k - 1 where (k-1, k) does
         source = tf.range(K)[:, None] + tf.cast(tf.concat([swap, none], 0), tf.int32) - tf.cast(
             tf.concat([none, swap], 0), tf.int32)
-        proposed = tf.reduce_sum(tf.cast(active, tf.float32)) * tf.cast(n, tf.float32)
-        return source, tf.reduce_sum(tf.cast(swap, tf.float32)) / tf.maximum(proposed, 1.0)
+        return source, tf.reduce_mean(tf.cast(swap, tf.float32), axis=1), tf.cast(active[:, 0], tf.float32)
 
     def tempering_sweeps(self, v, sweeps, seed, first_sweep=0):
         """Parallel tempering: v [temperatures * n, visible], block k at beta_k. Each sweep is one Gibbs step at
         every temperature, then the replica exchange of the sweep's parity (alternating). Returns (v, p(v|h) of
-        the last sweep, the mean rate of accepted swaps)."""
+        the last sweep, per pair [temperatures - 1]: swaps accepted and proposed, summed over the sweeps)."""
         K = self.config.temperatures
         n = tf.shape(v)[0] // K
         row_betas = tf.repeat(self.tempering_betas(), n, axis=0)  # [K * n, 1]
 
-        def sweep(i, v, _, x, accepted):
+        def sweep(i, v, _, x, accepted, proposed):
             v, p, x = self.tempered_step(v, row_betas, tf.random.experimental.stateless_fold_in(seed, 2 * i), x)
-            source, rate = self.replica_exchange(x, (first_sweep + i) % 2,
-                                                 tf.random.experimental.stateless_fold_in(seed, 2 * i + 1))
+            source, swapped, active = self.replica_exchange(x, (first_sweep + i) % 2,
+                                                            tf.random.experimental.stateless_fold_in(seed, 2 * i + 1))
             rows = tf.reshape(source * n + tf.range(n)[None], [-1])
-            return i + 1, tf.gather(v, rows), tf.gather(p, rows), tf.gather(x, rows), accepted + rate
+            return (i + 1, tf.gather(v, rows), tf.gather(p, rows), tf.gather(x, rows), accepted + swapped,
+                    proposed + active)
 
-        _, v, p, _, accepted = tf.while_loop(lambda i, *_: i < sweeps, sweep,
-                                             (tf.constant(0), v, tf.zeros_like(v), self.hidden_input(v), 0.0))
-        return v, p, accepted / tf.cast(tf.maximum(sweeps, 1), tf.float32)
+        no_pairs = tf.zeros([K - 1])
+        _, v, p, _, accepted, proposed = tf.while_loop(
+            lambda i, *_: i < sweeps, sweep,
+            (tf.constant(0), v, tf.zeros_like(v), self.hidden_input(v), no_pairs, no_pairs))
+        return v, p, (accepted, proposed)
 
     def sample_visible(self, num_samples, seed, steps, method, resample=False):
         """p(v|h) [num_samples, visible] at beta = 1 after `steps` sweeps' worth of the method's chains:
@@ -444,8 +464,14 @@ class RBM(ZooModel):
             self.chains.assign(v_model)
             return v_model, h_model
         step = tf.cast(self.optimizer.iterations, tf.int32)
-        chains, _, _ = self.tempering_sweeps(self.chains.value, c.cd_k, seed, first_sweep=step * c.cd_k)
+        chains, _, (accepted, proposed) = self.tempering_sweeps(self.chains.value, c.cd_k, seed,
+                                                                first_sweep=step * c.cd_k)
         self.chains.assign(chains)
+        # Swap rates, each weighted by its proposals: over all pairs, and into beta = 1, the first to fall.
+        self.trackers["swap_rate"].update_state(tf.reduce_sum(accepted) / tf.reduce_sum(proposed),
+                                                sample_weight=tf.reduce_sum(proposed))
+        self.trackers["top_swap_rate"].update_state(accepted[-1] / tf.maximum(proposed[-1], 1.0),
+                                                    sample_weight=proposed[-1])
         v_model = chains[(c.temperatures - 1) * c.chains:]  # the beta = 1 block
         return v_model, self.hidden_probabilities(v_model)
 
@@ -480,7 +506,8 @@ class RBM(ZooModel):
 
     def test_step(self, images):
         v = tf.reshape(images, (-1, self.visible))
-        return self.record(self.metric_values(v, tf.constant([self.seed, -1])))
+        figures = self.record(self.metric_values(v, tf.constant([self.seed, -1])))
+        return {name: value for name, value in figures.items() if name not in self.TEMPERING_METRICS}
 
     def metric_values(self, v, seed):
         """Per-image figures of the batch v, from its hidden input c' + v W (computed once, reused)."""
