@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from conftest import tiny_data
 from zoo import data, likelihood
+from zoo.models.base import seed_pair
 from zoo.models.rbm import RBM, RBMConfig
 
 
@@ -63,6 +64,36 @@ def test_annealed_and_tempering_samplers_draw_the_exact_distribution():
     assert not np.array_equal(first, model.sample(3, 7, method="gibbs"))
     with pytest.raises(ValueError, match="Gibbs options"):
         model.sample(2, 0, start="hidden")
+
+
+def test_samplers_can_start_at_the_persistent_chains_and_tempering_from_them_still_draws_the_exact_distribution():
+    model = two_mode_rbm(temperatures=6, negative_phase="pt", chains=50)
+    p = exact_distribution(model)
+    one_mode = np.array([1] * 5 + [0] * 5, np.float32)  # every stored chain, at every temperature, in one mode
+    model.chains.assign(np.tile(one_mode, (6 * 50, 1)))
+    starts = model.persistent_starts(120, 6).numpy()
+    assert starts.shape == (6 * 120, 10) and (starts == one_mode).all()
+    # Short Gibbs chains stay where they start; tempering crosses to the other mode in its exact proportion.
+    gibbs = model.sample_visible(4000, tf.constant([3, 0]), 10, "gibbs", from_chains=True).numpy()
+    assert gibbs[:, :5].mean() > 0.8 and gibbs[:, 5:].mean() < 0.2
+    n = 4000
+    draws = np.random.default_rng(1).choice(1024, n, p=p)
+    noise = 0.5 * np.abs(np.bincount(draws, minlength=1024) / n - p).sum()
+    tempering = model.sample_visible(n, tf.constant([3, 0]), 1200, "tempering", from_chains=True).numpy()
+    assert total_variation(tempering, p) < noise + 0.03
+    # PCD's one block of chains starts every temperature; row i is chain i mod chains.
+    pcd = two_mode_rbm(temperatures=4, negative_phase="pcd", chains=3)
+    pcd.chains.assign(np.eye(3, 10, dtype=np.float32))
+    np.testing.assert_array_equal(pcd.persistent_starts(5, 4).numpy(), np.tile(np.eye(3, 10)[[0, 1, 2, 0, 1]], (4, 1)))
+    # The verb follows config.sample_start; chains need a persistent negative phase and a sampler that uses them.
+    model = RBM(RBMConfig(hidden=8, negative_phase="pcd", chains=4, sample_start="chains", sample_steps=1), seed=0)
+    model.build_for_images()
+    model.chains.assign(np.zeros((4, 784), np.float32))
+    expected = model.sample_visible(6, seed_pair(7, 0), 1, "gibbs", from_chains=True).numpy()
+    np.testing.assert_allclose(np.reshape(model.sample(6, 7), (6, 784)), expected, atol=1e-6)
+    for bad in (dict(negative_phase="cd"), dict(negative_phase="pcd", sampler="annealed")):
+        with pytest.raises(ValueError, match="sample_start='chains' needs persistent chains"):
+            RBMConfig(sample_start="chains", **bad)
 
 
 def test_replica_exchange_swaps_only_neighbours_of_the_sweeps_parity_and_keeps_each_temperatures_chains():

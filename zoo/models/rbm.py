@@ -68,6 +68,10 @@ class RBMConfig:
     weight_decay: float = field(default=0.0, metadata={"help": "decoupled weight decay of SGD"})
     sampler: str = field(default="gibbs", metadata={
         "help": "how sample (and the export's sample signature) draws: gibbs, annealed or tempering"})
+    sample_start: str = field(default="random", metadata={
+        "help": "where sample's gibbs and tempering chains start: random (uniform images; tempering: the visible "
+                "biases) or chains (copies of the persistent chains training left, pcd or pt: already near the "
+                "model, so the sweeps decorrelate them instead of burning in). annealed always starts at beta = 0"})
     sample_steps: int = field(default=1000, metadata={
         "help": "sample's compute in Gibbs sweeps: gibbs steps, annealed temperatures, tempering sweeps of all "
                 "temperatures together"})
@@ -77,6 +81,7 @@ class RBMConfig:
     NEGATIVE_PHASES = ("cd", "pcd", "pt")
     SAMPLERS = ("gibbs", "annealed", "tempering")
     LADDERS = ("linear", "quadratic")
+    SAMPLE_STARTS = ("random", "chains")
 
     def __post_init__(self, persistent=None):
         if persistent is not None:
@@ -89,6 +94,11 @@ class RBMConfig:
         if min(self.hidden, self.visible, self.cd_k, self.chains, self.sample_steps) <= 0 or self.inpaint_steps < 2:
             raise ValueError("hidden, visible, cd_k, chains and sample_steps must be positive and inpaint_steps at "
                              "least 2")
+        if self.sample_start not in self.SAMPLE_STARTS:
+            raise ValueError(f"sample_start must be one of {', '.join(self.SAMPLE_STARTS)}, not {self.sample_start!r}")
+        if self.sample_start == "chains" and (self.negative_phase == "cd" or self.sampler == "annealed"):
+            raise ValueError("sample_start='chains' needs persistent chains (negative_phase pcd or pt) and the gibbs or "
+                             "tempering sampler (annealing starts at beta = 0)")
         if self.ladder not in self.LADDERS:
             raise ValueError(f"ladder must be one of {', '.join(self.LADDERS)}, not {self.ladder!r}")
         if self.temperatures < 2 or not 0 <= self.lowest_beta < 1 or not 0 < self.offset_rate <= 1:
@@ -179,7 +189,7 @@ class RBM(ZooModel):
     # `parameters` (W and the biases) is beyond the serving contract: zoo.likelihood's AIS estimate of log Z needs it.
     SIGNATURES = ("sample", "generate", "reconstruct", "encode", "decode", "inpaint", "parameters")
     PRESETS = PRESETS
-    SAMPLING_SETTINGS = ("sampler", "sample_steps", "inpaint_steps")
+    SAMPLING_SETTINGS = ("sampler", "sample_start", "sample_steps", "lowest_beta", "ladder", "inpaint_steps")
     DATA = dict(binarize="dynamic", flatten=False)
     XLA_ON_CPU = False  # XLA on a CPU ran the RBM 2x slower than TF's own kernels
     METRICS = ("reconstruction_mse", "reconstruction_bce", "pseudo_log_likelihood", "free_energy")
@@ -423,14 +433,28 @@ class RBM(ZooModel):
             (tf.constant(0), v, tf.zeros_like(v), self.hidden_input(v), no_pairs, no_pairs))
         return v, p, (accepted, proposed)
 
-    def sample_visible(self, num_samples, seed, steps, method, resample=False):
+    def persistent_starts(self, num_samples, blocks):
+        """Starting states [blocks * num_samples, visible] copied from the persistent chains training left: block k
+        (beta rising, beta = 1 last) row i is stored chain i mod `chains` of the same block. PT stores one block per
+        temperature; PCD's one block (beta = 1), or PT's of another ladder length, starts every block."""
+        stored = tf.reshape(self.chains.value, [-1, self.config.chains, self.visible])
+        if stored.shape[0] != blocks:
+            stored = tf.repeat(stored[-1:], blocks, axis=0)
+        rows = tf.range(num_samples) % self.config.chains
+        return tf.reshape(tf.gather(stored, rows, axis=1), [blocks * num_samples, self.visible])
+
+    def sample_visible(self, num_samples, seed, steps, method, resample=False, from_chains=False):
         """p(v|h) [num_samples, visible] at beta = 1 after `steps` sweeps' worth of the method's chains:
         gibbs: `steps` Gibbs steps from random v; annealed: `steps` temperatures (resample: chains drawn again in
         proportion to their importance weights); tempering: steps // temperatures sweeps of every temperature
-        (the same number of Gibbs sweeps in all), returning the beta = 1 chains."""
+        (the same number of Gibbs sweeps in all), returning the beta = 1 chains. from_chains: gibbs and tempering
+        start at copies of the persistent chains (persistent_starts) instead of random states."""
         if method == "gibbs":
-            v = bernoulli(tf.fill([num_samples, self.visible], 0.5),
-                          tf.random.stateless_uniform([num_samples, self.visible], seed))
+            if from_chains:
+                v = self.persistent_starts(num_samples, 1)
+            else:
+                v = bernoulli(tf.fill([num_samples, self.visible], 0.5),
+                              tf.random.stateless_uniform([num_samples, self.visible], seed))
             return self.gibbs(v, steps, tf.random.experimental.stateless_fold_in(seed, 1))[1]
         if method == "annealed":
             _, p, log_w = self.anneal(num_samples, steps, seed)
@@ -441,7 +465,8 @@ class RBM(ZooModel):
             return p
         if method == "tempering":
             K = self.config.temperatures
-            v = self.base_visible_states(K * num_samples, seed)
+            v = (self.persistent_starts(num_samples, K) if from_chains
+                 else self.base_visible_states(K * num_samples, seed))
             _, p, _ = self.tempering_sweeps(v, max(1, steps // K), tf.random.experimental.stateless_fold_in(seed, 1))
             return p[(K - 1) * num_samples:]
         raise ValueError(f"method must be one of {', '.join(RBMConfig.SAMPLERS)}, not {method!r}")
@@ -553,7 +578,8 @@ class RBM(ZooModel):
         `method` (config.sampler by default: what the export's `sample` signature uses): "gibbs" from uniformly
         random visible states (or, with start="hidden", random hidden states, whose v ~ p(v|h) is step 0),
         "annealed" from the visible biases through `steps` temperatures (resample=True: chains redrawn by their
-        importance weights), "tempering" over config.temperatures temperatures (steps // temperatures sweeps)."""
+        importance weights), "tempering" over config.temperatures temperatures (steps // temperatures sweeps).
+        With config.sample_start "chains", gibbs and tempering start at the persistent chains instead."""
         num_samples, seed = check_num_samples(num_samples, self.max_samples), seed_pair(seed, 0)
         steps = self.config.sample_steps if steps is None else steps
         method = method or self.config.sampler
@@ -574,7 +600,8 @@ class RBM(ZooModel):
             else:
                 _, p, _ = self.gibbs(v, steps, tf.random.experimental.stateless_fold_in(seed, 1))
         else:
-            p = self.sample_visible(num_samples, seed, steps, method, resample)
+            from_chains = self.config.sample_start == "chains" and method != "annealed"
+            p = self.sample_visible(num_samples, seed, steps, method, resample, from_chains)
         return tf.reshape(p, (-1, 28, 28, 1))
 
     @compiled_verb
