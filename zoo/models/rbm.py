@@ -400,10 +400,13 @@ class RBM(ZooModel):
         K, betas = self.config.temperatures, self.tempering_betas()
         n = tf.shape(hidden_input)[0] // K
         x = tf.reshape(hidden_input, [K, n, -1])
-        g = tf.reduce_sum(tf.nn.softplus(betas[None, :, :, None] * x[:, None]), axis=-1)  # g[chain's k, beta's k', n]
+
+        def log_p(chains, chain_betas):  # sum_j softplus(beta x_j) of each chain of `chains` at its block's beta
+            return tf.reduce_sum(tf.nn.softplus(chain_betas[:, :, None] * chains), axis=-1)
+
+        own = log_p(x, betas)  # [K, n]: every chain at its own temperature
+        log_ratio = log_p(x[1:], betas[:-1]) + log_p(x[:-1], betas[1:]) - own[:-1] - own[1:]  # [K - 1, n]
         k = tf.range(K - 1)
-        log_ratio = (tf.gather_nd(g, tf.stack([k + 1, k], 1)) + tf.gather_nd(g, tf.stack([k, k + 1], 1))
-                     - tf.gather_nd(g, tf.stack([k, k], 1)) - tf.gather_nd(g, tf.stack([k + 1, k + 1], 1)))
         active = tf.equal(k % 2, parity)[:, None]
         swap = active & (tf.math.log(tf.random.stateless_uniform([K - 1, n], seed)) < log_ratio)  # [K - 1, n]
         none = tf.zeros([1, n], tf.bool)  # block k takes k + 1 where (k, k+1) swaps, k - 1 where (k-1, k) does
@@ -424,8 +427,8 @@ class RBM(ZooModel):
             source, swapped, active = self.replica_exchange(x, (first_sweep + i) % 2,
                                                             tf.random.experimental.stateless_fold_in(seed, 2 * i + 1))
             rows = tf.reshape(source * n + tf.range(n)[None], [-1])
-            return (i + 1, tf.gather(v, rows), tf.gather(p, rows), tf.gather(x, rows), accepted + swapped,
-                    proposed + active)
+            v, p, x = (tf.ensure_shape(tf.gather(a, rows), a.shape) for a in (v, p, x))  # the loop keeps shapes
+            return i + 1, v, p, x, accepted + swapped, proposed + active
 
         no_pairs = tf.zeros([K - 1])
         _, v, p, _, accepted, proposed = tf.while_loop(
