@@ -197,6 +197,15 @@ def test_re_export_changes_the_rbms_sampler(tmp_path):
     assert export.read_card(path)["sampling_changes"] == {"sampler": "annealed", "sample_steps": 20}
     model.config = dataclasses.replace(model.config, sampler="annealed", sample_steps=20)
     np.testing.assert_allclose(export.Export(path).samples(3, 4), model.sample(3, 4).numpy(), atol=1e-6)
+    # Parallel tempering on another ladder, started at the persistent chains the model carries into its export.
+    model = RBM(RBMConfig(hidden=8, negative_phase="pt", temperatures=3, chains=4, sample_steps=6), seed=1)
+    model.compile()
+    source = export.export_model(model, str(tmp_path), "rbm_pt", {"kind": "rbm"})
+    changes = {"sampler": "tempering", "sample_start": "chains", "ladder": "quadratic", "lowest_beta": "0.5"}
+    path = export.re_export(source, str(tmp_path), "rbm_pt_chains", changes)
+    model.config = dataclasses.replace(model.config, sampler="tempering", sample_start="chains", ladder="quadratic",
+                                       lowest_beta=0.5)
+    np.testing.assert_allclose(export.Export(path).samples(6, 4), model.sample(6, 4).numpy(), atol=1e-6)
 
 
 def test_the_conv_vae_export_passes_the_same_contract_check(tmp_path):

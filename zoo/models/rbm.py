@@ -427,7 +427,8 @@ class RBM(ZooModel):
             source, swapped, active = self.replica_exchange(x, (first_sweep + i) % 2,
                                                             tf.random.experimental.stateless_fold_in(seed, 2 * i + 1))
             rows = tf.reshape(source * n + tf.range(n)[None], [-1])
-            v, p, x = (tf.ensure_shape(tf.gather(a, rows), a.shape) for a in (v, p, x))  # the loop keeps shapes
+            # gather forgets the row count, and tf.while_loop refuses a shape that changes between iterations
+            v, p, x = (tf.ensure_shape(tf.gather(a, rows), a.shape) for a in (v, p, x))
             return i + 1, v, p, x, accepted + swapped, proposed + active
 
         no_pairs = tf.zeros([K - 1])
