@@ -142,6 +142,11 @@ def test_parallel_tempering_trains_with_a_ladder_of_persistent_chains():
     # Its swap rates are training figures, over all pairs and into beta = 1; validation has none.
     assert all(0 < rate <= 1 for rate in history["swap_rate"] + history["top_swap_rate"])
     assert "val_swap_rate" not in history and "val_pseudo_log_likelihood" in history
+    # With 2 temperatures every other step proposes no swap; its rate has weight 0, not NaN.
+    pair = RBM(RBMConfig(hidden=16, chains=10, temperatures=2, negative_phase="pt"), seed=0)
+    pair.compile()
+    figures = pair.fit(p.train, steps_per_epoch=p.steps_per_epoch, epochs=1, verbose=0).history
+    assert all(0 < figures[name][0] <= 1 for name in ("swap_rate", "top_swap_rate"))
     with pytest.raises(ValueError, match="negative_phase must be one of cd, pcd, pt"):
         RBMConfig(negative_phase="pdc")
     assert RBMConfig(persistent=True).negative_phase == "pcd"  # the flag before negative_phase

@@ -97,8 +97,8 @@ class RBMConfig:
         if self.sample_start not in self.SAMPLE_STARTS:
             raise ValueError(f"sample_start must be one of {', '.join(self.SAMPLE_STARTS)}, not {self.sample_start!r}")
         if self.sample_start == "chains" and (self.negative_phase == "cd" or self.sampler == "annealed"):
-            raise ValueError("sample_start='chains' needs persistent chains (negative_phase pcd or pt) and the gibbs or "
-                             "tempering sampler (annealing starts at beta = 0)")
+            raise ValueError("sample_start='chains' needs persistent chains (negative_phase pcd or pt) and the gibbs "
+                             "or tempering sampler (annealing starts at beta = 0)")
         if self.ladder not in self.LADDERS:
             raise ValueError(f"ladder must be one of {', '.join(self.LADDERS)}, not {self.ladder!r}")
         if self.temperatures < 2 or not 0 <= self.lowest_beta < 1 or not 0 < self.offset_rate <= 1:
@@ -496,8 +496,9 @@ class RBM(ZooModel):
         chains, _, (accepted, proposed) = self.tempering_sweeps(self.chains.value, c.cd_k, seed,
                                                                 first_sweep=step * c.cd_k)
         self.chains.assign(chains)
-        # Swap rates, each weighted by its proposals: over all pairs, and into beta = 1, the first to fall.
-        self.trackers["swap_rate"].update_state(tf.reduce_sum(accepted) / tf.reduce_sum(proposed),
+        # Swap rates, each weighted by its proposals: over all pairs, and into beta = 1, the first to fall. A step
+        # may propose none (2 temperatures, odd sweeps): its weight is 0, and its rate must not be 0/0 = NaN.
+        self.trackers["swap_rate"].update_state(tf.reduce_sum(accepted) / tf.maximum(tf.reduce_sum(proposed), 1.0),
                                                 sample_weight=tf.reduce_sum(proposed))
         self.trackers["top_swap_rate"].update_state(accepted[-1] / tf.maximum(proposed[-1], 1.0),
                                                     sample_weight=proposed[-1])
@@ -604,8 +605,8 @@ class RBM(ZooModel):
             else:
                 _, p, _ = self.gibbs(v, steps, tf.random.experimental.stateless_fold_in(seed, 1))
         else:
-            from_chains = self.config.sample_start == "chains" and method != "annealed"
-            p = self.sample_visible(num_samples, seed, steps, method, resample, from_chains)
+            p = self.sample_visible(num_samples, seed, steps, method, resample,
+                                    from_chains=self.config.sample_start == "chains")
         return tf.reshape(p, (-1, 28, 28, 1))
 
     @compiled_verb
