@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from conftest import run_python, run_zoo, tiny_data
 from zoo import export, train
+from zoo.models.base import seed_pair
 from zoo.models.vae import VAEConfig
 
 # Runs in a fresh process that imports nothing from zoo: checks every signature of an export against the contract.
@@ -206,6 +207,13 @@ def test_re_export_changes_the_rbms_sampler(tmp_path):
     model.config = dataclasses.replace(model.config, sampler="tempering", sample_start="chains", ladder="quadratic",
                                        lowest_beta=0.5)
     np.testing.assert_allclose(export.Export(path).samples(6, 4), model.sample(6, 4).numpy(), atol=1e-6)
+    # The chains themselves run on and recorded every 2 sweeps: 4 chains give 9 samples in 3 records.
+    path = export.re_export(source, str(tmp_path), "rbm_pt_recorded", {**changes, "sample_every": "2"})
+    model.config = dataclasses.replace(model.config, sample_every=2)
+    recorded = export.Export(path).samples(9, 4)
+    assert recorded.shape == (9, 28, 28, 1)
+    expected = model.sample_visible(9, seed_pair(4, 0), 6, "tempering", from_chains=True)  # sample's traced already
+    np.testing.assert_allclose(recorded, np.reshape(expected, (9, 28, 28, 1)), atol=1e-6)
 
 
 def test_the_conv_vae_export_passes_the_same_contract_check(tmp_path):

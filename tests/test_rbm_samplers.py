@@ -81,6 +81,13 @@ def test_samplers_can_start_at_the_persistent_chains_and_tempering_from_them_sti
     noise = 0.5 * np.abs(np.bincount(draws, minlength=1024) / n - p).sum()
     tempering = model.sample_visible(n, tf.constant([3, 0]), 1200, "tempering", from_chains=True).numpy()
     assert total_variation(tempering, p) < noise + 0.03
+    # Recorded as they run on (sample_every): 50 chains per temperature, 80 records 20 sweeps apart, the same law
+    # (records 1 or 5 sweeps apart are too correlated for 4,000 to reach this total variation).
+    model.config.sample_every = 20
+    recorded = model.sample_visible(n, tf.constant([3, 0]), 1200, "tempering", from_chains=True).numpy()
+    assert recorded.shape == (n, 10) and total_variation(recorded, p) < noise + 0.03
+    assert model.sample_visible(7, tf.constant([3, 0]), 60, "tempering", from_chains=True).shape == (7, 10)
+    model.config.sample_every = 0
     # PCD's one block of chains starts every temperature; row i is chain i mod chains.
     pcd = two_mode_rbm(temperatures=4, negative_phase="pcd", chains=3)
     pcd.chains.assign(np.eye(3, 10, dtype=np.float32))
@@ -94,6 +101,8 @@ def test_samplers_can_start_at_the_persistent_chains_and_tempering_from_them_sti
     for bad in (dict(negative_phase="cd"), dict(negative_phase="pcd", sampler="annealed")):
         with pytest.raises(ValueError, match="sample_start='chains' needs persistent chains"):
             RBMConfig(sample_start="chains", **bad)
+    with pytest.raises(ValueError, match="sample_every must be >= 0, and above 0 only with sample_start='chains'"):
+        RBMConfig(negative_phase="pcd", sample_every=10)
 
 
 def test_replica_exchange_swaps_only_neighbours_of_the_sweeps_parity_and_keeps_each_temperatures_chains():

@@ -75,6 +75,10 @@ class RBMConfig:
     sample_steps: int = field(default=1000, metadata={
         "help": "sample's compute in Gibbs sweeps: gibbs steps, annealed temperatures, tempering sweeps of all "
                 "temperatures together"})
+    sample_every: int = field(default=0, metadata={
+        "help": "with --sample-start chains: 0 copies the persistent chains, one chain per sample; N > 0 runs the "
+                "chains themselves on (sample_steps of burn-in) and records their beta = 1 states every N sweeps, "
+                "an MCMC run thinned to every N-th sweep: far fewer sweeps per sample, each chain run longer"})
     inpaint_steps: int = field(default=200, metadata={"help": "Gibbs steps of inpaint"})
     persistent: InitVar[bool | None] = None  # the flag before negative_phase: True is "pcd"
 
@@ -99,6 +103,9 @@ class RBMConfig:
         if self.sample_start == "chains" and (self.negative_phase == "cd" or self.sampler == "annealed"):
             raise ValueError("sample_start='chains' needs persistent chains (negative_phase pcd or pt) and the gibbs "
                              "or tempering sampler (annealing starts at beta = 0)")
+        if self.sample_every < 0 or (self.sample_every and self.sample_start != "chains"):
+            raise ValueError("sample_every must be >= 0, and above 0 only with sample_start='chains' (it records "
+                             "the persistent chains as they run on)")
         if self.ladder not in self.LADDERS:
             raise ValueError(f"ladder must be one of {', '.join(self.LADDERS)}, not {self.ladder!r}")
         if self.temperatures < 2 or not 0 <= self.lowest_beta < 1 or not 0 < self.offset_rate <= 1:
@@ -189,7 +196,8 @@ class RBM(ZooModel):
     # `parameters` (W and the biases) is beyond the serving contract: zoo.likelihood's AIS estimate of log Z needs it.
     SIGNATURES = ("sample", "generate", "reconstruct", "encode", "decode", "inpaint", "parameters")
     PRESETS = PRESETS
-    SAMPLING_SETTINGS = ("sampler", "sample_start", "sample_steps", "lowest_beta", "ladder", "inpaint_steps")
+    SAMPLING_SETTINGS = ("sampler", "sample_start", "sample_steps", "sample_every", "lowest_beta", "ladder",
+                         "inpaint_steps")
     DATA = dict(binarize="dynamic", flatten=False)
     XLA_ON_CPU = False  # XLA on a CPU ran the RBM 2x slower than TF's own kernels
     METRICS = ("reconstruction_mse", "reconstruction_bce", "pseudo_log_likelihood", "free_energy")
@@ -447,12 +455,45 @@ class RBM(ZooModel):
         rows = tf.range(num_samples) % self.config.chains
         return tf.reshape(tf.gather(stored, rows, axis=1), [blocks * num_samples, self.visible])
 
+    def recorded_chains(self, num_samples, seed, steps, method):
+        """The persistent chains themselves run on, not copied: `steps` sweeps' worth of burn-in (tempering:
+        steps // temperatures sweeps of every temperature), then p(v|h) of the beta = 1 block recorded every
+        config.sample_every sweeps until there are num_samples: one MCMC run, thinned. It costs
+        burn-in + ceil(num_samples / chains) * sample_every sweeps of the stored chains, where one copied chain
+        per sample costs num_samples * burn-in; consecutive records of a chain are correlated, less so the larger
+        sample_every."""
+        chains, every = self.config.chains, self.config.sample_every
+        if method == "tempering":
+            blocks = self.config.temperatures
+            burn_in = max(1, steps // blocks)
+
+            def run(v, sweeps, seed):
+                return self.tempering_sweeps(v, sweeps, seed)[:2]
+        else:
+            blocks, burn_in = 1, steps
+
+            def run(v, sweeps, seed):
+                return self.gibbs(v, sweeps, seed)[:2]
+        v, _ = run(self.persistent_starts(chains, blocks), burn_in, tf.random.experimental.stateless_fold_in(seed, 0))
+        records = (num_samples + chains - 1) // chains
+
+        def record(r, v, states):
+            v, p = run(v, every, tf.random.experimental.stateless_fold_in(seed, r + 1))
+            return r + 1, v, states.write(r, p[(blocks - 1) * chains:])
+
+        _, _, states = tf.while_loop(lambda r, *_: r < records, record,
+                                     (tf.constant(0), v, tf.TensorArray(tf.float32, size=records)))
+        return tf.reshape(states.stack(), [-1, self.visible])[:num_samples]
+
     def sample_visible(self, num_samples, seed, steps, method, resample=False, from_chains=False):
         """p(v|h) [num_samples, visible] at beta = 1 after `steps` sweeps' worth of the method's chains:
         gibbs: `steps` Gibbs steps from random v; annealed: `steps` temperatures (resample: chains drawn again in
         proportion to their importance weights); tempering: steps // temperatures sweeps of every temperature
         (the same number of Gibbs sweeps in all), returning the beta = 1 chains. from_chains: gibbs and tempering
-        start at copies of the persistent chains (persistent_starts) instead of random states."""
+        start at copies of the persistent chains (persistent_starts) instead of random states, or with
+        config.sample_every, record the chains themselves as they run on (recorded_chains)."""
+        if from_chains and self.config.sample_every and method in ("gibbs", "tempering"):
+            return self.recorded_chains(num_samples, seed, steps, method)
         if method == "gibbs":
             if from_chains:
                 v = self.persistent_starts(num_samples, 1)
@@ -584,7 +625,8 @@ class RBM(ZooModel):
         random visible states (or, with start="hidden", random hidden states, whose v ~ p(v|h) is step 0),
         "annealed" from the visible biases through `steps` temperatures (resample=True: chains redrawn by their
         importance weights), "tempering" over config.temperatures temperatures (steps // temperatures sweeps).
-        With config.sample_start "chains", gibbs and tempering start at the persistent chains instead."""
+        With config.sample_start "chains", gibbs and tempering start at the persistent chains instead (and with
+        config.sample_every, record them as they run on)."""
         num_samples, seed = check_num_samples(num_samples, self.max_samples), seed_pair(seed, 0)
         steps = self.config.sample_steps if steps is None else steps
         method = method or self.config.sampler
