@@ -83,11 +83,9 @@ def test_samplers_can_start_at_the_persistent_chains_and_tempering_from_them_sti
     assert total_variation(tempering, p) < noise + 0.03
     # Recorded as they run on (sample_every): 50 chains per temperature, 80 records 20 sweeps apart, the same law
     # (records 1 or 5 sweeps apart are too correlated for 4,000 to reach this total variation).
-    model.config.sample_every = 20
-    recorded = model.sample_visible(n, tf.constant([3, 0]), 1200, "tempering", from_chains=True).numpy()
+    recorded = model.sample_visible(n, tf.constant([3, 0]), 1200, "tempering", from_chains=True, every=20).numpy()
     assert recorded.shape == (n, 10) and total_variation(recorded, p) < noise + 0.03
-    assert model.sample_visible(7, tf.constant([3, 0]), 60, "tempering", from_chains=True).shape == (7, 10)
-    model.config.sample_every = 0
+    assert model.sample_visible(7, tf.constant([3, 0]), 60, "tempering", from_chains=True, every=20).shape == (7, 10)
     # PCD's one block of chains starts every temperature; row i is chain i mod chains.
     pcd = two_mode_rbm(temperatures=4, negative_phase="pcd", chains=3)
     pcd.chains.assign(np.eye(3, 10, dtype=np.float32))
@@ -98,6 +96,19 @@ def test_samplers_can_start_at_the_persistent_chains_and_tempering_from_them_sti
     model.chains.assign(np.zeros((4, 784), np.float32))
     expected = model.sample_visible(6, seed_pair(7, 0), 1, "gibbs", from_chains=True).numpy()
     np.testing.assert_allclose(np.reshape(model.sample(6, 7), (6, 784)), expected, atol=1e-6)
+    # ... unless told otherwise: start and every are the verb's options too; steps=0 returns the start itself.
+    random_start = model.sample_visible(6, seed_pair(7, 0), 1, "gibbs").numpy()
+    np.testing.assert_allclose(np.reshape(model.sample(6, 7, start="random"), (6, 784)), random_start, atol=1e-6)
+    np.testing.assert_array_equal(model.sample(5, 7, steps=0), np.zeros((5, 28, 28, 1)))  # the stored chains
+    recorded = model.sample_visible(6, seed_pair(7, 0), 1, "gibbs", from_chains=True, every=3).numpy()
+    np.testing.assert_allclose(np.reshape(model.sample(6, 7, every=3), (6, 784)), recorded, atol=1e-6)
+    assert not np.allclose(recorded, expected)
+    with pytest.raises(ValueError, match="start must be one of random, hidden, chains"):
+        model.sample(2, 0, start="data")
+    with pytest.raises(ValueError, match="every must be >= 0, and above 0 only with start='chains'"):
+        model.sample(2, 0, start="random", every=3)
+    with pytest.raises(ValueError, match="start='chains' needs persistent chains"):
+        RBM(RBMConfig(hidden=8), seed=0).sample(2, 0, start="chains")
     for bad in (dict(negative_phase="cd"), dict(negative_phase="pcd", sampler="annealed")):
         with pytest.raises(ValueError, match="sample_start='chains' needs persistent chains"):
             RBMConfig(sample_start="chains", **bad)

@@ -134,8 +134,14 @@ def inpainting(notebook, model, test, hidden, seed):
     return table
 
 
-SAMPLERS = (("Gibbs", "gibbs", False), ("annealed", "annealed", False), ("annealed, resampled", "annealed", True),
-            ("parallel tempering", "tempering", False))
+RECORD_EVERY = 50  # sweeps between records of the persistent chains run on
+SAMPLERS = (("Gibbs", dict(method="gibbs")), ("annealed", dict(method="annealed")),
+            ("annealed, resampled", dict(method="annealed", resample=True)),
+            ("parallel tempering", dict(method="tempering")),
+            (f"Gibbs, the persistent chains run on, recorded every {RECORD_EVERY} sweeps",
+             dict(method="gibbs", start="chains", every=RECORD_EVERY)),
+            (f"parallel tempering, the persistent chains run on, recorded every {RECORD_EVERY} sweeps",
+             dict(method="tempering", start="chains", every=RECORD_EVERY)))
 
 
 def likelihood_models(notebook, runs, config, test):
@@ -170,11 +176,10 @@ def likelihood_models(notebook, runs, config, test):
     table, grids = [], []
     for label, (result, _, _) in models.items():
         model = result.model
-        for name, method, resample in SAMPLERS:
+        for name, options in SAMPLERS:
             started = time.time()
             samples = np.concatenate([model.sample(min(1000, config.sampler_samples - s), config.seed + s,
-                                                   steps=config.sampler_steps, method=method,
-                                                   resample=resample).numpy()
+                                                   steps=config.sampler_steps, **options).numpy()
                                       for s in range(0, config.sampler_samples, 1000)])
             rate = len(samples) / (time.time() - started)
             probabilities, _ = judge(samples)
@@ -183,19 +188,22 @@ def likelihood_models(notebook, runs, config, test):
             table.append((label, name, f"{rate:,.0f}", f"{metrics.classifier_score(probabilities):.2f}",
                           " ".join(f"{x:.0f}" for x in shares), f"{shares.min():.0f} / {shares.max():.0f}"))
             grids.append(samples[:10])
-    notebook.text(f"### Samplers at equal compute ({config.sampler_steps:,} Gibbs sweeps per sample)",
+    notebook.text(f"### Samplers ({config.sampler_steps:,} Gibbs sweeps per sample, or of burn-in for the recorded chains)",
                   f"{config.sampler_samples:,} samples per row (p(v|h) of the last sweep), classified by the zoo's "
                   "frozen classifier. Gibbs: chains at the model from random images. Annealed: chains from the "
                   "visible biases through as many temperatures, beta from 0 to 1 (the path AIS follows); resampled: "
                   "then drawn again in proportion to their importance weights. Parallel tempering: "
                   "chains at 10 temperatures (beta evenly spaced in [0, 1]) swapping states, each for a tenth of the "
-                  "sweeps; the beta = 1 chains are the samples. Images per second on this machine, "
-                  "1,000 per call.")
+                  "sweeps; the beta = 1 chains are the samples. The last two rows start at the persistent "
+                  "chains PCD left and run those chains on: the same sweeps of burn-in, then the beta = 1 chains "
+                  f"recorded every {RECORD_EVERY} sweeps (one thinned MCMC run, `--sample-every`), so they spend "
+                  "fewer sweeps per sample; their images per second say how many fewer. Images per second on this "
+                  "machine, 1,000 per call.")
     notebook.table(("model", "sampler", "images/s", "classifier score ↑", "class histogram (% of 0..9)",
                     "least / most frequent digit (%)"), table)
     notebook.grid("samplers", np.concatenate(grids), 10,
                   "The first 10 samples of each sampler, PCD-1 then centered PCD-1, in the table's order.",
-                  [f"{label}: {name}" for label in models for name, _, _ in SAMPLERS])
+                  [f"{label}: {name}" for label in models for name, _ in SAMPLERS])
 
 
 def run(config: Config, out="experiments/rbm", logdir="tensorboard_logs"):

@@ -198,6 +198,7 @@ class RBM(ZooModel):
     PRESETS = PRESETS
     SAMPLING_SETTINGS = ("sampler", "sample_start", "sample_steps", "sample_every", "lowest_beta", "ladder",
                          "inpaint_steps")
+    START_NAMES = ("random", "hidden", "chains")  # sample's start: the config's two and random hidden states
     DATA = dict(binarize="dynamic", flatten=False)
     XLA_ON_CPU = False  # XLA on a CPU ran the RBM 2x slower than TF's own kernels
     METRICS = ("reconstruction_mse", "reconstruction_bce", "pseudo_log_likelihood", "free_energy")
@@ -455,14 +456,14 @@ class RBM(ZooModel):
         rows = tf.range(num_samples) % self.config.chains
         return tf.reshape(tf.gather(stored, rows, axis=1), [blocks * num_samples, self.visible])
 
-    def recorded_chains(self, num_samples, seed, steps, method):
+    def recorded_chains(self, num_samples, seed, steps, method, every):
         """The persistent chains themselves run on, not copied: `steps` sweeps' worth of burn-in (tempering:
         steps // temperatures sweeps of every temperature), then p(v|h) of the beta = 1 block recorded every
-        config.sample_every sweeps until there are num_samples: one MCMC run, thinned. It costs
-        burn-in + ceil(num_samples / chains) * sample_every sweeps of the stored chains, where one copied chain
-        per sample costs num_samples * burn-in; consecutive records of a chain are correlated, less so the larger
-        sample_every."""
-        chains, every = self.config.chains, self.config.sample_every
+        `every` sweeps until there are num_samples: one MCMC run, thinned. It costs
+        burn-in + ceil(num_samples / chains) * every sweeps of the stored chains, where one copied chain per
+        sample costs num_samples * burn-in; consecutive records of a chain are correlated, less so the larger
+        `every`."""
+        chains = self.config.chains
         if method == "tempering":
             blocks = self.config.temperatures
             burn_in = max(1, steps // blocks)
@@ -485,21 +486,24 @@ class RBM(ZooModel):
                                      (tf.constant(0), v, tf.TensorArray(tf.float32, size=records)))
         return tf.reshape(states.stack(), [-1, self.visible])[:num_samples]
 
-    def sample_visible(self, num_samples, seed, steps, method, resample=False, from_chains=False):
+    def starting_images(self, num_samples, seed, from_chains=False):
+        """Where a Gibbs chain starts: uniformly random binary images, or copies of the persistent chains."""
+        if from_chains:
+            return self.persistent_starts(num_samples, 1)
+        return bernoulli(tf.fill([num_samples, self.visible], 0.5),
+                         tf.random.stateless_uniform([num_samples, self.visible], seed))
+
+    def sample_visible(self, num_samples, seed, steps, method, resample=False, from_chains=False, every=0):
         """p(v|h) [num_samples, visible] at beta = 1 after `steps` sweeps' worth of the method's chains:
         gibbs: `steps` Gibbs steps from random v; annealed: `steps` temperatures (resample: chains drawn again in
         proportion to their importance weights); tempering: steps // temperatures sweeps of every temperature
         (the same number of Gibbs sweeps in all), returning the beta = 1 chains. from_chains: gibbs and tempering
         start at copies of the persistent chains (persistent_starts) instead of random states, or with
-        config.sample_every, record the chains themselves as they run on (recorded_chains)."""
-        if from_chains and self.config.sample_every and method in ("gibbs", "tempering"):
-            return self.recorded_chains(num_samples, seed, steps, method)
+        every > 0, record the chains themselves as they run on (recorded_chains)."""
+        if from_chains and every and method in ("gibbs", "tempering"):
+            return self.recorded_chains(num_samples, seed, steps, method, every)
         if method == "gibbs":
-            if from_chains:
-                v = self.persistent_starts(num_samples, 1)
-            else:
-                v = bernoulli(tf.fill([num_samples, self.visible], 0.5),
-                              tf.random.stateless_uniform([num_samples, self.visible], seed))
+            v = self.starting_images(num_samples, seed, from_chains)
             return self.gibbs(v, steps, tf.random.experimental.stateless_fold_in(seed, 1))[1]
         if method == "annealed":
             _, p, log_w = self.anneal(num_samples, steps, seed)
@@ -619,36 +623,45 @@ class RBM(ZooModel):
         return self.decode(self.encode(images)["latent"])
 
     @compiled_verb
-    def sample(self, num_samples, seed, steps=None, start="visible", method=None, resample=False):
+    def sample(self, num_samples, seed, steps=None, start=None, method=None, resample=False, every=None):
         """p(v|h) of `num_samples` chains after `steps` sweeps (config.sample_steps by default) of the sampler
-        `method` (config.sampler by default: what the export's `sample` signature uses): "gibbs" from uniformly
-        random visible states (or, with start="hidden", random hidden states, whose v ~ p(v|h) is step 0),
-        "annealed" from the visible biases through `steps` temperatures (resample=True: chains redrawn by their
-        importance weights), "tempering" over config.temperatures temperatures (steps // temperatures sweeps).
-        With config.sample_start "chains", gibbs and tempering start at the persistent chains instead (and with
-        config.sample_every, record them as they run on)."""
+        `method` (config.sampler by default: what the export's `sample` signature uses): "gibbs", "annealed" from
+        the visible biases through `steps` temperatures (resample=True: chains redrawn by their importance
+        weights), or "tempering" over config.temperatures temperatures (steps // temperatures sweeps).
+        start (config.sample_start by default), for gibbs and tempering: "random" images (tempering: samples of
+        the visible biases), "hidden" (gibbs only: random hidden states, whose p(v|h) is step 0), or "chains",
+        copies of the persistent chains training left; with `every` N > 0 (for the chains, config.sample_every by
+        default) the chains themselves run on and are recorded every N sweeps. steps=0 returns the gibbs start."""
         num_samples, seed = check_num_samples(num_samples, self.max_samples), seed_pair(seed, 0)
         steps = self.config.sample_steps if steps is None else steps
         method = method or self.config.sampler
-        if start not in ("visible", "hidden"):
-            raise ValueError(f"start must be 'visible' or 'hidden', not {start!r}")
+        if start is None:  # the config's start; annealing, which has its own, ignores it
+            start = "random" if method == "annealed" else self.config.sample_start
+        start = "random" if start == "visible" else start  # "visible": the name before "chains" existed
+        if every is None:
+            every = self.config.sample_every if start == "chains" else 0
+        if start not in self.START_NAMES:
+            raise ValueError(f"start must be one of {', '.join(self.START_NAMES)}, not {start!r}")
+        if start == "chains" and (self.config.negative_phase == "cd" or method == "annealed"):
+            raise ValueError("start='chains' needs persistent chains (negative_phase pcd or pt) and the gibbs or "
+                             "tempering sampler")
+        if every < 0 or (every and start != "chains"):
+            raise ValueError("every must be >= 0, and above 0 only with start='chains'")
         if start == "hidden" or steps == 0:
             if method != "gibbs":
                 raise ValueError("start='hidden' and steps=0 are Gibbs options")
             if start == "hidden":
                 h = bernoulli(tf.fill([num_samples, self.config.hidden], 0.5),
                               tf.random.stateless_uniform([num_samples, self.config.hidden], seed))
+                if steps == 0:
+                    return tf.reshape(self.visible_probabilities(h), (-1, 28, 28, 1))
                 v = self.sample_v_given_h(h, tf.random.experimental.stateless_fold_in(seed, 2))
-            else:
-                v = bernoulli(tf.fill([num_samples, self.visible], 0.5),
-                              tf.random.stateless_uniform([num_samples, self.visible], seed))
-            if steps == 0:  # the starting state itself: p(v|h) of the random h, or the random v
-                p = self.visible_probabilities(h) if start == "hidden" else v
-            else:
-                _, p, _ = self.gibbs(v, steps, tf.random.experimental.stateless_fold_in(seed, 1))
+                p = self.gibbs(v, steps, tf.random.experimental.stateless_fold_in(seed, 1))[1]
+            else:  # steps == 0: the starting state itself
+                p = self.starting_images(num_samples, seed, from_chains=start == "chains")
         else:
-            p = self.sample_visible(num_samples, seed, steps, method, resample,
-                                    from_chains=self.config.sample_start == "chains")
+            p = self.sample_visible(num_samples, seed, steps, method, resample, from_chains=start == "chains",
+                                    every=every)
         return tf.reshape(p, (-1, 28, 28, 1))
 
     @compiled_verb
