@@ -86,6 +86,15 @@ def test_samplers_can_start_at_the_persistent_chains_and_tempering_from_them_sti
     recorded = model.sample_visible(n, tf.constant([3, 0]), 1200, "tempering", from_chains=True, every=20).numpy()
     assert recorded.shape == (n, 10) and total_variation(recorded, p) < noise + 0.03
     assert model.sample_visible(7, tf.constant([3, 0]), 60, "tempering", from_chains=True, every=20).shape == (7, 10)
+    # Fewer samples than chains run only that many chains (the first of each temperature), so generate's
+    # sample(1, seed) per image stays cheap: the same draws as a model that stores only those chains.
+    stored = np.random.default_rng(0).integers(0, 2, (6, 50, 10)).astype(np.float32)
+    model.chains.assign(stored.reshape(300, 10))
+    three = two_mode_rbm(temperatures=6, negative_phase="pt", chains=3)
+    three.chains.assign(stored[:, :3].reshape(18, 10))
+    np.testing.assert_array_equal(
+        model.sample_visible(3, tf.constant([3, 0]), 60, "tempering", from_chains=True, every=4).numpy(),
+        three.sample_visible(3, tf.constant([3, 0]), 60, "tempering", from_chains=True, every=4).numpy())
     # PCD's one block of chains starts every temperature; row i is chain i mod chains.
     pcd = two_mode_rbm(temperatures=4, negative_phase="pcd", chains=3)
     pcd.chains.assign(np.eye(3, 10, dtype=np.float32))

@@ -462,8 +462,9 @@ class RBM(ZooModel):
         `every` sweeps until there are num_samples: one MCMC run, thinned. It costs
         burn-in + ceil(num_samples / chains) * every sweeps of the stored chains, where one copied chain per
         sample costs num_samples * burn-in; consecutive records of a chain are correlated, less so the larger
-        `every`."""
-        chains = self.config.chains
+        `every`. A call for fewer samples than there are chains runs only the first num_samples chains of each
+        temperature, once: generate, one sample(1, seed) per image, would otherwise run them all per image."""
+        chains = tf.minimum(num_samples, self.config.chains)
         if method == "tempering":
             blocks = self.config.temperatures
             burn_in = max(1, steps // blocks)
