@@ -188,7 +188,8 @@ def likelihood_models(notebook, runs, config, test):
             table.append((label, name, f"{rate:,.0f}", f"{metrics.classifier_score(probabilities):.2f}",
                           " ".join(f"{x:.0f}" for x in shares), f"{shares.min():.0f} / {shares.max():.0f}"))
             grids.append(samples[:10])
-    notebook.text(f"### Samplers ({config.sampler_steps:,} Gibbs sweeps per sample, or of burn-in for the recorded chains)",
+    notebook.text(f"### Samplers ({config.sampler_steps:,} Gibbs sweeps per sample, or of burn-in for the "
+                  "recorded chains)",
                   f"{config.sampler_samples:,} samples per row (p(v|h) of the last sweep), classified by the zoo's "
                   "frozen classifier. Gibbs: chains at the model from random images. Annealed: chains from the "
                   "visible biases through as many temperatures, beta from 0 to 1 (the path AIS follows); resampled: "
