@@ -184,3 +184,36 @@ def test_zoo_train_logs_the_free_energy_gap_and_decays_the_learning_rate_to_zero
     expected = model.free_energy(validation_v).numpy().mean() - model.free_energy(train_v).numpy().mean()
     assert gaps[-1] == pytest.approx(expected, rel=1e-4)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # linear decay over the run
+
+
+def test_the_benchmarks_product_chain_runs_cd1s_products_in_order():
+    """zoo.bench's reference for the products in CD-1's order computes what it says, round after round."""
+    from zoo.bench import cd1_product_chain
+
+    rng = np.random.default_rng(0)
+    v = (rng.random((6, 784)) < 0.3).astype(np.float32)
+    weights = rng.normal(0, 0.01, (784, 5)).astype(np.float32)
+    expected = weights.astype(np.float64)
+    for _ in range(3):
+        h = v @ expected
+        p = h @ expected.T
+        h_model = p @ expected
+        expected = expected + 1e-6 * (v.T @ h + p.T @ h_model)
+    result = tf.function(cd1_product_chain)(tf.constant(v), tf.constant(weights), tf.constant(3)).numpy()
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-8)
+    assert not np.allclose(result, weights)  # the updates were applied
+
+
+def test_the_benchmarks_steady_epoch_timer_leaves_out_the_first_call(monkeypatch):
+    """SteadyEpochTimer times an epoch from the end of its first compiled call and scales to the whole epoch."""
+    from zoo import bench
+
+    clock = iter([5.0, 6.0, 7.0])  # the ends of three calls of two steps: the first took 5 s, the others 1 s each
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    timer = bench.SteadyEpochTimer()
+    timer.on_train_begin()
+    timer.on_epoch_begin(0)
+    for last_step in (1, 3, 5):
+        timer.on_train_batch_end(last_step)
+    timer.on_epoch_end(0)
+    assert timer.seconds == [pytest.approx(3.0)]  # 4 steps in 2 s: an epoch of 6 steps at that pace
