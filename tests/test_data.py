@@ -62,6 +62,15 @@ def test_pipeline_shapes_and_ranges(changes, shape, value_range):
     assert [len(x) for x in batches(p.validation)] == [50, 50]
 
 
+def test_pipelines_run_without_tf_datas_autotuning_thread():
+    """Deleting an autotuned iterator stalled for seconds with the cores idle, at the end of fits and after Ctrl-C
+    (data.make_dataset): every pipeline turns autotuning off, and still yields its batches."""
+    p = data.datasets(tiny_data())
+    for ds in (p.train, p.validation, p.test):
+        assert ds.options().autotune.enabled is False
+        assert batches(ds, 1)[0].shape == (50, 28, 28, 1)
+
+
 def test_labels_are_optional():
     ((x, y),) = batches(data.datasets(tiny_data(labels=True)).train, 1)
     assert x.shape == (50, 28, 28, 1) and y.shape == (50,) and set(y) <= set(range(10))
