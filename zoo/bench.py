@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from types import SimpleNamespace
 
 import keras
 import numpy as np
