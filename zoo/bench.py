@@ -78,15 +78,20 @@ def gemm_gflops(m, k, n, seconds=2.0):
             total += tf.matmul(a, b)
         return total
 
+    return looped_gflops(repeat, 2.0 * m * k * n, seconds)
+
+
+def looped_gflops(repeat, flops_per_round, seconds):
+    """GFLOP/s of repeat(rounds), a compiled loop: after a warm-up, rounds grow 4x until a call takes seconds / 4."""
     repeat(tf.constant(2)).numpy()
-    times = 4
+    rounds = 4
     while True:
         started = time.perf_counter()
-        repeat(tf.constant(times)).numpy()
+        repeat(tf.constant(rounds)).numpy()
         elapsed = time.perf_counter() - started
         if elapsed > seconds / 4:
-            return 2.0 * m * k * n * times / elapsed / 1e9
-        times *= 4
+            return flops_per_round * rounds / elapsed / 1e9
+        rounds *= 4
 
 
 def pipeline_rate(pipelines, steps):
@@ -210,17 +215,9 @@ def cd1_product_chain(v, weights, rounds):
 def rbm_chain_gflops(batch_size, hidden=500, seconds=2.0):
     """GFLOP/s of cd1_product_chain at CD-1's shapes: what the step's products allow in the order the step needs."""
     v = tf.cast(tf.random.uniform([batch_size, 784], seed=1) < 0.2, tf.float32)
-    chain = tf.function(cd1_product_chain)
     weights = tf.random.normal([784, hidden], stddev=0.01)
-    chain(v, weights, tf.constant(2)).numpy()
-    rounds = 4
-    while True:
-        started = time.perf_counter()
-        chain(v, weights, tf.constant(rounds)).numpy()
-        elapsed = time.perf_counter() - started
-        if elapsed > seconds / 4:
-            return 5 * 2 * batch_size * 784 * hidden * rounds / elapsed / 1e9
-        rounds *= 4
+    chain = tf.function(cd1_product_chain)
+    return looped_gflops(lambda rounds: chain(v, weights, rounds), 5 * 2 * batch_size * 784 * hidden, seconds)
 
 
 def homework_rbm_rate(images, hidden=500, learning_rate=0.1, seconds=5.0):
