@@ -268,9 +268,9 @@ def bench_rbm(batch_size, epochs, large_batch=1000):
     binary = data.binarize_once(pipelines.splits.train.images.reshape(n, 784) / 255.0, 0)
     # The same step on batches binarized beforehand: the step alone, without the input pipeline's share of the CPU.
     prebinarized = tf.data.Dataset.from_tensor_slices(binary.astype(np.float32)).batch(batch_size).repeat().prefetch(4)
-    steps = pipelines.steps_per_epoch
+    steps, cd1 = pipelines.steps_per_epoch, f"zoo RBM CD-1, batch {batch_size}"
     runs = {  # label: (negative phase, batches, steps per epoch, FLOPs per image, GEMM reference)
-        f"zoo RBM CD-1, batch {batch_size}": ("cd", pipelines.train, steps, flops_per_image, "gemm"),
+        cd1: ("cd", pipelines.train, steps, flops_per_image, "gemm"),
         f"zoo RBM PCD-1, batch {batch_size}": ("pcd", pipelines.train, steps, flops_per_image * 6 / 5, "gemm"),
         f"zoo RBM CD-1, batch {batch_size} (batches binarized beforehand)": (
             "cd", prebinarized, steps, flops_per_image, "gemm"),
@@ -320,7 +320,7 @@ def bench_rbm(batch_size, epochs, large_batch=1000):
         rows.append((f"scikit-learn BernoulliRBM (PCD-1, n_components=500), batch {batch_size}", "not installed",
                      "pip install -r requirements-bench.txt"))
     else:  # how many times faster the zoo's CD-1 is, the median of the rounds' ratios
-        ratio = statistics.median(s / z for s, z in zip(sklearn_seconds, epoch_seconds[next(iter(runs))]))
+        ratio = statistics.median(s / z for s, z in zip(sklearn_seconds, epoch_seconds[cd1]))
         seconds = statistics.median(sklearn_seconds)
         rows.append((f"scikit-learn BernoulliRBM (PCD-1, n_components=500), batch {batch_size}",
                      f"{n / seconds:,.0f} img/s", f"{seconds:.2f} s/epoch; the zoo's CD-1 is {ratio:.1f}x faster"))
