@@ -208,7 +208,7 @@ def test_the_benchmarks_steady_epoch_timer_leaves_out_the_first_call(monkeypatch
     """SteadyEpochTimer times an epoch from the end of its first compiled call and scales to the whole epoch."""
     from zoo import bench
 
-    clock = iter([5.0, 6.0, 7.0])  # the ends of three calls of two steps: the first took 5 s, the others 1 s each
+    clock = iter([0.0, 5.0, 6.0, 7.0])  # epoch begins; three calls of two steps end: the first took 5 s, the others 1 s
     monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
     timer = bench.SteadyEpochTimer()
     timer.on_train_begin()
@@ -217,3 +217,17 @@ def test_the_benchmarks_steady_epoch_timer_leaves_out_the_first_call(monkeypatch
         timer.on_train_batch_end(last_step)
     timer.on_epoch_end(0)
     assert timer.seconds == [pytest.approx(3.0)]  # 4 steps in 2 s: an epoch of 6 steps at that pace
+
+
+def test_steady_epoch_timer_times_an_epoch_of_one_call_whole(monkeypatch):
+    """With one compiled call there is no steady part to scale: the epoch is timed from its start, not divided by 0."""
+    from zoo import bench
+
+    clock = iter([2.0, 4.5, 5.0])  # epoch begins, its only call ends, the epoch ends
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    timer = bench.SteadyEpochTimer()
+    timer.on_train_begin()
+    timer.on_epoch_begin(0)
+    timer.on_train_batch_end(9)
+    timer.on_epoch_end(0)
+    assert timer.seconds == [pytest.approx(3.0)]

@@ -55,14 +55,18 @@ class EpochTimer(keras.callbacks.Callback):
 
 class SteadyEpochTimer(EpochTimer):
     """Seconds per epoch, timed from the end of the epoch's first compiled call and scaled to the whole epoch: a new
-    fit's first call waits for a fresh iterator to fill, which one long fit pays only once."""
+    fit's first call waits for a fresh iterator to fill, which one long fit pays only once. An epoch of a single
+    call has nothing after its first: it is timed whole, as EpochTimer does."""
     def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
         self.marks = []
 
     def on_train_batch_end(self, batch, logs=None):
         self.marks.append((batch, time.perf_counter()))  # batch: the last step of the call
 
     def on_epoch_end(self, epoch, logs=None):
+        if len(self.marks) < 2:
+            return super().on_epoch_end(epoch, logs)
         (first_step, started), (last_step, ended) = self.marks[0], self.marks[-1]
         self.seconds.append((ended - started) * (last_step + 1) / (last_step - first_step))
 
