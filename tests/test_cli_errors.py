@@ -75,10 +75,15 @@ def test_a_second_launch_is_refused_and_ctrl_c_prints_one_line_and_exits_130(tmp
     argv = [sys.executable, "-u", "-m", "zoo.train", "vae", "--limit", "1000", "--epochs", "1000", "--logdir",
             str(tmp_path / "logs"), "--export-dir", str(tmp_path / "exports")]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    # Ctrl-C as at a terminal: a suite started in the background (`nohup pytest ... &` from a script) inherits an
-    # ignored SIGINT, which the run would inherit too and rightly keep ignoring, training on past the test's wait.
-    first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # Ctrl-C as at a terminal: a suite started in the background (`nohup pytest ... &` from a script) runs with SIGINT
+    # ignored, which a child inherits and rightly keeps ignoring: the run would train on past the test's wait. While
+    # this process handles SIGINT, a child starts with the default action instead (exec resets handled signals).
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         checkpoints = tmp_path / "logs" / "vae" / "seed0" / "checkpoint"
         deadline = time.time() + 120
