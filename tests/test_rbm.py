@@ -219,7 +219,7 @@ def test_the_benchmarks_steady_epoch_timer_leaves_out_the_first_call(monkeypatch
     assert timer.seconds == [pytest.approx(3.0)]  # 4 steps in 2 s: an epoch of 6 steps at that pace
 
 
-def test_steady_epoch_timer_times_an_epoch_of_one_call_whole(monkeypatch):
+def test_the_benchmarks_steady_epoch_timer_times_an_epoch_of_one_call_whole(monkeypatch):
     """With one compiled call there is no steady part to scale: the epoch is timed from its start, not divided by 0."""
     from zoo import bench
 
