@@ -100,12 +100,8 @@ class RBMConfig:
                              "least 2")
         if self.sample_start not in self.SAMPLE_STARTS:
             raise ValueError(f"sample_start must be one of {', '.join(self.SAMPLE_STARTS)}, not {self.sample_start!r}")
-        if self.sample_start == "chains" and (self.negative_phase == "cd" or self.sampler == "annealed"):
-            raise ValueError("sample_start='chains' needs persistent chains (negative_phase pcd or pt) and the gibbs "
-                             "or tempering sampler (annealing starts at beta = 0)")
-        if self.sample_every < 0 or (self.sample_every and self.sample_start != "chains"):
-            raise ValueError("sample_every must be >= 0, and above 0 only with sample_start='chains' (it records "
-                             "the persistent chains as they run on)")
+        check_chain_sampling(self.sample_start, self.sampler, self.sample_every, self.negative_phase,
+                             prefix="sample_")
         if self.ladder not in self.LADDERS:
             raise ValueError(f"ladder must be one of {', '.join(self.LADDERS)}, not {self.ladder!r}")
         if self.temperatures < 2 or not 0 <= self.lowest_beta < 1 or not 0 < self.offset_rate <= 1:
@@ -144,6 +140,17 @@ class FreeEnergyGap(keras.callbacks.Callback):
         train, validation = (float(tf.reduce_mean(self.model.free_energy(x))) for x in self.subsets)
         if logs is not None:
             logs["free_energy_gap"] = validation - train
+
+
+def check_chain_sampling(start, method, every, negative_phase, prefix=""):
+    """The rules for sampling from the persistent chains, shared by RBMConfig (whose fields are named with
+    prefix "sample_") and RBM.sample: a ValueError naming the setting that breaks one."""
+    if start == "chains" and (negative_phase == "cd" or method == "annealed"):
+        raise ValueError(f"{prefix}start='chains' needs persistent chains (negative_phase pcd or pt) and the gibbs or "
+                         "tempering sampler (annealing starts at beta = 0)")
+    if every < 0 or (every and start != "chains"):
+        raise ValueError(f"{prefix}every must be >= 0, and above 0 only with {prefix}start='chains' (it records the "
+                         "persistent chains as they run on)")
 
 
 def bernoulli(probabilities, uniform):
@@ -643,11 +650,7 @@ class RBM(ZooModel):
             every = self.config.sample_every if start == "chains" else 0
         if start not in self.START_NAMES:
             raise ValueError(f"start must be one of {', '.join(self.START_NAMES)}, not {start!r}")
-        if start == "chains" and (self.config.negative_phase == "cd" or method == "annealed"):
-            raise ValueError("start='chains' needs persistent chains (negative_phase pcd or pt) and the gibbs or "
-                             "tempering sampler")
-        if every < 0 or (every and start != "chains"):
-            raise ValueError("every must be >= 0, and above 0 only with start='chains'")
+        check_chain_sampling(start, method, every, self.config.negative_phase)
         if start == "hidden" or steps == 0:
             if method != "gibbs":
                 raise ValueError("start='hidden' and steps=0 are Gibbs options")
