@@ -208,7 +208,7 @@ def test_leaderboard_from_the_command_line(vae_export, tmp_path, capsys):
     assert "| zz_gan_like/1 |" in (tmp_path / "RESULTS.md").read_text()
 
     # Bad arguments: exit status 2 and the problem named (in this process: the command's own argument checks).
-    for argv, message in (([], "no exports given"), (["/no/such/export"], "not a SavedModel folder"),
+    for argv, message in (([], "no exports given"), (["/no/such/export"], "not an export folder"),
                           (["--all", "/no/such/folder"], "is not a folder")):
         with pytest.raises(SystemExit) as bad:
             evaluate.main(argv)

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_python, run_zoo, tiny_data
-from zoo import export, train
+from zoo import export, runs, train
 from zoo.models.base import seed_pair
 from zoo.models.vae import VAEConfig
 
@@ -139,7 +139,7 @@ def test_new_exports_never_overwrite_and_leave_no_temporary_folders(trained, mon
 
     archive_class = type(keras.export.ExportArchive())  # the backend's subclass, which does the writing
     monkeypatch.setattr(archive_class, "write_out", broken_write_out)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(runs.StorageError, match="disk full"):  # one line naming the folder and what to do
         export.export_model(model, export_dir, "vae", {"kind": "vae"})
     assert sorted(os.listdir(os.path.join(export_dir, "vae"))) == ["1", "2"]
 

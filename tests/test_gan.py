@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_python, run_zoo, tiny_data
-from zoo import callbacks, data, train
+from zoo import callbacks, data, runs, train
 from zoo.models.gan import DCGAN, GAN, DCGANConfig, GANConfig, discriminator_loss, generator_loss
 
 TINY_MLP = GANConfig(latent_dim=8, generator_hidden=(32,), discriminator_hidden=(32,))
@@ -39,7 +39,7 @@ def changed(before, variables):
 @pytest.mark.parametrize("model_class, config", [(GAN, TINY_MLP), (DCGAN, TINY_DCGAN)])
 def test_each_step_updates_only_its_own_network(model_class, config):
     model = tiny(model_class, config)
-    real = next(iter(pipelines(model_class, config).train))
+    real = model.training_images(next(iter(pipelines(model_class, config).train)))
     g_before, d_before = values(model.generator.trainable_variables), values(model.discriminator.trainable_variables)
     model.discriminator_step(real)
     assert all(changed(d_before, model.discriminator.trainable_variables))
@@ -66,7 +66,8 @@ def test_update_ratios_are_honoured(d_steps, g_steps):
     assert int(model.d_optimizer.iterations) == d_steps * iterations
     assert int(model.g_optimizer.iterations) == g_steps * iterations
     assert set(history) == {f"{split}{name}" for split in ("", "val_")
-                            for name in ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")}
+                            for name in ("loss", "d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")}
+    assert history["loss"] == history["d_loss"]  # what Keras callbacks monitor: D's loss
     for key in ("d_real_accuracy", "d_fake_accuracy", "val_d_real_accuracy"):
         assert all(0 <= value <= 1 for value in history[key])
 
@@ -152,7 +153,7 @@ def test_spectral_norm_wraps_every_discriminator_layer_in_place_of_its_batch_nor
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in layers)
     weighted = [layer for layer in layers if layer.weights]
     assert weighted and all(isinstance(layer, keras.layers.SpectralNormalization) for layer in weighted)
-    real = next(iter(pipelines(model_class, config).train))
+    real = model.training_images(next(iter(pipelines(model_class, config).train)))
     for _ in range(3):
         model.discriminator_step(real)
     for _ in range(10):  # each training call divides the kernels by their largest singular value, estimated by
@@ -288,24 +289,28 @@ def test_the_dcgan_is_the_labs_architecture():
     assert model.generator.layers[-1].get_config()["activation"] == "tanh"
     assert model.discriminator(tf.zeros((2, 32, 32, 1))).shape == (2, 1)  # logits; sigmoid inside the losses
     assert model.d_optimizer.learning_rate.numpy() == pytest.approx(2e-4)
-    dc = train.data_config_for("dcgan", DCGANConfig())
-    assert dc.image_size == 32 and dc.pixel_range == (-1.0, 1.0)
-    assert train.data_config_for("gan", GANConfig(output="tanh")).pixel_range == (-1.0, 1.0)
-    assert train.data_config_for("gan", GANConfig()).pixel_range == (0.0, 1.0)
+    # Every model takes MNIST as it is ([0, 1], 28x28); each GAN makes its own training images of it.
+    images = tf.random.uniform((3, 28, 28, 1))
+    assert model.training_images(images).shape == (3, 32, 32, 1)
+    assert float(tf.reduce_min(model.training_images(tf.zeros((1, 28, 28, 1))))) == -1.0
+    tanh = tiny(config=GANConfig(latent_dim=8, output="tanh"))
+    np.testing.assert_allclose(tanh.training_images(images), 2 * images - 1, atol=1e-6)
+    np.testing.assert_array_equal(tiny().training_images(images), images)  # sigmoid: [0, 1] as it is
 
 
-def test_the_dcgans_decode_undoes_the_pipelines_enlargement():
+def test_the_dcgans_decode_undoes_its_enlargement():
     """pad: the 28x28 digits come back exactly; resize: Lanczos-3 undoes the bilinear resize far better than the
-    antialiased bilinear resize the zoo used before (judged here by squared error on real digits)."""
+    antialiased bilinear resize the zoo used before (judged here by squared error on real digits). Either way the
+    training images are what zoo.data's pipeline made of them when it did the enlarging."""
     digits = data.load(tiny_data()).train.images[:50]
     original = tf.cast(digits, tf.float32)[..., None] / 255.0
     for enlarge in ("pad", "resize"):
-        config = dataclasses.replace(TINY_DCGAN, enlarge=enlarge)
-        data_config = train.data_config_for("dcgan", config, limit=50, validation_size=100)
-        assert data_config.enlarge == enlarge
-        big = data.preprocess(digits, data_config)  # [-1, 1], 32x32, as the DCGAN trains on it
+        model = tiny(DCGAN, dataclasses.replace(TINY_DCGAN, enlarge=enlarge))
+        big = model.training_images(original)  # [-1, 1], 32x32, as the DCGAN trains on it
+        pipeline = data.preprocess(digits, data.DataConfig(image_size=32, pixel_range=(-1, 1), enlarge=enlarge))
+        np.testing.assert_array_equal(big, pipeline)
         assert big.shape == (50, 32, 32, 1)
-        back = (tiny(DCGAN, config).to_mnist_size(big) + 1.0) / 2.0
+        back = (model.to_mnist_size(big) + 1.0) / 2.0
         assert back.shape == (50, 28, 28, 1)
         if enlarge == "pad":
             np.testing.assert_allclose(back, original, atol=1e-6)
@@ -395,14 +400,11 @@ def test_mixed_precision_trains_with_loss_scaling_and_serves_float32(name, confi
 def test_a_nan_in_either_loss_stops_training():
     stop = callbacks.StopOnNaN()
     stop.on_batch_end(0, {"d_loss": 0.7, "g_loss": 1.2})
-    with pytest.raises(callbacks.TrainingDiverged, match="nan"):
+    with pytest.raises(runs.TrainingDiverged, match="nan"):
         stop.on_batch_end(1, {"d_loss": 0.7, "g_loss": float("nan")})
 
 
-def test_wrong_data_for_the_dcgan_is_a_clear_error(tmp_path):
-    config = train.TrainConfig(epochs=1, logdir=str(tmp_path), export=False)
-    with pytest.raises(ValueError, match="image_size=32"):
-        train.train("dcgan", TINY_DCGAN, tiny_data(), config, verbose=0)
+def test_wrong_settings_for_the_gans_are_a_clear_error():
     with pytest.raises(ValueError, match="three positive channel counts"):
         DCGANConfig(generator_filters=(8, 4))
     with pytest.raises(ValueError, match="output must be one of sigmoid, tanh"):
@@ -442,7 +444,7 @@ def test_dcgan_trains_from_the_command_line_and_its_export_serves_without_zoo(tm
     assert checked.returncode == 0, checked.stderr[-3000:]
     card = json.loads(checked.stdout.strip().splitlines()[-1])
     assert card["kind"] == "dcgan" and card["signatures"] == ["sample", "generate", "decode"]
-    assert card["data"]["image_size"] == 32 and card["data"]["pixel_range"] == [-1.0, 1.0]
+    assert card["data"]["image_size"] == 28 and card["config"]["enlarge"] == "resize"  # the DCGAN enlarges them
     # --keep best (the GANs' default): the card names the epoch exported; D's updates up to it, 2 per iteration.
     assert card["kept"]["epoch"] in (1, 2) and card["steps"] == card["kept"]["epoch"] * 2 * 4
     assert set(card["kept"]["figures"]) >= {"val_frechet_distance", "val_classifier_score", "val_kid"}

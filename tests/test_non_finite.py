@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import run_zoo
-from zoo import callbacks, export, train
+from zoo import callbacks, export, runs, train
 from zoo.models.gan import GAN, GANConfig
 from zoo.models.rbm import RBM, RBMConfig
 
@@ -37,9 +37,9 @@ def test_non_finite_config_numbers_are_refused_from_python():
                                   {"d_loss": 0.5, "d_real_accuracy": np.float32("inf")}])
 def test_any_non_finite_metric_stops_training(logs):
     stop = callbacks.StopOnNaN("somewhere/backup")
-    with pytest.raises(callbacks.TrainingDiverged, match="became (nan|inf) at epoch 1, batch 3.*somewhere/backup"):
+    with pytest.raises(runs.TrainingDiverged, match="became (nan|inf) at epoch 1, batch 3.*somewhere/backup"):
         stop.on_batch_end(2, logs)
-    with pytest.raises(callbacks.TrainingDiverged, match="at the end of epoch 4"):
+    with pytest.raises(runs.TrainingDiverged, match="at the end of epoch 4"):
         stop.on_epoch_end(3, {"val_" + name: value for name, value in logs.items()})
     stop.on_batch_end(0, {"loss": 1.0, "kl": 2.0})  # finite: nothing happens
 
@@ -48,6 +48,6 @@ def test_an_export_with_non_finite_weights_is_refused(tmp_path):
     model = RBM(RBMConfig(hidden=8, chains=4, sample_steps=2, inpaint_steps=2))
     model.build_for_images()
     model.W.assign(np.full(model.W.shape, np.nan, np.float32))
-    with pytest.raises(callbacks.TrainingDiverged, match="not exported: weights .*W.* hold NaN"):
+    with pytest.raises(runs.TrainingDiverged, match="not exported: weights .*W.* hold NaN"):
         export.export_model(model, str(tmp_path), "rbm", {"kind": "rbm"})
     assert not (tmp_path / "rbm").exists()  # refused before any folder, version or staging, is made

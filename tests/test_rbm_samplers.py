@@ -155,7 +155,7 @@ def test_tempering_ladders_run_from_the_lowest_beta_to_1_and_the_quadratic_one_s
     assert (np.diff(np.diff(betas)) < 0).all()  # steps shrink towards beta = 1
     with pytest.raises(ValueError, match="ladder must be one of linear, quadratic"):
         RBMConfig(ladder="log")
-    with pytest.raises(ValueError, match=r"lowest_beta in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"lowest_beta must be in \[0, 1\)"):
         RBMConfig(lowest_beta=1.0)
 
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_zoo, tiny_data
-from zoo import callbacks, train
+from zoo import runs, train
 from zoo.models.vae import VAEConfig
 
 TINY = VAEConfig(latent_dim=2, hidden=(16,))
@@ -55,7 +55,7 @@ class InterruptAfter(keras.callbacks.Callback):
 
 def test_a_nan_loss_stops_training_with_a_message_and_exports_nothing(tmp_path):
     exploding = VAEConfig(latent_dim=2, hidden=(16,), learning_rate=1e30)
-    with pytest.raises(callbacks.TrainingDiverged, match="Lower the learning rate"):
+    with pytest.raises(runs.TrainingDiverged, match="Lower the learning rate"):
         train.train("vae", exploding, tiny_data(), config_in(tmp_path), verbose=0)
     assert not os.path.exists(tmp_path / "exports" / "vae")
 
@@ -75,7 +75,7 @@ def test_help_lists_the_models(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["gan_of_dreams"], "invalid choice: 'gan_of_dreams'"),
     ([], "required: MODEL"),
-    (["vae", "--epochs", "0"], "must be a positive integer"),
+    (["vae", "--epochs", "0"], "epochs must be positive, got 0"),
     (["vae", "--hidden", "256,x"], "not a comma-separated list of integers"),
     (["vae", "--latent-dim", "0"], "must be positive"),
     (["vae", "--activation", "wobbly"], "activation"),

@@ -38,7 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import data, export, train
+from zoo import cli, data, export, train
 from zoo.models.vae import VAE, VAEConfig
 
 
@@ -588,7 +588,7 @@ def serve(argv):
     parser.add_argument("exports", nargs="+", help="export folders, exports/<name>/<version>")
     parser.add_argument("--threads", default="1,8", help="client thread counts (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=5.0, help="load time per signature and thread count")
-    parser.add_argument("--batch", type=train.positive_int, default=16, help="images (or seeds) per request")
+    parser.add_argument("--batch", type=cli.positive_int, default=16, help="images (or seeds) per request")
     parser.add_argument("--signatures", help="comma-separated (default: all but serving_default and parameters)")
     args = parser.parse_args(argv)
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_load.py")
@@ -623,11 +623,11 @@ def main(argv=None):
         return serve(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m zoo.bench", description=__doc__.strip().splitlines()[0])
     parser.add_argument("model", choices=sorted(BENCHMARKS) + ["serve"])
-    parser.add_argument("--batch-size", type=train.positive_int, help="default: 128 (vae), 100 (the others)")
-    parser.add_argument("--epochs", type=train.positive_int, default=4, help="timed epochs + 1 (default: 4)")
+    parser.add_argument("--batch-size", type=cli.positive_int, help="default: 128 (vae), 100 (the others)")
+    parser.add_argument("--epochs", type=cli.positive_int, default=4, help="timed epochs + 1 (default: 4)")
     parser.add_argument("--models", default=",".join(QUALITY_MODELS),
                         help="quality: the targets to measure, of the default's (default: %(default)s)")
-    parser.add_argument("--limit", type=train.positive_int, default=10_000,
+    parser.add_argument("--limit", type=cli.positive_int, default=10_000,
                         help="dcgan: train on the first N images, to keep the run short (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.epochs < 2:

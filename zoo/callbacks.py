@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import keras
@@ -20,16 +19,7 @@ import tensorflow as tf
 from zoo import classifier as classifier_module
 from zoo.figures import image_grid
 from zoo.metrics import classifier_score, frechet_distance, kernel_distance
-from zoo.runs import Checkpoint
-
-
-def progress_verbosity():
-    """fit's verbose: a progress bar on a terminal, one line per epoch in logs (CI, files)."""
-    return 1 if sys.stdout.isatty() else 2
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+from zoo.runs import Checkpoint, TrainingDiverged
 
 
 class ImageSummaries(keras.callbacks.Callback):

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import data
+from zoo.cli import progress_verbosity
 
 VERSION = 2
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
@@ -90,8 +91,6 @@ def train_classifier(dataset="mnist", epochs=8, seed=0, limit=None, verbose=None
     schedule = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=epochs * pipelines.steps_per_epoch)
     network.compile(optimizer=keras.optimizers.Adam(schedule), metrics=["accuracy"],
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    from zoo.callbacks import progress_verbosity  # here: zoo.callbacks judges samples with this module
-
     network.fit(pipelines.train, steps_per_epoch=pipelines.steps_per_epoch, epochs=epochs, shuffle=False,
                 verbose=verbose if verbose is not None else progress_verbosity())
     test = pipelines.splits.test

@@ -22,7 +22,7 @@ import os
 import pickle
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -52,14 +52,24 @@ class DataError(ValueError):
 
 @dataclass
 class DataConfig:
-    dataset: str = "mnist"
-    source: str = "auto"
-    data_dir: str | None = None
-    validation_size: int = 5000  # held out from the end of the 60k training images, never from test
-    limit: int | None = None  # train on the first `limit` training images only
-    batch_size: int = 100
-    seed: int = 0  # shuffling order and dynamic binarization
-    binarize: str = "none"  # none | static (threshold 0.5) | dynamic (fresh Bernoulli sample each epoch)
+    """Which images a run trains on and how they are prepared. The fields with a `help` are zoo.train's flags."""
+
+    dataset: str = field(default="mnist", metadata={"help": "the data set", "choices": DATASETS})
+    source: str = field(default="auto", metadata={
+        "help": "where the files come from; auto: --data-dir if given, else prepared TFDS, else the packaged MNIST",
+        "choices": SOURCES})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "folder with the four IDX files (optionally .gz) or a Keras mnist.npz; with --source tfds, the "
+                "TFDS data_dir"})
+    validation_size: int = field(default=5000, metadata={
+        "help": "images held out from the end of the 60,000 training images (never from the test set)"})
+    limit: int | None = field(default=None, metadata={"help": "train on the first N training images only"})
+    batch_size: int = field(default=100, metadata={
+        "help": "global batch size (split across the replicas of a tf.distribute strategy)"})
+    seed: int = 0  # shuffling order and dynamic binarization (zoo.train sets it to the run's seed)
+    binarize: str = field(default="none", metadata={
+        "help": "none, static (threshold 0.5) or dynamic (a fresh Bernoulli sample of every image each epoch)",
+        "choices": BINARIZATIONS, "default": "the model's own choice"})
     pixel_range: tuple[float, float] = (0.0, 1.0)  # or (-1.0, 1.0)
     image_size: int = 28  # 28, or 32 for models that want it
     enlarge: str = "resize"  # how 28x28 becomes 32x32: resize (bilinear) or pad (2 blank pixels on each side)

@@ -23,15 +23,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
 from zoo import classifier as classifier_module
-from zoo import data
-from zoo.export import Export, list_exports
+from zoo import cli, data
+from zoo.export import Export, ExportDamaged, first_line, list_exports
 from zoo.leaderboard import (FEATURES_NOTE, earlier_results, format_tables, sample_cells, with_absent_exports,
                              write_results)
 from zoo.metrics import (FRACTIONS, binary_cross_entropy, classifier_score, frechet_distance, inpainting_scores,
@@ -42,16 +44,38 @@ from zoo.likelihood import LIKELIHOODS
 
 @dataclass
 class EvalConfig:
-    num_samples: int = 10_000
-    test_images: int = 10_000  # test images for reconstruction, inpainting and likelihood
-    iw_samples: int = 5_000  # importance samples per image of the VAE's likelihood bound
-    conv_vae_images: int = 1_000  # first test images of a convolutional VAE's likelihood bound (0: all)
-    ais_chains: int = 100  # AIS runs of the RBM's log Z
-    ais_temperatures: int = 14_500  # intermediate distributions per AIS run (Salakhutdinov and Murray's count)
-    raise_images: int = 1_000  # test images of the RBM's conservative estimate by reverse annealing (0: none)
-    dbn_samples: int = 1_000  # recognition samples per image of the DBN's bounds
-    seed: int = 0
+    """What the evaluator computes, and how much of it. The fields with a `help` are flags of zoo.evaluate."""
+
+    num_samples: int = field(default=10_000, metadata={"help": "samples per export"})
+    test_images: int = field(default=10_000, metadata={
+        "help": "test images for reconstruction, inpainting and likelihood"})
+    iw_samples: int = field(default=5_000, metadata={
+        "help": "importance samples per image of the VAE's likelihood bound"})
+    conv_vae_images: int = field(default=1_000, metadata={
+        "help": "first test images of a convolutional VAE's likelihood bound, whose decoder costs ~30x the MLP's; "
+                "0: all"})
+    ais_chains: int = field(default=100, metadata={"help": "AIS runs of an RBM's log Z"})
+    ais_temperatures: int = field(default=14_500, metadata={
+        "help": "intermediate distributions per AIS run (Salakhutdinov and Murray's count)"})
+    raise_images: int = field(default=1_000, metadata={
+        "help": "first test images of an RBM's conservative likelihood estimate by reverse annealing (RAISE, one "
+                "chain of --ais-temperatures per image); 0: none"})
+    dbn_samples: int = field(default=1_000, metadata={"help": "recognition samples per image of a DBN's bounds"})
+    seed: int = field(default=0, metadata={"help": "seeds the samples, the masks and the binarization"})
     fractions: tuple[float, ...] = FRACTIONS
+
+    def __post_init__(self):
+        for name in ("num_samples", "test_images", "iw_samples", "ais_chains", "ais_temperatures", "dbn_samples"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("conv_vae_images", "raise_images"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or positive, got {getattr(self, name)}")
+        if self.num_samples < MIN_IMAGES:
+            raise ValueError(f"num_samples must be at least {MIN_IMAGES}: the distribution figures need them")
+
+
+MIN_IMAGES = 4  # precision/recall compare each image with its 3rd nearest neighbour; KID splits the set in two
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -152,37 +176,54 @@ def image_set_figures(images, reference, compared=None):
 def read_images(path):
     """Images [n, 28, 28, 1] in [0, 1] from an .npz (its `images` array, or its only one) or a folder of image
     files (PNG, JPEG, BMP, GIF; sorted by name). uint8 arrays are 0..255, float arrays 0..1; [n, 28, 28] and flat
-    [n, 784] are reshaped. Raises ValueError naming the problem."""
+    [n, 784] are reshaped. Raises ValueError naming the problem (and the file)."""
     if os.path.isdir(path):
         names = sorted(name for name in os.listdir(path)
                        if name.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".gif")))
         if not names:
             raise ValueError(f"{path} holds no PNG, JPEG, BMP or GIF files")
-        images = np.stack([tf.io.decode_image(tf.io.read_file(os.path.join(path, name)), channels=1,
-                                              expand_animations=False).numpy() for name in names])
+        images = np.stack([read_image_file(os.path.join(path, name)) for name in names])
     elif path.endswith(".npz"):
         try:
             arrays = np.load(path)
-        except (OSError, ValueError) as error:
+            names = arrays.files
+            images = arrays["images" if "images" in names else names[0]] if len(names) == 1 or "images" in names \
+                else None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
             raise ValueError(f"{path} is not a readable .npz file ({error})") from None
-        if "images" not in arrays.files and len(arrays.files) != 1:
-            raise ValueError(f"{path} holds arrays {arrays.files}; name the images `images` (np.savez(path, "
+        if images is None:
+            raise ValueError(f"{path} holds arrays {names or 'none'}; name the images `images` (np.savez(path, "
                              "images=x)) or save only one array")
-        images = arrays["images" if "images" in arrays.files else arrays.files[0]]
     else:
         raise ValueError(f"{path} is neither an .npz file nor a folder of images")
     if images.dtype == np.uint8:
         images = images.astype(np.float32) / 255.0
+    elif not (np.issubdtype(images.dtype, np.floating) or images.dtype == bool):
+        raise ValueError(f"{path}: images of dtype {images.dtype}; give uint8 pixels 0..255 or floats in [0, 1]")
     images = np.asarray(images, np.float32)
     if images.ndim == 2 and images.shape[1] == 784 or images.ndim == 3 and images.shape[1:] == (28, 28):
         images = images.reshape(-1, 28, 28, 1)
     if images.ndim != 4 or images.shape[1:] != (28, 28, 1):
         raise ValueError(f"{path}: images of shape {list(images.shape)}; expected [n, 28, 28, 1], [n, 28, 28] or "
                          "[n, 784]")
+    if len(images) < MIN_IMAGES:
+        raise ValueError(f"{path} holds {len(images)} images; the figures compare distributions and need at least "
+                         f"{MIN_IMAGES} (the leaderboard's use 10,000)")
     if not np.all(np.isfinite(images)) or images.min() < 0 or images.max() > 1:
         raise ValueError(f"{path}: pixel values must be finite and in [0, 1] (floats) or 0..255 (uint8), got "
-                         f"{images.min():g} to {images.max():g}")
+                         f"{np.nanmin(images):g} to {np.nanmax(images):g}")
     return images
+
+
+def read_image_file(path):
+    """One image file as uint8 [28, 28, 1] grey pixels."""
+    try:
+        image = tf.io.decode_image(tf.io.read_file(path), channels=1, expand_animations=False).numpy()
+    except (tf.errors.OpError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable image ({first_line(error)})") from None
+    if image.shape[:2] != (28, 28):
+        raise ValueError(f"{path} is {image.shape[1]}x{image.shape[0]} pixels; the images must be 28x28")
+    return image
 
 
 def sample_figures(export, reference):
@@ -238,8 +279,8 @@ def evaluate_export(path, reference, log=print):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m zoo.evaluate", description=__doc__.strip().splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = cli.parser("python -m zoo.evaluate", __doc__.strip().splitlines()[0],
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("exports", nargs="*", help="export folders, exports/<name>/<version>")
     parser.add_argument("--images", metavar="FILE.npz|FOLDER", help="score a set of 28x28 images (samples of any "
                         "model, any framework) as the leaderboard scores samples; with --out, also IMAGES.json")
@@ -249,47 +290,32 @@ def main(argv=None):
     parser.add_argument("--update", action="store_true",
                         help="with --all: keep the rows of OUT/RESULTS.json made with the same settings (also those "
                              "of exports not on this machine) and evaluate only the exports it lacks")
-    parser.add_argument("--num-samples", type=int, default=EvalConfig.num_samples)
-    parser.add_argument("--test-images", type=int, default=EvalConfig.test_images)
-    parser.add_argument("--iw-samples", type=int, default=EvalConfig.iw_samples,
-                        help="importance samples per image for the VAE's likelihood (default: %(default)s)")
-    parser.add_argument("--conv-vae-images", type=int, default=EvalConfig.conv_vae_images,
-                        help="first test images of a convolutional VAE's likelihood bound, whose decoder costs ~30x "
-                             "the MLP's; 0: all (default: %(default)s)")
-    parser.add_argument("--ais-chains", type=int, default=EvalConfig.ais_chains,
-                        help="AIS runs for an RBM's log Z (default: %(default)s)")
-    parser.add_argument("--ais-temperatures", type=int, default=EvalConfig.ais_temperatures,
-                        help="intermediate distributions per AIS run (default: %(default)s)")
-    parser.add_argument("--raise-images", type=int, default=EvalConfig.raise_images,
-                        help="first test images of an RBM's conservative likelihood estimate by reverse annealing "
-                             "(RAISE, one chain of --ais-temperatures per image); 0: none (default: %(default)s)")
-    parser.add_argument("--dbn-samples", type=int, default=EvalConfig.dbn_samples,
-                        help="recognition samples per image of a DBN's likelihood bounds (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=EvalConfig.seed)
+    cli.add_dataclass_flags(parser.add_argument_group("evaluation"), EvalConfig)
     args = parser.parse_args(argv)
-    if args.images:
-        return score_images(parser, args)
-    paths = [path for _, _, path in list_exports(args.all)] if args.all else args.exports
-    if args.all and not os.path.isdir(args.all):
-        parser.error(f"{args.all} is not a folder of exports (exports/<name>/<version>/)")
-    if not paths:
-        parser.error("no exports given: name export folders, or --all EXPORT_DIR")
-    for path in paths:
-        if not os.path.exists(os.path.join(path, "saved_model.pb")):
-            parser.error(f"{path} is not a SavedModel folder (no saved_model.pb); give exports/<name>/<version>")
-    for name, value in (("--num-samples", args.num_samples), ("--test-images", args.test_images),
-                        ("--iw-samples", args.iw_samples), ("--ais-chains", args.ais_chains),
-                        ("--ais-temperatures", args.ais_temperatures), ("--dbn-samples", args.dbn_samples)):
-        if value <= 0:
-            parser.error(f"{name} must be positive")
-    for name, value in (("--raise-images", args.raise_images), ("--conv-vae-images", args.conv_vae_images)):
-        if value < 0:
-            parser.error(f"{name} must be 0 or positive")
+    try:
+        config = EvalConfig(**cli.flag_values(args, EvalConfig))
+    except ValueError as error:
+        cli.fail(parser, error)
+    try:
+        if args.images:
+            return score_images(parser, args, config)
+        return evaluate_all(parser, args, config)
+    except (data.DataError, classifier_module.ClassifierError) as error:
+        cli.fail(parser, error)
 
-    config = EvalConfig(num_samples=args.num_samples, test_images=args.test_images, iw_samples=args.iw_samples,
-                        ais_chains=args.ais_chains, ais_temperatures=args.ais_temperatures,
-                        raise_images=args.raise_images, conv_vae_images=args.conv_vae_images,
-                        dbn_samples=args.dbn_samples, seed=args.seed)
+
+def evaluate_all(parser, args, config):
+    """The exports given (or every one under --all): their figures, and with --all RESULTS.md and RESULTS.json. A
+    damaged export is reported, and marked in the leaderboard, and the others are evaluated; the exit status is then
+    1."""
+    if args.all and not os.path.isdir(args.all):
+        cli.fail(parser, f"{args.all} is not a folder of exports (exports/<name>/<version>/)")
+    paths = [path for _, _, path in list_exports(args.all)] if args.all else args.exports
+    if not paths:
+        cli.fail(parser, "no exports given: name export folders, or --all EXPORT_DIR")
+    for path in paths:
+        if not os.path.isdir(path):
+            cli.fail(parser, f"{path} is not an export folder; give exports/<name>/<version>")
     reference = Reference.build(config)
     ceiling, earlier = None, {}
     if args.update:
@@ -299,20 +325,14 @@ def main(argv=None):
     if ceiling is None:
         print("Real-data figures...", flush=True)
         ceiling = reference.real_data_figures()
-    rows = []
+    rows, damaged = [], []
     for path in paths:
-        if path in earlier:
-            row = earlier[path]
-            if row["kind"] == "rbm" and config.raise_images and "raise" not in row["likelihood"]:
-                print(f"Adding RAISE to {path}", flush=True)  # a row made before the estimate existed
-                row["likelihood"] = LIKELIHOODS["rbm"](Export(path), reference)
-            if row["kind"] == "dbn" and "variational_bound" not in row["likelihood"]:
-                print(f"Adding the importance-weighted bound to {path}", flush=True)  # made before it existed
-                row["likelihood"] = LIKELIHOODS["dbn"](Export(path), reference)
-            rows.append(row)
-            continue
-        print(f"Evaluating {path}", flush=True)
-        rows.append(evaluate_export(path, reference, log=lambda text: print(text, flush=True)))
+        try:
+            rows.append(evaluated_row(path, reference, earlier))
+        except ExportDamaged as error:
+            print(f"{error}", file=sys.stderr, flush=True)
+            damaged.append(path)
+            rows.append(damaged_row(path, error))
     rows = with_absent_exports(rows, earlier)
     if args.all:
         text = write_results(rows, ceiling, args.out, config)
@@ -320,17 +340,49 @@ def main(argv=None):
     else:
         text = format_tables(rows, ceiling)
     print(text)
+    if damaged:
+        parser.exit(1, f"{parser.prog}: {len(damaged)} damaged export(s), marked in the tables: "
+                       f"{', '.join(damaged)}\n")
 
 
-def score_images(parser, args):
+def evaluated_row(path, reference, earlier):
+    """The row of one export: its recorded row (brought up to date), or a new evaluation."""
+    if path not in earlier:
+        print(f"Evaluating {path}", flush=True)
+        return evaluate_export(path, reference, log=lambda text: print(text, flush=True))
+    row = earlier[path]
+    if row["kind"] == "rbm" and reference.config.raise_images and "raise" not in row["likelihood"]:
+        print(f"Adding RAISE to {path}", flush=True)  # a row made before the estimate existed
+        row["likelihood"] = LIKELIHOODS["rbm"](Export(path), reference)
+    if row["kind"] == "dbn" and "variational_bound" not in row["likelihood"]:
+        print(f"Adding the importance-weighted bound to {path}", flush=True)  # made before it existed
+        row["likelihood"] = LIKELIHOODS["dbn"](Export(path), reference)
+    return row
+
+
+def damaged_row(path, error):
+    """A leaderboard row saying the export could not be read, and why."""
+    try:
+        from zoo.export import read_card
+
+        card = read_card(path)
+    except (OSError, ValueError):
+        card = {}
+    missing = {"missing": f"damaged: {str(error).split(' is damaged: ', 1)[-1].split(';')[0]}"}
+    return {"export": path, "kind": card.get("kind", "?"), "config": card.get("config", {}),
+            "train_seconds": card.get("train_seconds"), "steps": card.get("steps"), "damaged": str(error),
+            "samples": missing, "reconstruction": missing, "inpainting": missing, "likelihood": missing}
+
+
+def score_images(parser, args, config):
     """--images: the Samples table's figures of one set of images, beside the real images' own."""
     if args.exports or args.all:
-        parser.error("--images scores one set of images; give exports or --all in a separate call")
+        cli.fail(parser, "--images scores one set of images; give exports or --all in a separate call")
     try:
         images = read_images(args.images)
     except ValueError as error:
-        parser.error(str(error))
-    reference = Reference.build(EvalConfig(test_images=args.test_images, seed=args.seed))
+        cli.fail(parser, error)
+    reference = Reference.build(EvalConfig(test_images=config.test_images, seed=config.seed))
     figures = image_set_figures(images, reference)
     real = reference.real_sample_figures()
     print("| images | count | classifier score ↑ | Fréchet distance ↓ | KID ↓ | precision ↑ | recall ↑ | "

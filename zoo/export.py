@@ -1,104 +1,30 @@
-"""SavedModel exports in the TF Serving layout, per the serving contract (docs/serving.md), shared by every model.
+"""Exports in the TF Serving layout, shared by every model: writing them with numbered versions, listing them,
+checking them, and reading them back (the files of one export: zoo/contract.py).
 
     exports/<name>/<version>/            version = 1, 2, ...; never overwritten
-        saved_model.pb, variables/       signatures: the model's SIGNATURES (`sample` is also serving_default)
-        assets/model_card.json           kind, config, dataset, training steps, final metrics, max_samples
-        assets.extra/model.keras         the trainable Keras model (zoo.load_model), which TF Serving ignores
-        assets.extra/tf_serving_warmup_requests   one request per signature, replayed by TF Serving at load
-                                         (written when the optional tensorflow-serving-api is installed)
 
 An export is written to exports/<name>/.tmp-<pid>@<host>-* and renamed into place only when complete, so a crash
 never leaves a half-written version where TF Serving would load it; the next export to that name removes the
 staging folders of processes that no longer run.
 
-    python -m zoo.export --list exports/     what is there
+    python -m zoo.export --list exports/     what is there, and whether each export reads
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import os
-import re
-import shutil
-import socket
-import tempfile
-import time
+import zipfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-import zoo
-from zoo import runs
-from zoo.callbacks import TrainingDiverged
+from zoo import cli, contract, runs
+from zoo.contract import CARD, KERAS_FILE, WARMUP_FILE  # noqa: F401  (the layout, by the names users know)
 from zoo.models.base import check_finite
-
-CARD = os.path.join("assets", "model_card.json")
-KERAS_FILE = os.path.join("assets.extra", "model.keras")
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")  # the name TF Serving looks for
-
-
-def _images(name="images"):
-    return tf.TensorSpec([None, 28, 28, 1], tf.float32, name=name)
-
-
-def _seed():
-    return tf.TensorSpec([], tf.int32, name="seed")
-
-
-def endpoint(model, verb):
-    """The serving function of one verb and its input signature, with the contract's tensor names."""
-    if verb == "sample":
-        return (lambda num_samples, seed: {"images": model.sample(num_samples, seed)},
-                [tf.TensorSpec([], tf.int32, name="num_samples"), _seed()])
-    if verb == "generate":
-        return lambda seeds: {"images": model.generate(seeds)}, [tf.TensorSpec([None], tf.int32, name="seeds")]
-    if verb == "reconstruct":
-        return lambda images: {"images": model.reconstruct(images)}, [_images()]
-    if verb == "encode":
-        return lambda images: dict(model.encode(images)), [_images()]
-    if verb == "decode":
-        return (lambda latent: {"images": model.decode(latent)},
-                [tf.TensorSpec([None, model.latent_dim], tf.float32, name="latent")])
-    if verb == "inpaint":
-        return lambda images, mask, seed: {"images": model.inpaint(images, mask, seed)}, [
-            _images(), _images("mask"), _seed()]
-    if verb == "parameters":  # beyond the contract: an energy model's weights, for likelihood estimators
-        return model.parameters, []
-    raise ValueError(f"unknown serving signature {verb!r}; the contract has sample, generate, reconstruct, encode, "
-                     "decode, inpaint (and `parameters` for energy models)")
-
-
-def warmup_inputs(model):
-    """{signature: its inputs}: one small, valid request per serving signature."""
-    images, seed = np.zeros((1, 28, 28, 1), np.float32), np.int32(0)
-    inputs = {"sample": {"num_samples": np.int32(1), "seed": seed}, "generate": {"seeds": np.zeros([1], np.int32)},
-              "reconstruct": {"images": images}, "encode": {"images": images},
-              "decode": {"latent": np.zeros((1, model.latent_dim), np.float32)},
-              "inpaint": {"images": images, "mask": np.ones_like(images), "seed": seed}}
-    return {verb: inputs[verb] for verb in model.SIGNATURES if verb in inputs}
-
-
-def write_warmup_requests(model, name, path):
-    """TF Serving's warm-up file: one PredictRequest per signature, which TF Serving replays when it loads the
-    model, so that the first client does not wait for it to initialise. Needs the optional tensorflow-serving-api
-    package (pip install -r requirements-serving.txt); without it, nothing is written. Returns the count."""
-    try:
-        from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
-    except ImportError:
-        return 0
-    requests = warmup_inputs(model)
-    with tf.io.TFRecordWriter(path) as writer:
-        for verb, inputs in requests.items():
-            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name=verb))
-            for key, value in inputs.items():
-                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-            writer.write(log.SerializeToString())
-    return len(requests)
 
 
 def next_version(folder):
@@ -119,39 +45,11 @@ def export_model(model, export_dir, name, card, max_samples=None):
     if not plain_name(name):
         raise ValueError(f"export name {name!r} must be a folder name inside {export_dir} (no '..', not absolute, "
                          "no part starting with '.')")
-    if "sample" in model.SIGNATURES and model.SIGNATURES[0] != "sample":
-        raise ValueError("`sample` must come first in SIGNATURES: the first endpoint becomes serving_default")
-    model.build_for_images()
     if max_samples is not None:
         model.max_samples = int(max_samples)
-    non_finite = [w.path for w in model.weights if not np.all(np.isfinite(np.asarray(w)))]
-    if non_finite:  # a diverged model must not reach serving looking like a trained one
-        raise TrainingDiverged(f"not exported: weights {', '.join(non_finite[:5])} hold NaN or infinite values; "
-                               "training diverged (lower the learning rate and train again)")
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    for verb in model.SIGNATURES:
-        function, signature = endpoint(model, verb)
-        archive.add_endpoint(verb, function, input_signature=signature)
-
     folder = os.path.join(export_dir, name)
-    os.makedirs(folder, exist_ok=True)
-    remove_stale_staging(folder)
-    # Hidden from TF Serving, which loads integer folders; named by its writer, so a dead writer's can be removed.
-    staging = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}@{socket.gethostname()}-", dir=folder)
-    try:
-        archive.write_out(staging, verbose=False)
-        card = dict(card, name=name, signatures=list(model.SIGNATURES), max_samples=model.max_samples,
-                    zoo_version=zoo.__version__,
-                    tensorflow_version=tf.__version__, keras_version=keras.__version__,
-                    exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        os.makedirs(os.path.dirname(os.path.join(staging, KERAS_FILE)))
-        model.save(os.path.join(staging, KERAS_FILE))
-        card["warmup_requests"] = write_warmup_requests(model, name, os.path.join(staging, WARMUP_FILE))
-        os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
-        with open(os.path.join(staging, CARD), "w") as f:
-            json.dump(card, f, indent=2, default=str)
-        runs.fault("during-export")
+
+    def place(staging):
         while True:  # another process may take a version number first: then take the next one
             path = os.path.join(folder, str(next_version(folder)))
             try:
@@ -160,28 +58,8 @@ def export_model(model, export_dir, name, card, max_samples=None):
             except OSError:
                 if not os.path.exists(path):
                     raise
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
-
-def remove_stale_staging(folder):
-    """Delete the staging folders in folder left by export processes of this host that no longer run (killed
-    mid-export); those of running processes, here or on other hosts, are theirs."""
-    for entry in os.listdir(folder):
-        match = re.fullmatch(r"\.tmp-(\d+)@(.+)-\w+", entry)
-        if match and match.group(2) == socket.gethostname() and not process_running(int(match.group(1))):
-            shutil.rmtree(os.path.join(folder, entry), ignore_errors=True)
-
-
-def process_running(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
+    return contract.write_export(model, folder, name, card, place)
 
 
 def find_export(export_dir, name, run_id):
@@ -197,10 +75,55 @@ def find_export(export_dir, name, run_id):
     return None
 
 
+class ExportDamaged(RuntimeError):
+    """An export (or a .keras file) whose files are missing, truncated or changed: the message names the damage."""
+
+
+def check_export(path):
+    """What is wrong with the export folder `path`, in a few words, or None if its files read: the SavedModel's
+    graph parses and every variable reads whole from variables/ (without building the model: quick), and its card
+    is JSON. Truncated, missing or changed files are found here; tf.saved_model.load gives raw tracebacks."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    graph = os.path.join(path, "saved_model.pb")
+    if not os.path.isfile(graph):
+        return "no saved_model.pb"
+    try:
+        with open(graph, "rb") as f:
+            saved_model_pb2.SavedModel().ParseFromString(f.read())
+    except Exception as error:  # noqa: BLE001 - a protobuf DecodeError, or an OSError
+        return f"saved_model.pb does not parse ({type(error).__name__})"
+    prefix = os.path.join(path, "variables", "variables")
+    if not os.path.isfile(prefix + ".index"):
+        return "variables/ is missing or has no variables.index"
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as error:  # noqa: BLE001 - DataLossError, OutOfRangeError, NotFoundError, ...
+        return f"variables/ does not read: {first_line(error)}"
+    if os.path.exists(os.path.join(path, CARD)):
+        try:
+            read_card(path)
+        except (OSError, ValueError) as error:
+            return f"{CARD} does not read ({type(error).__name__})"
+    return None
+
+
+def first_line(error):
+    """An exception's message, first line only: TensorFlow's carry stack traces after it."""
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    return text.strip().splitlines()[0][:200]
+
+
+def damaged(path, problem):
+    return ExportDamaged(f"{path} is damaged: {problem}; export it again, or restore it from a copy")
+
+
 def load_model(path, compile=True):
     """The trainable Keras model of an export folder (its assets.extra/model.keras) or of a `.keras` file, with
     its optimizer state, so `fit` continues training. (Serving needs none of this: tf.saved_model.load(path).)
-    Importing zoo has registered the zoo's model classes with Keras."""
+    Importing zoo has registered the zoo's model classes with Keras. A damaged file is an ExportDamaged naming it."""
     if os.path.isdir(path):
         if not os.path.exists(os.path.join(path, KERAS_FILE)):
             raise FileNotFoundError(
@@ -210,15 +133,26 @@ def load_model(path, compile=True):
     elif not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist; give an export folder exports/<name>/<version> or a "
                                 ".keras file written by model.save")
-    return keras.saving.load_model(path, compile=compile)
+    if not zipfile.is_zipfile(path):
+        raise damaged(path, "it is not a complete .keras file (a zip archive): truncated or overwritten")
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as error:  # noqa: BLE001 - Keras reports a damaged archive in many ways
+        raise damaged(path, f"it does not load ({type(error).__name__}: {first_line(error)})") from None
 
 
 class Export:
-    """A SavedModel used through its signatures only."""
+    """A SavedModel used through its signatures only. A damaged one is an ExportDamaged naming the damage."""
 
     def __init__(self, path):
         self.path = path
-        self.loaded = tf.saved_model.load(path)  # held: the signatures use its variables
+        problem = check_export(path)
+        if problem:
+            raise damaged(path, problem)
+        try:
+            self.loaded = tf.saved_model.load(path)  # held: the signatures use its variables
+        except Exception as error:  # noqa: BLE001 - damage that check_export could not see
+            raise damaged(path, f"it does not load ({type(error).__name__}: {first_line(error)})") from None
         self.signatures = self.loaded.signatures
         self.card = read_card(path) if os.path.exists(os.path.join(path, CARD)) else {}
 
@@ -266,19 +200,22 @@ def list_exports(export_dir):
     return found
 
 
-def format_listing(export_dir):
-    rows = [("export", "kind", "dataset", "steps", "final metrics", "signatures")]
+def format_listing(export_dir, check=True):
+    """A table of the exports under export_dir: each one's card, and (check) whether its files read (check_export)."""
+    rows = [("export", "kind", "dataset", "steps", "final metrics", "signatures", "files")]
     for name, version, path in list_exports(export_dir):
+        files = (check_export(path) or "read") if check else "not checked"
         try:
             card = read_card(path)
         except (OSError, ValueError):
-            rows.append((f"{name}/{version}", "?", "?", "?", "(no readable model card)", ""))
+            rows.append((f"{name}/{version}", "?", "?", "?", "(no readable model card)", "", files))
             continue
         final = card.get("final_metrics", {})
         shown = {k: v for k, v in final.items() if k.startswith("val_")} or final  # training's, if no validation
         metrics = ", ".join(f"{k}={v:.2f}" for k, v in shown.items())
         rows.append((f"{name}/{version}", card.get("kind", "?"), card.get("data", {}).get("dataset", "?"),
-                     str(card.get("steps", "?")), metrics, " ".join(card.get("signatures", []))))
+                     str(card.get("steps", "?")), metrics, " ".join(card.get("signatures", [])),
+                     files if files in ("read", "not checked") else f"DAMAGED: {files}"))
     if len(rows) == 1:
         return f"no exports under {export_dir}"
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -314,13 +251,16 @@ def typed_like(current, key, value):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m zoo.export", description="Inspect the zoo's SavedModel exports, or export one again with "
-        "other sampling settings (e.g. python -m zoo.export --from exports/dcgan_quality/1 --set truncation=1.0 "
-        "--name dcgan_quality_t1).")
+    parser = cli.parser(
+        "python -m zoo.export", "Inspect the zoo's SavedModel exports, or export one again with other sampling "
+        "settings (e.g. python -m zoo.export --from exports/dcgan_quality/1 --set truncation=1.0 --name "
+        "dcgan_quality_t1).")
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--list", metavar="EXPORT_DIR", help="list the exports under this folder")
+    action.add_argument("--list", metavar="EXPORT_DIR", help="list the exports under this folder, and check that "
+                        "each one's files read")
     action.add_argument("--from", dest="source", metavar="EXPORT", help="an export folder to export again")
+    parser.add_argument("--no-check", dest="check", action="store_false",
+                        help="with --list: read the cards only, not every export's files (faster)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="with --from: a sampling setting to change (repeatable)")
     parser.add_argument("--name", help="with --from: the new export's name (default: the source's)")
@@ -328,21 +268,24 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.list is not None:
         if not os.path.isdir(args.list):
-            parser.error(f"{args.list} is not a folder; exports live in exports/<name>/<version>/")
-        print(format_listing(args.list))
+            cli.fail(parser, f"{args.list} is not a folder; exports live in exports/<name>/<version>/")
+        listing = format_listing(args.list, check=args.check)
+        print(listing)
+        if "DAMAGED" in listing:
+            parser.exit(1)
         return
     if not os.path.isfile(os.path.join(args.source, CARD)):
-        parser.error(f"{args.source} is not an export folder (no {CARD}); give exports/<name>/<version>")
+        cli.fail(parser, f"{args.source} is not an export folder (no {CARD}); give exports/<name>/<version>")
     changes = {}
     for assignment in args.set:
         key, sep, value = assignment.partition("=")
         if not sep or not key:
-            parser.error(f"--set {assignment!r}: expected FIELD=VALUE, e.g. --set truncation=1.0")
+            cli.fail(parser, f"--set {assignment!r}: expected FIELD=VALUE, e.g. --set truncation=1.0")
         changes[key.strip().replace("-", "_")] = value
     try:
         path = re_export(args.source, args.export_dir, args.name or read_card(args.source)["name"], changes)
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
+    except (ValueError, FileNotFoundError, ExportDamaged, runs.StorageError) as error:
+        cli.fail(parser, error)
     print(f"exported {path}")
 
 

@@ -43,6 +43,11 @@ FEATURES_NOTE = (
     "The real row compares training images with the test images.")
 
 
+def _absent(row, part):
+    """The cell of a part an export lacks: "not exported" (no signature for it), or the damage that stopped it."""
+    return row[part]["missing"] if "damaged" in row else "not exported"
+
+
 def _hist(counts):
     return " ".join(f"{100 * c / max(sum(counts), 1):.0f}" for c in counts)
 
@@ -66,7 +71,7 @@ def format_tables(rows, ceiling):
     lines.append("| real test images | | | | " + sample_cells(ceiling["samples"]) + " |")
     for row in rows:
         head = f"| {name(row)} | {row['kind']} | {_config_text(row['config'])} | {_fmt(row['train_seconds'], 0)} |"
-        lines.append(head + (" not exported" + " |" * 7 if "missing" in row["samples"] else
+        lines.append(head + (f" {_absent(row, 'samples')}" + " |" * 7 if "missing" in row["samples"] else
                              " " + sample_cells(row["samples"]) + " |"))
     lines += ["", FEATURES_NOTE]
 
@@ -77,7 +82,7 @@ def format_tables(rows, ceiling):
     lines.append(f"| identity (the images themselves) | {_fmt(r['bce_nats'], 1)} | 0 | {r['accuracy']:.2%} |")
     for row in rows:
         r = row["reconstruction"]
-        lines.append(f"| {name(row)} | not exported | | |" if "missing" in r else
+        lines.append(f"| {name(row)} | {_absent(row, 'reconstruction')} | | |" if "missing" in r else
                      f"| {name(row)} | {_fmt(r['bce_nats'], 1)} | {_fmt(r['mse'], 4)} | {r['accuracy']:.2%} |")
 
     fractions = list(ceiling["inpainting"])
@@ -91,7 +96,8 @@ def format_tables(rows, ceiling):
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for row in rows:
         i = row["inpainting"]
-        lines.append(f"| {name(row)} | not exported |" + " |" * (2 * len(fractions) - 1) if "missing" in i else
+        lines.append(f"| {name(row)} | {_absent(row, 'inpainting')} |" + " |" * (2 * len(fractions) - 1)
+                     if "missing" in i else
                      f"| {name(row)} | " + " | ".join(f"{_fmt(i[f]['mse'], 4)} | {i[f]['accuracy']:.2%}"
                                                       for f in fractions) + " |")
 

@@ -18,11 +18,16 @@ export again.
 
     ZOO_FAULT=point[@N]    SIGKILLs the process the N-th time (default 1st) it reaches `point` (see FAULT_POINTS):
                            how the tests show that nothing is lost, as databases test crash recovery
+    ZOO_DISK_FULL=point[@N]   raises OSError(ENOSPC) there instead, as a full disk would (see DISK_POINTS)
+
+A full or read-only disk is a StorageError: one line naming the file and the fix, nothing partial left behind, and
+the rerun resumes from the last complete checkpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import json
@@ -32,6 +37,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 import uuid
 import warnings
@@ -47,6 +53,7 @@ FAULT_POINTS = (
     "before-finish-mark",       # every export in place, run.json not yet marked finished
     "after-finish-mark",        # marked finished, checkpoints not yet deleted
 )
+DISK_POINTS = ("checkpoint", "history", "run-record", "export")  # the writes that ZOO_DISK_FULL can fail
 # Settings that must match to resume a run (the model, config and data decide which run folder it is).
 RESUME_SETTINGS = ("epochs", "export", "export_dir", "mixed_precision", "keep", "quality_every", "quality_samples")
 _fault_hits = {}
@@ -68,14 +75,87 @@ def fault(point):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def write_json(path, value):
-    """Write JSON to path atomically: a reader sees the old file or the new one, never a part."""
+def disk_fault(point):
+    """Raise OSError(ENOSPC) if ZOO_DISK_FULL names `point` and this is its N-th hit: a full disk, simulated."""
+    wanted = os.environ.get("ZOO_DISK_FULL")
+    if not wanted:
+        return
+    name, _, count = wanted.partition("@")
+    if name not in DISK_POINTS:
+        raise ValueError(f"ZOO_DISK_FULL={wanted}: unknown point {name!r}; the points are {', '.join(DISK_POINTS)}")
+    if name == point:
+        _fault_hits["disk:" + point] = _fault_hits.get("disk:" + point, 0) + 1
+        if _fault_hits["disk:" + point] >= int(count or 1):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), point)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights became NaN or infinite: nothing is exported."""
+
+
+class StorageError(RuntimeError):
+    """A folder cannot be written, or the disk filled up while writing: the message says which and what to do."""
+
+
+def is_disk_full(error):
+    """Whether an exception is the file system's "no space left" (or over quota), as OSError or TensorFlow's."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return "No space left on device" in str(error) or "Disk quota exceeded" in str(error)
+
+
+def storage_error(error, path, resume_hint):
+    """The StorageError of a failed write to path (a full disk, or another OSError), with what to do next."""
+    if is_disk_full(error):
+        return StorageError(f"no space left on the device writing {path} ({free_space(path)} free); free some "
+                            f"space and {resume_hint}")
+    return StorageError(f"cannot write {path} ({getattr(error, 'strerror', None) or error}); {resume_hint}")
+
+
+def free_space(path):
+    folder = path
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    try:
+        stat = os.statvfs(folder or ".")
+    except OSError:
+        return "unknown space"
+    return f"{stat.f_bavail * stat.f_frsize / 2 ** 20:.1f} MB"
+
+
+def check_writable(folder, flag):
+    """Whether folder (or, if it does not exist yet, the folder it would be made in) takes a new entry: a
+    read-only or unwritable place is found before training starts (StorageError naming the flag), not hours later
+    at the first checkpoint or the export. Nothing is left behind."""
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    try:
+        if not os.path.isdir(existing):
+            raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file")
+        os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=existing))
+    except OSError as error:
+        raise storage_error(error, folder, f"give {flag} a folder that can be written") from None
+
+
+def write_json(path, value, point="history"):
+    """Write JSON to path atomically: a reader sees the old file or the new one, never a part. A failed write
+    leaves the old file and no temporary one, and is a StorageError."""
     temporary = os.path.join(os.path.dirname(path) or ".", f".tmp-{os.path.basename(path)}")
-    with open(temporary, "w") as f:
-        json.dump(value, f, indent=2, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w") as f:
+            json.dump(value, f, indent=2, default=str)
+            f.flush()
+            disk_fault(point)
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        if isinstance(error, OSError):
+            raise storage_error(error, path, "rerun the same command: it resumes from its last complete "
+                                "checkpoint") from None
+        raise
 
 
 def read_json(path, default=None):
@@ -99,23 +179,31 @@ def run_lock(run_dir):
     """Hold an exclusive lock on run_dir/.lock (fcntl.flock, released when the process ends, however it ends) while
     the run trains and exports; RunLocked, naming the process that holds it, if another one does."""
     path = os.path.join(run_dir, ".lock")
-    with open(path, "a+") as f:
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise storage_error(error, path, "then rerun the same command") from None
+    try:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
+            holder = os.pread(descriptor, 4096, 0).decode(errors="replace").strip() or "another process"
             raise RunLocked(f"{run_dir} is being trained by {holder}; wait for it to finish (a rerun then resumes or "
                             "starts a new run), or give this one another --run name") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"process {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        f.flush()
+        # Who holds it, for the message above: unbuffered, since a full disk may refuse these bytes (the lock
+        # holds anyway).
+        with contextlib.suppress(OSError):
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, f"process {os.getpid()} on {socket.gethostname()}, since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
         try:
             yield
         finally:
-            f.truncate(0)
-            fcntl.flock(f, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                os.ftruncate(descriptor, 0)
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
 
 
 def find_run(logdir, name, run, seed, identity, settings, defaults=None):
@@ -194,6 +282,9 @@ class Checkpoint(keras.callbacks.Callback):
 
     def restore(self, model):
         """Load the newest readable checkpoint into model; return its epoch (0: none, the model is unchanged)."""
+        for stale in glob.glob(os.path.join(self.folder, ".tmp-*")):  # a write that a kill or a full disk cut short
+            with contextlib.suppress(OSError):
+                os.remove(stale)
         files = self.files(os.path.join(self.restore_dir, "checkpoint"))
         # The optimizers' variables must exist to be loaded (a ZooModel may have several; a DAE stage has one).
         optimizers = model.optimizers() if hasattr(model, "optimizers") else [model.optimizer]
@@ -229,13 +320,24 @@ class Checkpoint(keras.callbacks.Callback):
         record = {k: float(v) for k, v in (logs or {}).items()}
         record["epoch_seconds"] = round(time.time() - self.epoch_started, 2)
         self.history = self.history[:epoch] + [record]
-        write_json(os.path.join(self.run_dir, "history.json"), {"epochs": self.history})
-        os.makedirs(self.folder, exist_ok=True)
         path = os.path.join(self.folder, f"epoch-{epoch + 1:04d}.weights.h5")
         temporary = os.path.join(self.folder, f".tmp-epoch-{epoch + 1:04d}.weights.h5")
-        self.model.save_weights(temporary, overwrite=True)
-        fault("during-checkpoint-write")
-        os.replace(temporary, path)
+        writing = os.path.join(self.run_dir, "history.json")
+        try:
+            write_json(writing, {"epochs": self.history})
+            writing = path
+            os.makedirs(self.folder, exist_ok=True)
+            self.model.save_weights(temporary, overwrite=True)
+            disk_fault("checkpoint")
+            fault("during-checkpoint-write")
+            os.replace(temporary, path)
+        except Exception as error:  # noqa: BLE001 - h5py and TensorFlow report a full disk in their own ways
+            if not (isinstance(error, OSError) or is_disk_full(error)):
+                raise
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
+            raise storage_error(error, writing, f"rerun the same command: it resumes after epoch {epoch}, the "
+                                "last complete checkpoint") from None
         fault("after-checkpoint-write")
         kept = self.files()
         protected = {self.best_epoch(), self.best_epoch(self.history[:-1])}

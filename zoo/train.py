@@ -20,13 +20,12 @@ import shutil
 import sys
 import tempfile
 import time
-import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 import tensorflow as tf
 
-from zoo import callbacks, data, export, runs
+from zoo import callbacks, cli, data, export, runs
 from zoo.models import MODELS
 from zoo.models.base import check_finite, global_dtype_policy
 
@@ -37,19 +36,48 @@ QUALITY_METRIC = "val_frechet_distance"  # what --keep best minimises
 
 @dataclass
 class TrainConfig:
-    epochs: int = 30
-    seed: int = 0  # fixes data order, initialisation and every random draw of training
-    strategy: str = "default"
-    logdir: str = "tensorboard_logs"
-    export_dir: str = "exports"
-    name: str | None = None  # export and TensorBoard folder name; default: the model's name
-    run: str | None = None  # TensorBoard run name; default: seed<seed>, then seed<seed>-2, ...
-    export: bool = True
-    mixed_precision: bool = False  # float16 compute, float32 weights (models with MIXED_PRECISION; for GPUs)
-    keep: str | None = None  # export the "best" epoch (lowest validation Fréchet distance) or the "last"; None: the
-    #                          model's KEEP (best for the GANs)
-    quality_every: int | None = None  # SampleQuality every N epochs (0: off); None: 1 when keeping the best, else 0
-    quality_samples: int = 2000  # samples per SampleQuality measurement
+    """How a run trains and where it writes. Every field is a flag of `python -m zoo.train MODEL`."""
+
+    epochs: int = field(default=30, metadata={"help": "epochs (of each pretraining stage, for the DBN and DAE)"})
+    seed: int = field(default=0, metadata={"help": "fixes data order, initialisation and every random draw"})
+    strategy: str = field(default="default", metadata={
+        "help": "tf.distribute strategy: default (one device, a GPU if there is one), mirrored (every local GPU) or "
+                "multiworker (the cluster of TF_CONFIG)", "choices": STRATEGIES})
+    logdir: str = field(default="tensorboard_logs", metadata={"help": "TensorBoard root, and the run folders"})
+    export_dir: str = field(default="exports", metadata={"help": "exports root"})
+    name: str | None = field(default=None, metadata={
+        "help": "export and TensorBoard folder name", "default": "the model's name, or MODEL_PRESET"})
+    run: str | None = field(default=None, metadata={
+        "help": "TensorBoard run name; rerunning resumes it", "default": "seed<SEED>"})
+    export: bool = field(default=True, metadata={"help": "export the trained model"})
+    mixed_precision: bool = field(default=False, metadata={
+        "help": "float16 compute with float32 weights, for GPUs (the GANs)"})
+    keep: str | None = field(default=None, metadata={
+        "help": "export the best epoch (lowest validation Fréchet distance of samples) or the last", "choices": KEEP,
+        "default": "best for the GANs, last for the others"})
+    quality_every: int | None = field(default=None, metadata={
+        "help": "measure sample quality (val_frechet_distance, val_classifier_score, val_kid) every N epochs; 0: "
+                "never", "default": "1 with --keep best"})
+    quality_samples: int = field(default=2000, metadata={"help": "samples per sample-quality measurement"})
+
+    def __post_init__(self):
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        if not 0 <= self.seed < 2 ** 31:
+            raise ValueError(f"seed must be in 0..{2 ** 31 - 1} (it keys int32 stateless random ops), got {self.seed}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
+        for flag, value in (("name", self.name), ("run", self.run)):
+            if value is not None and not export.plain_name(value):
+                raise ValueError(f"{flag} {value!r} must be a folder name inside the output folders (no '..', not "
+                                 f"absolute, no part starting with '.'): logs go to {self.logdir}/<name>/<run>/ and "
+                                 f"exports to {self.export_dir}/<name>/")
+        if self.keep is not None and self.keep not in KEEP:
+            raise ValueError(f"keep must be one of {', '.join(KEEP)}, not {self.keep!r}")
+        if self.quality_every is not None and self.quality_every < 0:
+            raise ValueError(f"quality_every must be >= 0 (0: never), got {self.quality_every}")
+        if self.quality_samples < 2:
+            raise ValueError(f"quality_samples must be at least 2, got {self.quality_samples}")
 
     def resolved(self, model_class):
         """(keep, quality_every) with the model's defaults filled in."""
@@ -63,31 +91,18 @@ class Interrupted(Exception):
 
 
 def check_train_config(model_name, train_config):
-    """A ValueError naming the problem for settings that would fail late or write in the wrong place."""
+    """A ValueError naming the problem for settings that do not suit this model or would write in the wrong place."""
     model_class = MODELS[model_name]
-    if not 0 <= train_config.seed < 2 ** 31:
-        raise ValueError(f"seed must be in 0..{2 ** 31 - 1} (it keys int32 stateless random ops), got "
-                         f"{train_config.seed}")
-    name = train_config.name
-    if name is not None and not export.plain_name(name):
-        raise ValueError(f"name {name!r} must be a folder name inside the output folders (no '..', not absolute, "
-                         f"no part starting with '.'): exports go to {train_config.export_dir}/<name>/ and logs to "
-                         f"{train_config.logdir}/<name>/")
     for flag, folder in (("--logdir", train_config.logdir), ("--export-dir", train_config.export_dir)):
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"{flag} {folder} is a file, not a folder; give a folder (it is made if missing)")
     keep, quality_every = train_config.resolved(model_class)
-    if keep not in KEEP:
-        raise ValueError(f"keep must be one of {', '.join(KEEP)}, not {keep!r}")
     if (keep == "best" or quality_every) and "sample" not in model_class.SIGNATURES:
         raise ValueError(f"{model_name} does not sample, so it has no sample quality to measure or keep the best of; "
                          "drop --keep best and --quality-every")
     if keep == "best" and not quality_every:
         raise ValueError("--keep best chooses the epoch by its validation Fréchet distance: give --quality-every N "
                          "(N > 0), or --keep last")
-    if quality_every < 0 or train_config.quality_samples < 2:
-        raise ValueError(f"quality_every must be >= 0 and quality_samples >= 2, got {quality_every} and "
-                         f"{train_config.quality_samples}")
     if train_config.mixed_precision and not model_class.MIXED_PRECISION:
         raise ValueError(f"{model_name} does not train in mixed precision; drop --mixed-precision (models that do: "
                          f"{', '.join(n for n, c in MODELS.items() if c.MIXED_PRECISION)})")
@@ -138,22 +153,29 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
           strategy=None):
     """Train, log and (unless train_config.export is False) export one model; returns a Result.
 
-    The phases: find the run folder (a new one, or the unfinished run of the same command, to resume) and lock it;
-    build the model; for layer-wise models (the DBN) fit each layer on its own, then export the greedy model; fit
-    (from the last checkpoint); export; mark the run finished; delete its checkpoints."""
+    The phases: load the data and check that the output folders can be written; find the run folder (a new one,
+    or the unfinished run of the same command, to resume) and lock it; build the model; for layer-wise models (DBN,
+    DAE) fit each layer on its own, then export the greedy model; fit (from the last checkpoint); export; mark the
+    run finished; delete its checkpoints."""
     train_config = train_config or TrainConfig()
     model_class = MODELS[model_name]
     check_train_config(model_name, train_config)
     model_config = model_config or model_class.Config()
     data_config = dataclasses.replace(data_config or data_config_for(model_name, model_config),
                                       seed=train_config.seed)
-    for key, wanted in model_class.data_settings(model_config).items():
-        if key in ("image_size", "pixel_range", "enlarge") and getattr(data_config, key) != wanted:  # the model's
-            raise ValueError(f"{model_name} trains on images with {key}={wanted}, but the data config has "
-                             f"{getattr(data_config, key)}; make it with zoo.train.data_config_for")
     name = train_config.name or model_name
     keras.utils.set_random_seed(train_config.seed)
     strategy = strategy or make_strategy(train_config.strategy)
+    pipelines = data.datasets(data_config)  # before the run folder: a missing data file leaves nothing behind
+    splits = pipelines.splits
+    # Under MultiWorkerMirroredStrategy every worker runs this function, and saving takes every worker (reading
+    # a metric's variable is a collective op). Only the chief writes the run folder and the exports; the others
+    # write theirs into a folder of their own, deleted at the end, and resume from the chief's run folder.
+    chief = strategy.extended.should_checkpoint
+    if chief:  # a read-only or full disk is found now, not at the first checkpoint or after training
+        runs.check_writable(train_config.logdir, "--logdir")
+        if train_config.export:
+            runs.check_writable(train_config.export_dir, "--export-dir")
 
     identity = {"model": model_name, "config": dataclasses.asdict(model_config),
                 "data": dataclasses.asdict(data_config)}
@@ -161,49 +183,25 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     defaults = {"config": field_defaults(model_config), "data": field_defaults(data_config)}
     run_dir, recorded = runs.find_run(train_config.logdir, name, train_config.run, train_config.seed, identity,
                                       settings, defaults)
-    # Under MultiWorkerMirroredStrategy every worker runs this function, and saving takes every worker (reading
-    # a metric's variable is a collective op). Only the chief writes the run folder and the exports; the others
-    # write theirs into a folder of their own, deleted at the end, and resume from the chief's run folder.
-    chief = strategy.extended.should_checkpoint
     own_dir = run_dir if chief else worker_dir(run_dir, strategy)
     export_dir = train_config.export_dir if chief else os.path.join(own_dir, "exports")
     os.makedirs(own_dir, exist_ok=True)
     with runs.run_lock(own_dir), remove_after(None if chief else own_dir):  # one process per run folder
         record = {"identity": identity, "train": settings,
                   "run_id": recorded["run_id"] if recorded and recorded.get("run_id") else runs.new_run_id()}
-        runs.write_json(os.path.join(own_dir, "run.json"), record)
-        pipelines = data.datasets(data_config)
-        splits = pipelines.splits
+        runs.write_json(os.path.join(own_dir, "run.json"), record, point="run-record")
         layer_wise = hasattr(model_class, "pretrain")
         epochs = model_config.fine_tune_epochs if layer_wise else train_config.epochs
-        verbose = verbose if verbose is not None else callbacks.progress_verbosity()
+        verbose = verbose if verbose is not None else cli.progress_verbosity()
         model = build_model(model_class, model_config, train_config, strategy, pipelines.steps_per_epoch, epochs)
+        facts = run_facts(model_name, model_config, data_config, splits, train_config, run_dir, record["run_id"])
 
         devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
         print(f"Training {model_name} on {len(splits.train)} {data_config.dataset} images ({splits.source}) on "
               f"{devices}, {strategy.num_replicas_in_sync} replica(s); TensorBoard run {run_dir}", flush=True)
 
-        def card(history, session_seconds, stage=None, layers=None):
-            extra = {"stage": stage, "layers": layers}  # layer-wise models only
-            return {
-                "kind": model_name,
-                **{k: v for k, v in extra.items() if v},
-                "config": dataclasses.asdict(model_config),
-                "data": dict(dataclasses.asdict(data_config), source_used=splits.source,
-                             train_images=len(splits.train)),
-                "seed": train_config.seed,
-                "mixed_precision": train_config.mixed_precision,
-                "epochs": train_config.epochs,
-                "steps": int(model.optimizer.iterations.numpy()),
-                "train_seconds": round(run_seconds(history, layers, session_seconds), 1),
-                "final_metrics": {k: float(v[-1]) for k, v in history.items() if v},
-                **({"kept": kept} if kept and stage != "greedy" else {}),  # --keep best: which epoch
-                "tensorboard_run": run_dir,
-                "run_id": record["run_id"],  # how a resumed run finds the export it made before a crash
-            }
-
         started = time.time()
-        greedy_path, stage_metrics, kept = None, {}, None
+        greedy_path, stage_metrics = None, {}
         if layer_wise:
             def fit_stage(stage, stage_model, transform):
                 stage_metrics[stage] = fit_layer(stage_model, transform, os.path.join(own_dir, stage), data_config,
@@ -214,9 +212,10 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
             with strategy.scope():
                 model.pretrain(fit_stage)
             if train_config.export:
-                greedy_path = export_once(model, export_dir, f"{name}_greedy", "greedy", record["run_id"],
-                                          lambda: card({}, time.time() - started, "greedy", stage_metrics),
-                                          announce=chief)
+                greedy_path = export_once(
+                    model, export_dir, f"{name}_greedy", "greedy", record["run_id"],
+                    lambda: model_card(facts, model, {}, time.time() - started, "greedy", stage_metrics),
+                    announce=chief)
 
         test_images = data.as_images(splits.test.images[:10])
         keep, quality_every = train_config.resolved(model_class)
@@ -235,10 +234,11 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         export_path = None
         if train_config.export and (epochs > 0 or not layer_wise):
             final_name, stage = (f"{name}_finetuned", "fine-tuned") if layer_wise else (name, None)
-            export_path = export_once(model, export_dir, final_name, stage, record["run_id"],
-                                      lambda: card(history, seconds, stage, stage_metrics), announce=chief)
+            export_path = export_once(
+                model, export_dir, final_name, stage, record["run_id"],
+                lambda: model_card(facts, model, history, seconds, stage, stage_metrics, kept), announce=chief)
         runs.fault("before-finish-mark")
-        runs.write_json(os.path.join(own_dir, "run.json"), dict(record, finished=True))
+        runs.write_json(os.path.join(own_dir, "run.json"), dict(record, finished=True), point="run-record")
         runs.fault("after-finish-mark")
         runs.remove_checkpoints(own_dir)
         if not chief:  # its export was only the other half of the chief's
@@ -246,14 +246,38 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         return Result(model, history, run_dir, export_path or greedy_path, greedy_path)
 
 
+def run_facts(model_name, model_config, data_config, splits, train_config, run_dir, run_id):
+    """What every export of a run says of it: the model, its config, the data, the seed and where its logs are."""
+    return {
+        "kind": model_name,
+        "config": dataclasses.asdict(model_config),
+        "data": dict(dataclasses.asdict(data_config), source_used=splits.source, train_images=len(splits.train)),
+        "seed": train_config.seed,
+        "mixed_precision": train_config.mixed_precision,
+        "epochs": train_config.epochs,
+        "tensorboard_run": run_dir,
+        "run_id": run_id,  # how a resumed run finds the export it made before a crash
+    }
+
+
+def model_card(facts, model, history, session_seconds, stage=None, layers=None, kept=None):
+    """An export's model card: the run's facts, the update count, the training time over every session that trained
+    it, the final metrics; for layer-wise models the stage and each layer's figures, with --keep best the epoch kept."""
+    extra = {"stage": stage, "layers": layers, "kept": kept}
+    return {**facts, **{k: v for k, v in extra.items() if v},
+            "steps": int(model.optimizer.iterations.numpy()),
+            "train_seconds": round(run_seconds(history, layers, session_seconds), 1),
+            "final_metrics": {k: float(v[-1]) for k, v in history.items() if v}}
+
+
 def field_defaults(config):
     """{field: default} of a config dataclass's fields that have a default."""
     defaults = {}
-    for field in dataclasses.fields(config):
-        if field.default is not dataclasses.MISSING:
-            defaults[field.name] = field.default
-        elif field.default_factory is not dataclasses.MISSING:
-            defaults[field.name] = field.default_factory()
+    for f in dataclasses.fields(config):
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = f.default_factory()
     return defaults
 
 
@@ -409,140 +433,42 @@ def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbos
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Command line: common flags, then each model's config fields as flags.
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
-    return value
-
-
-def finite_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
-    return value
-
-
-def number_tuple(kind):
-    """An argparse type: "N,N,..." -> a tuple of `kind`: positive ints or floats, or (kind str) names."""
-    def parse(text):
-        try:
-            values = tuple(kind(part.strip()) for part in text.split(","))
-            if kind is float and not all(math.isfinite(v) for v in values):
-                raise ValueError
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
-                                             f"{'integers' if kind is int else 'numbers'}, e.g. 256,256") from None
-        if kind is str:
-            if not all(values):
-                raise argparse.ArgumentTypeError(f"{text!r}: an empty name in the list")
-        elif not values or min(values) <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r}: values must be positive")
-        return values
-    parse.__name__ = f"{kind.__name__} list"
-    return parse
-
-
-def add_common_flags(parser):
-    group = parser.add_argument_group("common to every model")
-    group.add_argument("--epochs", type=positive_int, default=TrainConfig.epochs)
-    group.add_argument("--batch-size", type=positive_int, default=data.DataConfig.batch_size,
-                       help="global batch size (default: %(default)s)")
-    group.add_argument("--limit", type=positive_int, help="train on the first N training images only")
-    group.add_argument("--validation-size", type=int, default=data.DataConfig.validation_size,
-                       help="images held out from the end of the training set (default: %(default)s)")
-    group.add_argument("--seed", type=int, default=TrainConfig.seed, help="fixes the whole run (default: 0)")
-    group.add_argument("--dataset", choices=data.DATASETS, default="mnist")
-    group.add_argument("--source", choices=data.SOURCES, default="auto",
-                       help="auto: --data-dir if given, else prepared TFDS, else the packaged MNIST")
-    group.add_argument("--data-dir", help="folder with the four IDX files (optionally .gz) or a Keras mnist.npz; "
-                                          "with --source tfds, the TFDS data_dir")
-    group.add_argument("--binarize", choices=data.BINARIZATIONS, help="default: the model's own choice")
-    group.add_argument("--strategy", choices=STRATEGIES, default="default",
-                       help="tf.distribute strategy (default: one device, a GPU if there is one)")
-    group.add_argument("--logdir", default=TrainConfig.logdir, help="TensorBoard root (default: %(default)s)")
-    group.add_argument("--export-dir", default=TrainConfig.export_dir, help="exports root (default: %(default)s)")
-    group.add_argument("--name", help="export and TensorBoard name (default: the model's name, or MODEL_PRESET)")
-    group.add_argument("--run", help="TensorBoard run name (default: seed<SEED>); rerunning resumes it")
-    group.add_argument("--no-export", dest="export", action="store_false", help="train without exporting")
-    group.add_argument("--mixed-precision", action="store_true",
-                       help="float16 compute with float32 weights, for GPUs (the GANs)")
-    group.add_argument("--keep", choices=KEEP, help="export the best epoch (lowest validation Fréchet distance of "
-                       "samples) or the last (default: best for the GANs, last for the others)")
-    group.add_argument("--quality-every", type=int, metavar="N", help="measure sample quality (val_frechet_distance, "
-                       "val_classifier_score, val_kid) every N epochs; 0: never (default: 1 with --keep best)")
-    group.add_argument("--quality-samples", type=positive_int, default=TrainConfig.quality_samples,
-                       help="samples per sample-quality measurement (default: %(default)s)")
-
-
-def add_dataclass_flags(group, config_class):
-    """One flag per field of a config dataclass: --field-name, typed as the field, its help from metadata."""
-    hints = typing.get_type_hints(config_class)
-    for f in dataclasses.fields(config_class):
-        kind = hints[f.name]
-        flag = "--" + f.name.replace("_", "-")
-        default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
-        help_text = f"{f.metadata.get('help', '')} (default: {default})"
-        if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif typing.get_origin(kind) is tuple:
-            group.add_argument(flag, type=number_tuple(typing.get_args(kind)[0]), default=None, metavar="N,N,...",
-                               help=help_text)
-        else:
-            group.add_argument(flag, type=finite_float if kind is float else kind, default=None, help=help_text)
-
-
-def add_config_flags(parser, model_class):
-    group = parser.add_argument_group(f"{model_class.__name__} configuration")
-    if getattr(model_class, "PRESETS", None):
-        group.add_argument("--preset", choices=sorted(model_class.PRESETS),
-                           help="a configuration from the assignments or the literature; explicit flags override it")
-    add_dataclass_flags(group, model_class.Config)
+# Command line: the flags of TrainConfig, of DataConfig and of the model's config (zoo.cli), then train.
 
 
 def build_parser():
     summaries = {name: (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
                  for name, cls in MODELS.items()}
-    parser = argparse.ArgumentParser(
-        prog="python -m zoo.train", description=__doc__.strip().splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = cli.parser(
+        "python -m zoo.train", __doc__.strip().splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="models:\n" + "\n".join(f"  {name:10s} {text}" for name, text in summaries.items())
         + "\n\nrun `python -m zoo.train MODEL --help` for a model's flags")
     models = parser.add_subparsers(dest="model", metavar="MODEL", required=True,
                                    help=f"one of: {', '.join(MODELS)}")
     for name, model_class in MODELS.items():
-        sub = models.add_parser(name, help=summaries[name], description=summaries[name])
-        add_common_flags(sub)
-        add_config_flags(sub, model_class)
+        sub = cli.subparser(models, name, help=summaries[name], description=summaries[name])
+        cli.add_dataclass_flags(sub.add_argument_group("training"), TrainConfig)
+        cli.add_dataclass_flags(sub.add_argument_group("data"), data.DataConfig)
+        group = sub.add_argument_group(f"{model_class.__name__} configuration")
+        if getattr(model_class, "PRESETS", None):
+            group.add_argument("--preset", choices=sorted(model_class.PRESETS),
+                               help="a configuration from the assignments or the literature; explicit flags override it")
+        cli.add_dataclass_flags(group, model_class.Config)
     return parser
 
 
 def configs_from_args(args):
+    """(model config, data config, train config) from parsed flags: a flag given overrides the preset, the preset
+    the config's defaults. Each config checks its values (ValueError naming the field)."""
     model_class = MODELS[args.model]
     preset = getattr(args, "preset", None)
-    settings = dict(model_class.PRESETS[preset]) if preset else {}
-    for f in dataclasses.fields(model_class.Config):
-        if getattr(args, f.name) is not None:
-            settings[f.name] = getattr(args, f.name)
-    model_config = check_finite(model_class.Config(**settings))
-    data_config = data_config_for(
-        args.model, model_config, dataset=args.dataset, source=args.source, data_dir=args.data_dir,
-        batch_size=args.batch_size, limit=args.limit, validation_size=args.validation_size, binarize=args.binarize,
-        seed=args.seed)
-    train_config = TrainConfig(
-        epochs=args.epochs, seed=args.seed, strategy=args.strategy, logdir=args.logdir, export_dir=args.export_dir,
-        name=args.name or (f"{args.model}_{preset}" if preset else args.model), run=args.run, export=args.export,
-        mixed_precision=args.mixed_precision, keep=args.keep, quality_every=args.quality_every,
-        quality_samples=args.quality_samples)
+    model_config = check_finite(model_class.Config(**{**(model_class.PRESETS[preset] if preset else {}),
+                                                      **cli.flag_values(args, model_class.Config)}))
+    train_settings = cli.flag_values(args, TrainConfig)
+    train_settings.setdefault("name", f"{args.model}_{preset}" if preset else args.model)
+    train_config = TrainConfig(**train_settings)
+    data_config = data_config_for(args.model, model_config, **cli.flag_values(args, data.DataConfig),
+                                  seed=train_config.seed)
     check_train_config(args.model, train_config)
     return model_config, data_config, train_config
 
@@ -550,19 +476,17 @@ def configs_from_args(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    prefix = f"{parser.prog} {args.model}: error:"
+    command = argparse.ArgumentParser(prog=f"{parser.prog} {args.model}")  # for its error lines
     try:
         model_config, data_config, train_config = configs_from_args(args)
-    except ValueError as error:  # a flag value the config refuses: bad input, exit 2 like argparse
-        parser.exit(2, f"{prefix} {error}\n")
+    except ValueError as error:  # a flag value a config refuses: bad input, exit 2 like argparse
+        cli.fail(command, error)
     try:
         train(args.model, model_config, data_config, train_config)
-    except data.DataError as error:  # a missing or corrupt data file: say what and how to fix it
-        parser.exit(2, f"{prefix} {error}\n")
-    except callbacks.TrainingDiverged as error:
-        parser.exit(1, f"{prefix} {error}\n")
-    except (runs.RunLocked, runs.RunMismatch) as error:
-        parser.exit(2, f"{prefix} {error}\n")
+    except (data.DataError, runs.StorageError, runs.RunLocked, runs.RunMismatch) as error:
+        cli.fail(command, error)  # the data, the disk or another run: say what and how to fix it
+    except runs.TrainingDiverged as error:
+        cli.fail(command, error, status=1)
     except (Interrupted, KeyboardInterrupt) as interrupted:  # Ctrl-C: one line, not a traceback
         parser.exit(130, f"\n{parser.prog} {args.model}: {interrupted or 'interrupted'}\n")
 

@@ -1,4 +1,4 @@
-"""The zoo's models by the name `python -m zoo.train <name>` knows them."""
+"""The zoo's models by the name `python -m zoo.train <name>` knows them (each class's KIND)."""
 
 from zoo.models.dae import DAE
 from zoo.models.dbn import DBN
@@ -6,12 +6,4 @@ from zoo.models.gan import DCGAN, GAN
 from zoo.models.rbm import RBM
 from zoo.models.vae import VAE, ConvVAE
 
-MODELS = {
-    "vae": VAE,
-    "conv_vae": ConvVAE,
-    "rbm": RBM,
-    "dbn": DBN,
-    "dae": DAE,
-    "gan": GAN,
-    "dcgan": DCGAN,
-}
+MODELS = {model.KIND: model for model in (VAE, ConvVAE, RBM, DBN, DAE, GAN, DCGAN)}

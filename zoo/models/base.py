@@ -13,10 +13,16 @@ import dataclasses
 import functools
 import inspect
 import math
+import random
+import re
 import weakref
+
+import numpy as np
 
 import keras
 import tensorflow as tf
+
+from zoo import contract
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -68,7 +74,7 @@ TENSOR_ARGUMENTS = {
     "latent": lambda model, x, _: check_latent(x, model.latent_dim),
     "num_samples": lambda model, x, _: check_num_samples(x, model.max_samples),
     "seeds": lambda model, x, _: check_seeds(x, model.max_samples),
-    "seed": lambda model, x, _: tf.convert_to_tensor(x, tf.int32),
+    "seed": lambda model, x, _: check_seed(x),
 }
 _compiled_verbs = weakref.WeakKeyDictionary()  # model -> {(verb, options): tf.function}
 
@@ -109,6 +115,7 @@ def compiled_verb(verb):
 
 
 class ZooModel(MeanMetrics, keras.Model):
+    KIND: str = ""  # its name in zoo.models.MODELS, `python -m zoo.train KIND` and model cards
     Config: type = None  # the model's config dataclass
     SIGNATURES: tuple[str, ...] = ()  # serving verbs it implements, `sample` first (it is also serving_default)
     DATA: dict = {}  # what it wants from zoo.data: e.g. dict(binarize="none", pixel_range=(0, 1), image_size=28)
@@ -126,6 +133,16 @@ class ZooModel(MeanMetrics, keras.Model):
         self.seed = int(seed)  # keys every stateless random draw of training, so a seed fixes a run
         self.trackers = mean_trackers(self.METRICS)
         self.max_samples = int(max_samples or MAX_SAMPLES)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            cls.__init__ = seeded_construction(vars(cls)["__init__"])
+
+    @property
+    def data_shape(self):
+        """The shape of one example of what the model trains on: an image, [28, 28, 1]."""
+        return IMAGE_SHAPE
 
     @compiled_verb
     def generate(self, seeds):
@@ -156,9 +173,35 @@ class ZooModel(MeanMetrics, keras.Model):
         return []
 
     def build_for_images(self):
-        """Create the variables by running the model once on a dummy batch (export and checkpoints need them)."""
+        """Create the variables by running the model once on a dummy batch of its data (export and checkpoints need
+        them; every model is built when it is made, see seeded_construction)."""
         if not self.built:
-            self(tf.zeros((1,) + IMAGE_SHAPE))
+            self(tf.zeros((1,) + tuple(self.data_shape)))
+
+    # -- fit and evaluate on data as Keras users hold it ----------------------------------------------------------
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, **kwargs):
+        """keras.Model.fit, on images as a Keras user holds them (fit_dataset): NumPy arrays or tensors of images,
+        with or without labels, or a tf.data.Dataset of batches (as TFDS or zoo.data yields them). Arrays are
+        shuffled each epoch in an order fixed by the model's seed. Images that are not pixels (floats outside
+        [0, 1], NaN, another shape or dtype) stop fit at once with a ValueError naming the problem and the fix."""
+        if validation_split and validation_data is None:  # Keras's split: the last part, before shuffling
+            x, validation_data = split_arrays(x, validation_split, self.data_shape)
+        train = fit_dataset(x, y, self.data_shape, batch_size, shuffle, self.seed)
+        validation = None if validation_data is None else fit_dataset(
+            *unpack_validation(validation_data), self.data_shape, kwargs.pop("validation_batch_size", None) or
+            batch_size, False, self.seed)
+        with clear_input_errors():
+            return super().fit(train, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                               validation_data=validation, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        """keras.Model.evaluate on images as fit takes them."""
+        if not kwargs.get("_use_cached_eval_dataset"):  # fit's validation data, converted by fit already
+            x, y, batch_size = fit_dataset(x, y, self.data_shape, batch_size, False, self.seed), None, None
+        with clear_input_errors():
+            return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     # -- Keras serialization: model.save("m.keras") and keras.saving.load_model("m.keras") ----------------------
     # The config is the model's dataclass and seed; the variables, optimizers included, are Keras's to save.
@@ -194,9 +237,66 @@ class ZooModel(MeanMetrics, keras.Model):
         """Every optimizer the model trains with (the GAN has two)."""
         return [self.optimizer]
 
+    def serving_weights(self):
+        """The variables the serving verbs read, in a fixed order: what a pretrained model ships (zoo.pretrained).
+        Every weight of the model, for most; the GANs' averaged generator alone."""
+        return self.weights
+
+    def load_serving_weights(self, arrays):
+        """Set serving_weights() to arrays (NumPy, in its order), checking that they fit this model's config."""
+        variables = self.serving_weights()
+        if len(arrays) != len(variables) or any(tuple(a.shape) != tuple(v.shape) for a, v in zip(arrays, variables)):
+            raise ValueError(f"the weights ({len(arrays)} arrays) do not fit this {type(self).__name__}'s config "
+                             f"({len(variables)} variables); they were saved from a model of another configuration")
+        for variable, value in zip(variables, arrays):
+            variable.assign(value)
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras's export, written as the zoo's: the serving contract's SavedModel at filepath (a new folder), with
+        every verb's signature and its input checks, the model card and the trainable Keras file (docs/serving.md),
+        not Keras's single `serve` endpoint of `call` (for the VAE, raw decoder logits). Returns the path."""
+        if format != "tf_saved_model" or input_signature is not None or kwargs:
+            raise ValueError(f"a zoo model exports the serving contract's SavedModel only (format='tf_saved_model', "
+                             f"its own signatures; docs/serving.md), got format={format!r}"
+                             + (" and an input_signature" if input_signature is not None else ""))
+        card = {"kind": self.KIND, "config": dataclasses.asdict(self.config), "seed": self.seed,
+                "steps": int(self.optimizer.iterations.numpy()) if self.optimizer else 0,
+                "exported_by": "model.export"}
+        path = contract.export_to(self, filepath, card)
+        if verbose is not False:
+            print(f"Exported {', '.join(self.SIGNATURES)} to {path}")
+        return path
+
     def save(self, filepath, *args, **kwargs):
         self.build_for_images()  # a model saved before its first call would have no variables to save
         super().save(filepath, *args, **kwargs)
+
+
+def seeded_construction(init):
+    """A ZooModel subclass's __init__, run with Python's `random` module seeded from the model's seed, and the model
+    built at its end: Keras draws the seed of every initializer and dropout layer made without one from `random`,
+    so the same config and seed then give the same initial weights in any process. The caller's `random` state is
+    restored afterwards; a model made inside another's constructor (the DBN's top RBM) seeds its own."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def construct(self, *args, **kwargs):
+        seed = signature.bind(self, *args, **kwargs).arguments.get("seed", 0)
+        outermost = not getattr(self, "_constructing", False)  # a subclass's __init__ calling its parent's
+        state = random.getstate()
+        random.seed(int(seed))
+        self._constructing = True
+        try:
+            init(self, *args, **kwargs)
+            if outermost:
+                self.build_for_images()
+        finally:
+            random.setstate(state)
+            if outermost:
+                self._constructing = False
+
+    construct.__signature__ = signature  # Keras reads the constructor's arguments from its signature
+    return construct
 
 
 class GaussianPrior:
@@ -208,7 +308,7 @@ class GaussianPrior:
         return tf.random.stateless_normal(shape, seed)
 
     def sample(self, num_samples, seed):
-        num_samples = check_num_samples(num_samples, self.max_samples)
+        num_samples, seed = check_num_samples(num_samples, self.max_samples), check_seed(seed)
         return self.decode(self.prior_noise([num_samples, self.latent_dim], seed_pair(seed, 0)))
 
     @compiled_verb
@@ -217,6 +317,23 @@ class GaussianPrior:
         z = per_seed(check_seeds(seeds, self.max_samples),
                      lambda seed: self.prior_noise([self.latent_dim], seed_pair(seed, 0)))
         return self.decode(z)
+
+
+def check_fields(config, **rules):
+    """A ValueError naming the first field of a config that breaks its rule, with its value; each rule is
+    field=(holds(value) -> bool, what the value must be). A NaN or infinite number is refused first, by name."""
+    check_finite(config)
+    for name, (holds, requirement) in rules.items():
+        value = getattr(config, name)
+        if not holds(value):
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else repr(value)
+            raise ValueError(f"{name} must be {requirement}, got {shown}")
+
+
+def positive(value):
+    """Whether a number, or every size of a non-empty tuple, is above 0."""
+    values = value if isinstance(value, tuple) else (value,)
+    return bool(values) and min(values) > 0
 
 
 def check_finite(config):
@@ -336,6 +453,142 @@ def check_num_samples(num_samples, max_samples):
         (lambda: (num_samples >= 0) & (num_samples <= max_samples),
          f"num_samples must be in [0, {max_samples}] (max_samples, set at export); got", lambda: num_samples),
     )
+
+
+# -- What fit takes: data as Keras users hold it ------------------------------------------------------------------
+
+FIT_INPUT = "[n, 28, 28, 1], [n, 28, 28] or flat [n, 784] images, uint8 0..255 or float in [0, 1]"
+_FIT_ERROR = "fit: images"  # the start of every message of fit_images, found again in the errors that carry it
+
+
+def fit_images(element, shape=IMAGE_SHAPE):
+    """The model's input from one element of a user's data: images; (images, labels[, weights]); or a dict with an
+    "image" or "images" entry, as TFDS yields them (labels and the rest are dropped). The images may be any of
+    FIT_INPUT (an RBM over other units: [n, units] in [0, 1]); uint8 pixels are divided by 255, as zoo.data does.
+    Returns float32 [n, *shape]. A dtype or shape outside these is a ValueError at once; values outside [0, 1] or
+    not finite fail the check that every later op depends on (eagerly: at once; in a dataset: at its first bad
+    batch), with a message naming the problem and the fix."""
+    images = element
+    if isinstance(element, (tuple, list)):
+        images = element[0] if element else None
+    if isinstance(images, dict):
+        key = next((k for k in ("image", "images") if k in images), None)
+        if key is None:
+            raise ValueError(f"{_FIT_ERROR}: a dict of data needs an 'image' entry (as TFDS gives it); got the "
+                             f"entries {', '.join(map(str, images))}")
+        images = images[key]
+    if images is None:
+        raise ValueError(f"{_FIT_ERROR}: none given; pass x, {FIT_INPUT}")
+    images = tf.convert_to_tensor(images)
+    if images.dtype == tf.uint8:
+        images = tf.cast(images, tf.float32) / 255.0
+    elif images.dtype.is_floating or images.dtype == tf.bool:
+        images = tf.cast(images, tf.float32)
+    else:
+        raise ValueError(f"{_FIT_ERROR} have dtype {images.dtype.name}; give uint8 pixels 0..255 "
+                         "(x.astype('uint8')) or floats in [0, 1]")
+    images = tf.reshape(images, [-1, *shape]) if _accepted_shape(images.shape, shape) else _refuse_shape(
+        images.shape, shape)
+    return checked(
+        images,
+        (lambda: tf.reduce_all(tf.math.is_finite(images)),
+         f"{_FIT_ERROR} must be finite; this many values are NaN or infinite:",
+         lambda: tf.reduce_sum(tf.cast(~tf.math.is_finite(images), tf.int32))),
+        (lambda: tf.reduce_all((images >= 0) & (images <= 1)),
+         f"{_FIT_ERROR} must be in [0, 1] as floats (divide 0..255 values by 255, or pass them as uint8); "
+         "got min and max", lambda: tf.stack([tf.reduce_min(images), tf.reduce_max(images)])),
+    )
+
+
+def _example_forms(shape):
+    """The shapes one example may have: [*shape], flat, and for 784 units the image shapes too."""
+    size = int(np.prod(shape))
+    return {tuple(shape), (size,)} | ({(28, 28), (28, 28, 1)} if size == 784 else set())
+
+
+def _accepted_shape(static, shape):
+    """Whether a batch of this static shape holds examples of `shape` (in any of their _example_forms)."""
+    return static.rank is not None and static.rank >= 2 and tuple(static[1:]) in _example_forms(shape)
+
+
+def _refuse_shape(static, shape):
+    if static.rank is None or any(d is None for d in static[1:]):
+        problem = (f"have an unknown shape {static}; give the dataset a shape, e.g. dataset.map(lambda x: "
+                   "tf.ensure_shape(x, [None, 28, 28, 1]))")
+    elif tuple(static) in _example_forms(shape):
+        problem = (f"are single examples of shape {list(static)}, not batches: batch the dataset, e.g. "
+                   "dataset.batch(100)")
+    else:
+        expected = FIT_INPUT if int(np.prod(shape)) == 784 else f"[n, {shape[0]}] values in [0, 1]"
+        problem = f"have shape {static.as_list()}; the model takes {expected}"
+    raise ValueError(f"{_FIT_ERROR} {problem}")
+
+
+def fit_dataset(x, y, shape, batch_size, shuffle, seed):
+    """What fit and evaluate hand to Keras: a tf.data.Dataset of checked model inputs (fit_images). Arrays are
+    checked whole, at once, and batched (32 a batch unless batch_size says), shuffled each epoch if `shuffle` in
+    an order fixed by `seed`; a dataset is mapped batch by batch."""
+    if isinstance(x, tf.data.Dataset):
+        if batch_size is not None or y is not None:
+            raise ValueError("fit: a tf.data.Dataset carries its own batches and labels; drop batch_size and y")
+        # Not converted by AutoGraph: a shape or dtype refused while tracing stays the plain ValueError it is.
+        adapt = tf.autograph.experimental.do_not_convert(
+            lambda *element: fit_images(element[0] if len(element) == 1 else element, shape))
+        return x.map(adapt).prefetch(tf.data.AUTOTUNE)
+    if x is None or not isinstance(x, (np.ndarray, tf.Tensor, list, tuple, dict)):
+        raise ValueError(f"fit takes images as a NumPy array, a tensor or a tf.data.Dataset ({FIT_INPUT}); got "
+                         f"{type(x).__name__}")
+    try:
+        images = fit_images(x, shape)
+    except tf.errors.InvalidArgumentError as error:
+        raise ValueError(error.message) from None
+    dataset = tf.data.Dataset.from_tensor_slices(images)
+    if shuffle:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size or 32).prefetch(tf.data.AUTOTUNE)
+
+
+def split_arrays(x, fraction, shape):
+    """Keras's validation_split for arrays: (training inputs, validation inputs), the last `fraction` held out."""
+    if isinstance(x, tf.data.Dataset):
+        raise ValueError("fit: validation_split needs arrays; with a tf.data.Dataset pass validation_data")
+    if not 0 < fraction < 1:
+        raise ValueError(f"fit: validation_split must be in (0, 1), got {fraction}")
+    try:
+        images = fit_images(x, shape)
+    except tf.errors.InvalidArgumentError as error:
+        raise ValueError(error.message) from None
+    cut = int(len(images) * (1 - fraction))
+    return images[:cut], images[cut:]
+
+
+def unpack_validation(validation_data):
+    """(x, y) of fit's validation_data: a dataset, images, or an (images, labels[, weights]) tuple."""
+    if isinstance(validation_data, tuple) and len(validation_data) in (2, 3):
+        return validation_data[0], None
+    return validation_data, None
+
+
+@contextlib.contextmanager
+def clear_input_errors():
+    """A bad batch found inside fit or evaluate, as a ValueError with fit_images's message alone, not TensorFlow's
+    graph-execution report around it."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        found = re.search(re.escape(_FIT_ERROR) + r".*", error.message)
+        if not found:
+            raise
+        raise ValueError(found.group(0).strip().replace("] [", " [", 1)) from None  # "[message] [values]"
+
+
+def check_seed(seed):
+    """seed as an int32 scalar: an integer; a float, or a tensor of another shape, is refused naming it."""
+    dtype = getattr(seed, "dtype", None)
+    if isinstance(seed, (bool, float)) or (dtype is not None and not tf.as_dtype(dtype).is_integer):
+        raise tf.errors.InvalidArgumentError(None, None, f"seed must be an integer; got {seed!r}")
+    seed = tf.convert_to_tensor(seed, tf.int32)
+    return checked(seed, (lambda: _shape_is(seed, ()), "seed must be a scalar; got shape", lambda: tf.shape(seed)))
 
 
 def per_seed(seeds, draw):

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import (MeanMetrics, ZooModel, check_images, check_latent, check_mask, compiled_verb,
-                             mean_trackers, step_seed)
+from zoo.models.base import (MeanMetrics, ZooModel, check_fields, check_images, check_latent, check_mask, compiled_verb,
+                             mean_trackers, positive, step_seed)
 
 
 @dataclass
@@ -33,12 +33,12 @@ class DAEConfig:
 
     def __post_init__(self):
         self.layers = tuple(self.layers)
-        if len(self.layers) < 4 or self.layers[0] != 784 or min(self.layers) <= 0:
-            raise ValueError("layers must start at 784 and have at least three encoding layers, e.g. 784,500,250,100")
-        if not 0 <= self.masking < 1 or self.gaussian < 0:
-            raise ValueError("masking must be in [0, 1) and gaussian >= 0")
-        if self.learning_rate <= 0 or self.fine_tune_epochs < 0 or self.inpaint_steps < 1:
-            raise ValueError("learning_rate must be positive, fine_tune_epochs >= 0, inpaint_steps >= 1")
+        check_fields(
+            self, layers=(lambda v: len(v) >= 4 and v[0] == 784 and positive(v),
+                          "784 (the pixels) and at least three positive encoding sizes, e.g. 784,500,250,100"),
+            masking=(lambda v: 0 <= v < 1, "in [0, 1)"), gaussian=(lambda v: v >= 0, ">= 0"),
+            learning_rate=(positive, "positive"), fine_tune_epochs=(lambda v: v >= 0, ">= 0 (0: none)"),
+            inpaint_steps=(positive, "positive"))
 
 
 def corrupt(x, masking, gaussian, seed):
@@ -117,6 +117,7 @@ class DenoisingLayer(DenoisingObjective, MeanMetrics, keras.Model):
 class DAE(DenoisingObjective, ZooModel):
     """Stacked denoising autoencoder: layer-wise denoising pretraining, then end-to-end fine-tuning."""
 
+    KIND = "dae"
     Config = DAEConfig
     SIGNATURES = ("reconstruct", "encode", "decode", "inpaint")  # no sample: an autoencoder has no prior
     DATA = dict(binarize="none")
@@ -135,10 +136,6 @@ class DAE(DenoisingObjective, ZooModel):
     @property
     def latent_dim(self):
         return self.config.layers[-1]
-
-    def build_for_images(self):
-        if not self.built:
-            self(tf.zeros((1, 28, 28, 1)))
 
     # -- layer-wise pretraining -------------------------------------------------------------------------------
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, compiled_verb,
-                             num_replicas, replica_noise, seed_pair, step_seed)
+from zoo.models.base import (ZooModel, check_fields, check_images, check_latent, check_mask, check_num_samples, compiled_verb,
+                             num_replicas, positive, replica_noise, seed_pair, step_seed)
 from zoo.models.rbm import RBM, RBMConfig, bernoulli, cd_gradient
 
 
@@ -64,18 +64,16 @@ class DBNConfig:
 
     def __post_init__(self):
         self.layers = tuple(self.layers)
-        if len(self.layers) < 3 or self.layers[0] != 784 or min(self.layers) <= 0:
-            raise ValueError(f"layers must start at 784 (the pixels) and have at least two hidden layers, e.g. "
-                             f"784,100,100; got {','.join(map(str, self.layers))}")
-        if self.sampler not in RBMConfig.SAMPLERS:
-            raise ValueError(f"sampler must be one of {', '.join(RBMConfig.SAMPLERS)}, not {self.sampler!r}")
-        if self.top_phase not in TOP_PHASES:
-            raise ValueError(f"top_phase must be one of {', '.join(TOP_PHASES)}, not {self.top_phase!r}")
-        if self.propagate not in ("probabilities", "samples"):
-            raise ValueError(f"propagate must be probabilities or samples, not {self.propagate!r}")
-        if min(self.cd_k, self.top_cd_k, self.sample_steps) <= 0 or self.inpaint_steps < 2 or self.fine_tune_epochs < 0:
-            raise ValueError("cd_k, top_cd_k and sample_steps must be positive, inpaint_steps at least 2, "
-                             "fine_tune_epochs >= 0")
+        check_fields(
+            self, layers=(lambda v: len(v) >= 3 and v[0] == 784 and positive(v),
+                          "784 (the pixels) and at least two positive hidden sizes, e.g. 784,100,100"),
+            sampler=(lambda v: v in RBMConfig.SAMPLERS, f"one of {', '.join(RBMConfig.SAMPLERS)}"),
+            top_phase=(lambda v: v in TOP_PHASES, f"one of {', '.join(TOP_PHASES)}"),
+            propagate=(lambda v: v in ("probabilities", "samples"), "probabilities or samples"),
+            cd_k=(positive, "positive"), top_cd_k=(positive, "positive"), sample_steps=(positive, "positive"),
+            inpaint_steps=(lambda v: v >= 2, "at least 2"), fine_tune_epochs=(lambda v: v >= 0, ">= 0 (0: greedy only)"),
+            learning_rate=(positive, "positive"), fine_tune_learning_rate=(positive, "positive"),
+            momentum=(lambda v: 0 <= v < 1, "in [0, 1)"), weight_decay=(lambda v: v >= 0, ">= 0"))
 
     def starts_reversed(self, layer):
         """Whether RBM `layer` (between layers `layer` and `layer` + 1) starts as the RBM below it, reversed."""
@@ -107,12 +105,14 @@ PRESETS["hinton2006_reversed"] = dict(PRESETS["hinton2006_centered"], propagate=
 class DBN(ZooModel):
     """Deep belief network: greedily stacked RBMs, then up-down (wake-sleep) fine-tuning."""
 
+    KIND = "dbn"
     Config = DBNConfig
     SIGNATURES = ("sample", "generate", "reconstruct", "encode", "decode", "inpaint", "parameters")
     DATA = dict(binarize="dynamic")
     PRESETS = PRESETS
     SAMPLING_SETTINGS = ("sampler", "sample_steps", "inpaint_steps")
-    METRICS = ("reconstruction_mse", "top_reconstruction_mse", "wake_error", "sleep_error")
+    # `loss` (what Keras callbacks monitor by default) is reconstruction_mse: up-down has no single objective.
+    METRICS = ("loss", "reconstruction_mse", "top_reconstruction_mse", "wake_error", "sleep_error")
 
     def __init__(self, config=None, seed=0, **kwargs):
         super().__init__(config, seed, **kwargs)
@@ -127,7 +127,6 @@ class DBN(ZooModel):
         # The top RBM is an ordinary one: a centered top layer is copied in with its offsets folded.
         top = dataclasses.replace(self.config.rbm_config(len(sizes) - 2), centered=False)
         self.top = RBM(top, seed=seed, name="top_rbm")
-        self.top.build_for_images()
 
     @property
     def latent_dim(self):
@@ -135,10 +134,6 @@ class DBN(ZooModel):
 
     def default_optimizer(self, total_steps=None):
         return keras.optimizers.SGD(self.config.fine_tune_learning_rate, momentum=self.config.momentum)
-
-    def build_for_images(self):
-        if not self.built:
-            self(tf.zeros((1, 28, 28, 1)))
 
     # -- greedy pretraining -----------------------------------------------------------------------------------
 
@@ -309,8 +304,10 @@ class DBN(ZooModel):
         # The reconstruction: cd's sleep pass starts at the data's own negative state; the chains' does not, so
         # pcd and fixed take a down pass (probabilities) from the top RBM's mean-field reconstruction instead.
         reconstruction = sleep[0] if self.config.top_phase == "cd" else self.down(top_reconstruction)[-1]
+        reconstruction_error = tf.reduce_sum(tf.square(v - reconstruction), axis=1)
         errors = {
-            "reconstruction_mse": tf.reduce_sum(tf.square(v - reconstruction), axis=1),
+            "loss": reconstruction_error,
+            "reconstruction_mse": reconstruction_error,
             "top_reconstruction_mse": tf.reduce_sum(tf.square(wake[-1] - top_reconstruction), axis=1),
             "wake_error": wake_error, "sleep_error": sleep_error,
         }

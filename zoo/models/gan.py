@@ -56,11 +56,12 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.data import ENLARGEMENTS
-from zoo.models.base import GaussianPrior, ZooModel, check_latent, num_replicas, replica_noise, step_seed
+from zoo.models.base import (GaussianPrior, ZooModel, check_fields, check_latent, num_replicas, positive,
+                             replica_noise, step_seed)
 
 
 OUTPUTS = ("sigmoid", "tanh")
+ENLARGEMENTS = ("resize", "pad")  # how the DCGAN makes its 32x32 images of MNIST's 28x28
 LOSSES = ("non_saturating", "hinge")
 
 
@@ -98,35 +99,22 @@ class AdversarialConfig:
                 "(0: off, plain N(0, I))"})
 
     def __post_init__(self):
-        if self.latent_dim <= 0 or min(self.d_steps, self.g_steps) <= 0:
-            raise ValueError(f"latent_dim, d_steps and g_steps must be positive, got {self.latent_dim}, "
-                             f"{self.d_steps} and {self.g_steps}")
-        if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"dropout must be in [0, 1) and label_smoothing in [0, 0.5), got {self.dropout} "
-                             f"and {self.label_smoothing}")
-        if self.learning_rate <= 0 or not 0 <= self.beta_1 < 1:
-            raise ValueError(f"learning_rate must be positive and beta_1 in [0, 1), got {self.learning_rate} "
-                             f"and {self.beta_1}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        check_fields(
+            self, latent_dim=(positive, "positive"), d_steps=(positive, "positive"), g_steps=(positive, "positive"),
+            dropout=(lambda v: 0 <= v < 1, "in [0, 1)"), label_smoothing=(lambda v: 0 <= v < 0.5, "in [0, 0.5)"),
+            learning_rate=(positive, "positive"), beta_1=(lambda v: 0 <= v < 1, "in [0, 1)"),
+            loss=(lambda v: v in LOSSES, f"one of {', '.join(LOSSES)}"),
+            d_learning_rate=(lambda v: v >= 0, ">= 0 (0: --learning-rate)"),
+            g_learning_rate=(lambda v: v >= 0, ">= 0 (0: --learning-rate)"), r1_gamma=(lambda v: v >= 0, ">= 0"),
+            ema_decay=(lambda v: 0 <= v < 1, "in [0, 1) (0: off)"),
+            categories=(lambda v: v == 0 or 2 <= v < self.latent_dim,
+                        f"0 (off) or between 2 and latent_dim - 1 = {self.latent_dim - 1}"),
+            info_weight=(lambda v: v >= 0, ">= 0"),
+            learning_rate_decay_fraction=(lambda v: 0 <= v <= 1, "in [0, 1] (0: constant learning rates)"),
+            truncation=(lambda v: v >= 0, ">= 0 (0: off)"))
         if self.loss == "hinge" and self.label_smoothing:
             raise ValueError("label_smoothing applies to the non-saturating loss's targets; the hinge loss has none "
                              "(drop --label-smoothing or use --loss non_saturating)")
-        if min(self.d_learning_rate, self.g_learning_rate, self.r1_gamma) < 0:
-            raise ValueError(f"d_learning_rate, g_learning_rate and r1_gamma must be >= 0, got "
-                             f"{self.d_learning_rate}, {self.g_learning_rate} and {self.r1_gamma}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
-        if self.categories and not 2 <= self.categories < self.latent_dim:
-            raise ValueError(f"categories must be 0 (off) or between 2 and latent_dim - 1 = {self.latent_dim - 1}, "
-                             f"got {self.categories}")
-        if self.info_weight < 0:
-            raise ValueError(f"info_weight must be >= 0, got {self.info_weight}")
-        if not 0 <= self.learning_rate_decay_fraction <= 1:
-            raise ValueError("learning_rate_decay_fraction must be in [0, 1] (0: constant learning rates), got "
-                             f"{self.learning_rate_decay_fraction}")
-        if self.truncation < 0:
-            raise ValueError(f"truncation must be >= 0 (0: off), got {self.truncation}")
 
 
 @dataclass
@@ -142,11 +130,9 @@ class GANConfig(AdversarialConfig):
         super().__post_init__()
         self.generator_hidden, self.discriminator_hidden = tuple(self.generator_hidden), tuple(
             self.discriminator_hidden)
-        if min(self.generator_hidden + self.discriminator_hidden, default=0) <= 0:
-            raise ValueError("generator_hidden and discriminator_hidden need at least one positive size each, got "
-                             f"{self.generator_hidden} and {self.discriminator_hidden}")
-        if self.output not in OUTPUTS:
-            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, not {self.output!r}")
+        check_fields(self, generator_hidden=(positive, "one or more positive sizes"),
+                     discriminator_hidden=(positive, "one or more positive sizes"),
+                     output=(lambda v: v in OUTPUTS, f"one of {', '.join(OUTPUTS)}"))
         keras.activations.get(self.activation)  # raises ValueError naming an unknown activation
 
 
@@ -212,18 +198,17 @@ class LinearDecayTail(keras.optimizers.schedules.LearningRateSchedule):
 class GAN(GaussianPrior, ZooModel):
     """MLP GAN: z(100)-128-784 generator, 784-128-1 discriminator (the homework's GAN) by default."""
 
+    KIND = "gan"
     Config = GANConfig
     SIGNATURES = ("sample", "generate", "decode")
     PRESETS = PRESETS
     XLA_ON_CPU = True
     MIXED_PRECISION = True
-    METRICS = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")
+    # `loss` (what Keras callbacks monitor by default) is d_loss, the negated value of the minimax game; no loss
+    # tracks sample quality: monitor val_frechet_distance (zoo.callbacks.SampleQuality) for that.
+    METRICS = ("loss", "d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")
     KEEP = "best"  # zoo.train exports the epoch with the lowest validation Fréchet distance, not the last
     SAMPLING_SETTINGS = ("truncation",)
-
-    @classmethod
-    def data_settings(cls, config):
-        return dict(pixel_range=(-1.0, 1.0) if config.output == "tanh" else (0.0, 1.0))
 
     def __init__(self, config=None, seed=0, **kwargs):
         super().__init__(config, seed, **kwargs)
@@ -303,7 +288,14 @@ class GAN(GaussianPrior, ZooModel):
     @property
     def image_range(self):
         """(low, high) of the generator's output: the range of the images it trains on."""
-        return self.data_settings(self.config)["pixel_range"]
+        return (-1.0, 1.0) if self.config.output == "tanh" else (0.0, 1.0)
+
+    def training_images(self, images):
+        """Images [n, 28, 28, 1] in [0, 1], as fit takes them -> what G learns to draw: at its size (from_mnist_size)
+        and in its output's range, e.g. [-1, 1] for tanh."""
+        images = self.from_mnist_size(images)
+        low, high = self.image_range
+        return images if (low, high) == (0.0, 1.0) else low + (high - low) * images
 
     def call(self, latent, training=False):
         """The generator: z -> images as it trains on them (its own size and range; `decode` for [0, 1], 28x28)."""
@@ -414,6 +406,18 @@ class GAN(GaussianPrior, ZooModel):
         """The generator's weights in the order of ema_weights and of stateless_call: trainable, then the rest."""
         return self.generator.trainable_weights + self.generator.non_trainable_weights
 
+    def serving_weights(self):
+        """What sampling reads: the generator's moving average (ema_decay > 0), or the generator itself."""
+        return self.ema_weights or self.averaged_weights()
+
+    def load_serving_weights(self, arrays):
+        """The averaged generator, which sampling reads, and the raw generator set to it too (the discriminator
+        keeps its initial weights: a pretrained GAN samples; to train it further, train its discriminator first)."""
+        super().load_serving_weights(arrays)
+        if self.ema_weights:
+            for weight, value in zip(self.averaged_weights(), arrays):
+                weight.assign(value)
+
     def update_ema(self):
         """average <- d average + (1 - d) weight for every generator weight (batch-norm statistics too), with
         d = min(ema_decay, (1 + t) / (10 + t)) after G update t: early on the average forgets the initial weights
@@ -423,7 +427,8 @@ class GAN(GaussianPrior, ZooModel):
         for average, weight in zip(self.ema_weights, self.averaged_weights()):
             average.assign(decay * average + (1.0 - decay) * tf.cast(weight, average.dtype))
 
-    def train_step(self, real):
+    def train_step(self, images):
+        real = self.training_images(images)
         for _ in range(self.config.d_steps):  # a Python loop: unrolled when traced, d_steps is small
             d_loss, real_logits, fake_logits = self.discriminator_step(real)
         for _ in range(self.config.g_steps):
@@ -432,10 +437,11 @@ class GAN(GaussianPrior, ZooModel):
                 self.update_ema()
         return self.update_metrics(d_loss, g_loss, real_logits, fake_logits, code_accuracy)
 
-    def test_step(self, real):
+    def test_step(self, images):
         """The losses on held-out images against one fixed noise batch, nothing updated. Without batch norm, D's
         validation accuracy on real images falling below its training accuracy shows it memorising the training
         set; with it, inference mode uses moving statistics and the two do not compare."""
+        real = self.training_images(images)
         z = self.with_code(replica_noise(tf.stack([tf.shape(real)[0], self.config.latent_dim]),
                                          tf.constant([self.seed, -1])))
         fake_logits, code_logits = self.discriminate(self.generator(z))
@@ -448,7 +454,7 @@ class GAN(GaussianPrior, ZooModel):
     def update_metrics(self, d_loss, g_loss, real_logits, fake_logits, code_accuracy=None):
         real_accuracy = tf.reduce_mean(tf.cast(real_logits > 0, tf.float32))  # D(x) > 1/2
         fake_accuracy = tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32))
-        figures = {"d_loss": d_loss, "g_loss": g_loss, "d_real_accuracy": real_accuracy,
+        figures = {"loss": d_loss, "d_loss": d_loss, "g_loss": g_loss, "d_real_accuracy": real_accuracy,
                    "d_fake_accuracy": fake_accuracy}
         return self.record(figures if code_accuracy is None else {**figures, "code_accuracy": code_accuracy})
 
@@ -474,6 +480,10 @@ class GAN(GaussianPrior, ZooModel):
 
     def to_mnist_size(self, images):
         """Generated images as [n, 28, 28, 1]: the MLP GAN's already are."""
+        return images
+
+    def from_mnist_size(self, images):
+        """Training images at the generator's size: the MLP GAN's is MNIST's."""
         return images
 
     def decode(self, latent):
@@ -502,16 +512,13 @@ class DCGANConfig(AdversarialConfig):
         super().__post_init__()
         self.generator_filters, self.discriminator_filters = tuple(self.generator_filters), tuple(
             self.discriminator_filters)
-        if len(self.generator_filters) != 3 or min(self.generator_filters) <= 0:
-            raise ValueError("generator_filters: three positive channel counts (1x1 -> 4x4 -> 8x8 -> 16x16, then "
-                             f"32x32), got {self.generator_filters}")
-        if not 1 <= len(self.discriminator_filters) <= 4 or min(self.discriminator_filters) <= 0:
-            raise ValueError("discriminator_filters: one to four positive channel counts (32x32 halves each time), "
-                             f"got {self.discriminator_filters}")
-        if not 0 <= self.leaky_slope < 1:
-            raise ValueError(f"leaky_slope must be in [0, 1), got {self.leaky_slope}")
-        if self.enlarge not in ENLARGEMENTS:
-            raise ValueError(f"enlarge must be one of {', '.join(ENLARGEMENTS)}, not {self.enlarge!r}")
+        check_fields(
+            self, generator_filters=(lambda v: len(v) == 3 and positive(v), "three positive channel counts (1x1 -> "
+                                     "4x4 -> 8x8 -> 16x16, then 32x32)"),
+            discriminator_filters=(lambda v: len(v) <= 4 and positive(v),
+                                   "one to four positive channel counts (32x32 halves each time)"),
+            leaky_slope=(lambda v: 0 <= v < 1, "in [0, 1)"), enlarge=(lambda v: v in ENLARGEMENTS,
+                                                                     f"one of {', '.join(ENLARGEMENTS)}"))
 
 
 # The lab's DCGAN (the defaults), and the settings chosen for long runs (docs/gan.md, "The quality runs" and "R1's
@@ -535,17 +542,25 @@ DCGAN_PRESETS = {
 class DCGAN(GAN):
     """DCGAN as the lab specifies it: 4 transposed convolutions 512-256-128-1 to 32x32, discriminator 64-128-1."""
 
+    KIND = "dcgan"
     Config = DCGANConfig
     PRESETS = DCGAN_PRESETS
     OUTPUT_LAYERS = 2  # the output convolution and its Flatten
     XLA_ON_CPU = False  # XLA's CPU convolutions ran 4x slower than oneDNN's here
 
-    @classmethod
-    def data_settings(cls, config):
-        return dict(image_size=32, pixel_range=(-1.0, 1.0), enlarge=config.enlarge)
+    @property
+    def image_range(self):
+        return (-1.0, 1.0)  # tanh
+
+    def from_mnist_size(self, images):
+        """[n, 28, 28, 1] -> [n, 32, 32, 1]: pad 2 blank pixels on each side, or resize (bilinear, clipped to the
+        pixels' range), as config.enlarge says."""
+        if self.config.enlarge == "pad":  # MNIST's borders are blank: cropping undoes this exactly
+            return tf.image.resize_with_crop_or_pad(images, 32, 32)
+        return tf.clip_by_value(tf.image.resize(images, (32, 32)), 0.0, 1.0)
 
     def to_mnist_size(self, images):
-        """[n, 32, 32, 1] -> [n, 28, 28, 1], undoing the pipeline's enlargement. Padding is undone exactly by
+        """[n, 32, 32, 1] -> [n, 28, 28, 1], undoing from_mnist_size. Padding is undone exactly by
         cropping. A bilinear resize has no exact inverse; of the downsampling filters, Lanczos-3 undoes it best:
         real training images resized to 32x32 and back score a Fréchet distance of 3.8 to the test images with it,
         12.2 with an antialiased bilinear resize and 0.9 unchanged (docs/gan.md)."""

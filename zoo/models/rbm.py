@@ -36,8 +36,9 @@ import tensorflow as tf
 
 from zoo.data import as_images, binarize_once
 from zoo.likelihood import ais_temperatures
-from zoo.models.base import (ZooModel, check_images, check_latent, check_mask, check_num_samples, compiled_verb,
-                             mean_trackers, num_replicas, replica_mean, replica_noise, seed_pair, step_seed)
+from zoo.models.base import (ZooModel, check_fields, check_images, check_latent, check_mask, check_num_samples, compiled_verb,
+                             mean_trackers, num_replicas, positive, replica_mean, replica_noise, seed_pair,
+                             step_seed)
 
 
 @dataclass
@@ -90,24 +91,19 @@ class RBMConfig:
     def __post_init__(self, persistent=None):
         if persistent is not None:
             self.negative_phase = "pcd" if persistent else "cd"
-        if self.negative_phase not in self.NEGATIVE_PHASES:
-            raise ValueError(f"negative_phase must be one of {', '.join(self.NEGATIVE_PHASES)}, not "
-                             f"{self.negative_phase!r}")
-        if self.sampler not in self.SAMPLERS:
-            raise ValueError(f"sampler must be one of {', '.join(self.SAMPLERS)}, not {self.sampler!r}")
-        if min(self.hidden, self.visible, self.cd_k, self.chains, self.sample_steps) <= 0 or self.inpaint_steps < 2:
-            raise ValueError("hidden, visible, cd_k, chains and sample_steps must be positive and inpaint_steps at "
-                             "least 2")
-        if self.sample_start not in self.SAMPLE_STARTS:
-            raise ValueError(f"sample_start must be one of {', '.join(self.SAMPLE_STARTS)}, not {self.sample_start!r}")
+        check_fields(
+            self, negative_phase=(lambda v: v in self.NEGATIVE_PHASES, f"one of {', '.join(self.NEGATIVE_PHASES)}"),
+            sampler=(lambda v: v in self.SAMPLERS, f"one of {', '.join(self.SAMPLERS)}"),
+            hidden=(positive, "positive"), visible=(positive, "positive"), cd_k=(positive, "positive"),
+            chains=(positive, "positive"), sample_steps=(positive, "positive"),
+            inpaint_steps=(lambda v: v >= 2, "at least 2"),
+            sample_start=(lambda v: v in self.SAMPLE_STARTS, f"one of {', '.join(self.SAMPLE_STARTS)}"),
+            ladder=(lambda v: v in self.LADDERS, f"one of {', '.join(self.LADDERS)}"),
+            temperatures=(lambda v: v >= 2, "at least 2"), lowest_beta=(lambda v: 0 <= v < 1, "in [0, 1)"),
+            offset_rate=(lambda v: 0 < v <= 1, "in (0, 1]"), learning_rate=(positive, "positive"),
+            momentum=(lambda v: 0 <= v < 1, "in [0, 1)"), weight_decay=(lambda v: v >= 0, ">= 0"))
         check_chain_sampling(self.sample_start, self.sampler, self.sample_every, self.negative_phase,
                              prefix="sample_")
-        if self.ladder not in self.LADDERS:
-            raise ValueError(f"ladder must be one of {', '.join(self.LADDERS)}, not {self.ladder!r}")
-        if self.temperatures < 2 or not 0 <= self.lowest_beta < 1 or not 0 < self.offset_rate <= 1:
-            raise ValueError("temperatures must be at least 2, lowest_beta in [0, 1) and offset_rate in (0, 1]")
-        if self.learning_rate <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
-            raise ValueError("learning_rate must be positive, momentum in [0, 1), weight_decay >= 0")
 
 
 PRESETS = {
@@ -199,6 +195,7 @@ def data_mean(train_images, transform=None, batch_size=1000):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class RBM(ZooModel):
+    KIND = "rbm"
     Config = RBMConfig
     # `parameters` (W and the biases) is beyond the serving contract: zoo.likelihood's AIS estimate of log Z needs it.
     SIGNATURES = ("sample", "generate", "reconstruct", "encode", "decode", "inpaint", "parameters")
@@ -208,7 +205,9 @@ class RBM(ZooModel):
     START_NAMES = ("random", "hidden", "chains")  # sample's start: the config's two and random hidden states
     DATA = dict(binarize="dynamic", flatten=False)
     XLA_ON_CPU = False  # XLA on a CPU ran the RBM 2x slower than TF's own kernels
-    METRICS = ("reconstruction_mse", "reconstruction_bce", "pseudo_log_likelihood", "free_energy")
+    # `loss` (what Keras callbacks monitor by default) is the negated pseudo-log-likelihood, nats per image: lower is
+    # better, a noisy estimate of the pseudo-likelihood, not of the likelihood (AIS: zoo.likelihood).
+    METRICS = ("loss", "reconstruction_mse", "reconstruction_bce", "pseudo_log_likelihood", "free_energy")
     TEMPERING_METRICS = ("swap_rate", "top_swap_rate")
 
     def __init__(self, config=None, seed=0, **kwargs):
@@ -243,9 +242,10 @@ class RBM(ZooModel):
     def visible(self):
         return self.config.visible
 
-    def build_for_images(self):
-        if not self.built:
-            self(tf.zeros((1, self.visible)))
+    @property
+    def data_shape(self):
+        """One example is a vector of `visible` units (images are taken flat)."""
+        return (self.visible,)
 
     def training_callbacks(self, splits):
         callbacks = self.layer_callbacks(splits.train.images, None)
@@ -607,10 +607,12 @@ class RBM(ZooModel):
         flipped_input = hidden_input + sign[:, None] * tf.gather(self.W, pixel)
         flipped_free_energy = (-tf.linalg.matvec(v, visible_bias) - sign * tf.gather(visible_bias, pixel)
                                - tf.reduce_sum(tf.nn.softplus(flipped_input), axis=1))
+        pseudo_log_likelihood = float(self.visible) * tf.math.log_sigmoid(flipped_free_energy - free_energy)
         return {
+            "loss": -pseudo_log_likelihood,
             "reconstruction_mse": tf.reduce_sum(tf.square(v - tf.sigmoid(logits)), axis=1),
             "reconstruction_bce": tf.reduce_sum(tf.nn.softplus(logits) - v * logits, axis=1),
-            "pseudo_log_likelihood": float(self.visible) * tf.math.log_sigmoid(flipped_free_energy - free_energy),
+            "pseudo_log_likelihood": pseudo_log_likelihood,
             "free_energy": free_energy,
         }
 

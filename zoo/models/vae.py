@@ -31,8 +31,8 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import likelihood
-from zoo.models.base import (GaussianPrior, ZooModel, check_images, check_latent, check_mask, compiled_verb,
-                             num_replicas, replica_noise, seed_pair, step_seed)
+from zoo.models.base import (GaussianPrior, ZooModel, check_fields, check_images, check_latent, check_mask, compiled_verb,
+                             num_replicas, positive, replica_noise, seed_pair, step_seed)
 
 
 @dataclass
@@ -53,17 +53,13 @@ class VAEConfig:
 
     def __post_init__(self):
         self.hidden = tuple(self.hidden)
-        if self.latent_dim <= 0 or not self.hidden or min(self.hidden) <= 0:
-            raise ValueError(f"latent_dim and hidden sizes must be positive, got {self.latent_dim} and {self.hidden}")
-        if self.learning_rate <= 0 or self.inpaint_steps < 2:
-            raise ValueError("learning_rate must be positive and inpaint_steps at least 2")
-        if self.learning_rate_schedule not in SCHEDULES:
-            raise ValueError(f"learning_rate_schedule must be one of {', '.join(SCHEDULES)}, not "
-                             f"{self.learning_rate_schedule!r}")
-        if self.importance_samples < 1:
-            raise ValueError(f"importance_samples must be at least 1 (1: the ELBO), got {self.importance_samples}")
-        if self.inpaint_chunk < 2 or self.inpaint_samples < self.inpaint_chunk:
-            raise ValueError("inpaint_chunk must be at least 2 and inpaint_samples at least inpaint_chunk")
+        check_fields(
+            self, latent_dim=(positive, "positive"), hidden=(positive, "one or more positive sizes"),
+            learning_rate=(positive, "positive"), inpaint_steps=(lambda v: v >= 2, "at least 2"),
+            learning_rate_schedule=(lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+            importance_samples=(lambda v: v >= 1, "at least 1 (1: the ELBO)"),
+            inpaint_chunk=(lambda v: v >= 2, "at least 2"),
+            inpaint_samples=(lambda v: v >= self.inpaint_chunk, f"at least inpaint_chunk ({self.inpaint_chunk})"))
         keras.activations.get(self.activation)  # raises ValueError naming an unknown activation
 
 
@@ -112,6 +108,7 @@ def bernoulli_nll(images, logits):
 class VAE(GaussianPrior, ZooModel):
     """MLP variational autoencoder: 784-hidden-z-hidden-784 (the assignments' 784-256-2-256-784 ReLU by default)."""
 
+    KIND = "vae"
     Config = VAEConfig
     SIGNATURES = ("sample", "generate", "reconstruct", "encode", "decode", "inpaint")
     DATA = dict(binarize="none")
@@ -140,6 +137,10 @@ class VAE(GaussianPrior, ZooModel):
         """Mean and log-variance of q(z|x); images [n, 28, 28, 1] or flat [n, 784]."""
         mean, log_var = tf.split(self.encoder(tf.reshape(images, (-1, 28, 28, 1))), 2, axis=-1)
         return mean, log_var
+
+    def decoder_logits(self, latent):
+        """The decoder's Bernoulli logits [n, 784] of codes [n, latent_dim]."""
+        return self.decoder(latent)
 
     def call(self, images, training=False):
         """Decoder logits for one posterior sample per image; adds the KL term through add_loss."""
@@ -173,7 +174,7 @@ class VAE(GaussianPrior, ZooModel):
         shape = tf.shape(mean)
         eps = replica_noise(tf.stack([shape[0], k, shape[1]]), self.noise_seed(training))  # [n, k, d]
         z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * eps
-        logits = tf.reshape(self.decoder(tf.reshape(z, (-1, shape[1]))), (shape[0], k, -1))
+        logits = tf.reshape(self.decoder_logits(tf.reshape(z, (-1, shape[1]))), (shape[0], k, -1))
         targets = tf.broadcast_to(tf.reshape(images, (shape[0], 1, -1)), tf.shape(logits))
         log_px_z = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits), axis=-1)
         log_pz = _log_normal(z, 0.0, 0.0)
@@ -210,7 +211,7 @@ class VAE(GaussianPrior, ZooModel):
 
     def decode(self, latent):
         """Bernoulli means p(x=1|z) as images."""
-        return tf.reshape(tf.sigmoid(self.decoder(check_latent(latent, self.latent_dim))), (-1, 28, 28, 1))
+        return tf.reshape(tf.sigmoid(self.decoder_logits(check_latent(latent, self.latent_dim))), (-1, 28, 28, 1))
 
     def reconstruct(self, images):
         return self.decode(self.encode(images)["latent"])
@@ -248,7 +249,7 @@ class VAE(GaussianPrior, ZooModel):
             log_prior = _log_normal(z, 0.0, 0.0)
             log_r = tf.reduce_logsumexp(tf.stack([_log_normal(z, mean[:, None], log_var[:, None]), log_prior]),
                                         axis=0) - np.log(2.0)
-            logits = tf.reshape(self.decoder(tf.reshape(z, (-1, c.latent_dim))), (batch, chunk, 28 * 28))
+            logits = tf.reshape(self.decoder_logits(tf.reshape(z, (-1, c.latent_dim))), (batch, chunk, 28 * 28))
             log_p_observed = -tf.reduce_sum(seen * tf.nn.sigmoid_cross_entropy_with_logits(
                 labels=tf.broadcast_to(x, tf.shape(logits)), logits=logits), axis=-1)
             log_w = log_p_observed + log_prior - log_r  # [batch, chunk]
@@ -282,6 +283,11 @@ class VAE(GaussianPrior, ZooModel):
         return tf.where(observed, images, total / float(steps - burn_in))
 
 
+def unless_empty(network, x, width):
+    """network(x), or zeros [0, width] for an empty batch x without running it."""
+    return tf.cond(tf.shape(x)[0] > 0, lambda: network(x), lambda: tf.zeros([0, width], x.dtype))
+
+
 def kl_to_prior(mean, log_var):
     """KL(N(mean, diag(exp(log_var))) || N(0, I)) per row, analytically."""
     return 0.5 * tf.reduce_sum(tf.exp(log_var) + tf.square(mean) - 1.0 - log_var, axis=-1)
@@ -301,8 +307,8 @@ class ConvVAEConfig(VAEConfig):
     def __post_init__(self):
         super().__post_init__()
         self.filters = tuple(self.filters)
-        if not 1 <= len(self.filters) <= 2 or min(self.filters) <= 0:
-            raise ValueError(f"filters: one or two positive channel counts (28 halves twice to 7), got {self.filters}")
+        check_fields(self, filters=(lambda v: len(v) <= 2 and positive(v),
+                                    "one or two positive channel counts (28 halves twice to 7)"))
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -311,6 +317,7 @@ class ConvVAE(VAE):
 
     The keras.io example's architecture; only the two networks differ from the MLP VAE."""
 
+    KIND = "conv_vae"
     Config = ConvVAEConfig
     # The likelihood model (train with --binarize dynamic): z = 16 came within 0.1 nats of the MLP z = 50 in 30
     # epochs on the first 1,000 test images (docs/vae.md).
@@ -322,6 +329,14 @@ class ConvVAE(VAE):
             [keras.layers.Conv2D(f, 3, strides=2, padding="same", activation=c.activation) for f in c.filters]
             + [keras.layers.Flatten()] + [keras.layers.Dense(n, activation=c.activation) for n in c.hidden]
             + [keras.layers.Dense(2 * c.latent_dim)], name="encoder")
+
+    def posterior(self, images):
+        # oneDNN's convolutions refuse an empty batch, which the verbs accept (an empty answer)
+        return tuple(tf.split(unless_empty(self.encoder, tf.reshape(images, (-1, 28, 28, 1)), 2 * self.latent_dim),
+                              2, axis=-1))
+
+    def decoder_logits(self, latent):
+        return unless_empty(self.decoder, latent, 28 * 28)
 
     def build_decoder(self, c):
         size = 28 // 2 ** len(c.filters)
