@@ -48,13 +48,6 @@ def test_bad_flags_are_messages_with_exit_2(argv, message, tmp_path, capsys):
     assert not (tmp_path / "exports").exists() and not (tmp_path / "logs").exists()
 
 
-def test_an_unknown_quality_target_is_a_message_with_exit_2(capsys):
-    from zoo import bench
-    with pytest.raises(SystemExit) as exit_:
-        bench.main(["quality", "--models", "vae,dcgan"])
-    assert exit_.value.code == 2 and "--models: unknown dcgan; choose from vae, rbm, gan" in capsys.readouterr().err
-
-
 def test_output_folders_that_are_files_are_refused_before_training(tmp_path):
     a_file = tmp_path / "taken"
     a_file.write_text("")

@@ -236,9 +236,12 @@ def test_one_importance_weight_is_the_elbo_of_the_same_noise(vae_export, referen
     x = reference.binarized[:16]
     mean, log_var = model.posterior(x)
     noise = tf.random.stateless_normal([16, 1, 2], [0, 1])
-    log_w = likelihood.log_importance_weights(x, mean, log_var, model.decode, noise).numpy()[:, 0]
+    z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise
+    means = tf.reshape(model.decode(tf.reshape(z, [16, 2])), [16, 1, 784])
+    log_w = likelihood.importance_weighted_bound(likelihood.log_bernoulli_means(x.reshape(16, 1, 784), means), z,
+                                                 noise, log_var).numpy()  # one sample: its log weight
     # log p(x|z) + log p(z) - log q(z|x) for that z, computed independently from the decoder's logits.
-    z = (mean + tf.exp(0.5 * log_var) * noise[:, 0]).numpy()
+    z = z.numpy()[:, 0]
     log_px_z = -tf.nn.sigmoid_cross_entropy_with_logits(x.reshape(16, 784), model.decoder(z)).numpy().sum(axis=1)
     log_pz = -0.5 * np.sum(z ** 2 + np.log(2 * np.pi), axis=1)
     log_qz = -0.5 * np.sum(noise.numpy()[:, 0] ** 2 + log_var.numpy() + np.log(2 * np.pi), axis=1)

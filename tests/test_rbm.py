@@ -66,15 +66,32 @@ def test_cd_and_pcd_lower_the_reconstruction_error_and_raise_the_pseudo_likeliho
         assert set(np.unique(chains)) <= {0.0, 1.0}  # the chains were carried and updated with binary states
 
 
-def test_inpaint_keeps_observed_pixels_and_the_seeds_variant_runs():
+def test_inpaint_keeps_observed_pixels_and_the_assignments_variant_is_not_told_which_are_missing():
     model = tiny_rbm()
     images = data.load(tiny_data()).test.images[:6, ..., None].astype(np.float32) / 255.0
-    mask = (np.random.default_rng(0).random(images.shape) > 0.5).astype(np.float32)
+    rng = np.random.default_rng(0)
+    mask = (rng.random(images.shape) > 0.5).astype(np.float32)
     filled = model.inpaint(images, mask, seed=1).numpy()
     np.testing.assert_array_equal(filled[mask == 1], images[mask == 1])
     np.testing.assert_array_equal(filled, model.inpaint(images, mask, seed=1))
-    blind = model.inpaint(images * mask, mask, seed=1, masked_input_only=True).numpy()
-    assert blind.shape == images.shape and 0 <= blind.min() and blind.max() <= 1
+    # masked_input_only: the chain runs from the masked image unclamped, so which pixels the mask calls observed
+    # changes only which of its values are kept: on the pixels both masks call missing, the completions agree.
+    masked = images * mask
+    other = np.where(rng.random(images.shape) > 0.5, 1.0, mask).astype(np.float32)  # more pixels "observed"
+    blind, blind_other = (model.inpaint(masked, m, seed=1, masked_input_only=True).numpy() for m in (mask, other))
+    both_missing = (mask == 0) & (other == 0)
+    np.testing.assert_allclose(blind[both_missing], blind_other[both_missing], rtol=1e-6)
+    np.testing.assert_array_equal(blind[mask == 1], masked[mask == 1])
+    clamped, clamped_other = (model.inpaint(masked, m, seed=1).numpy() for m in (mask, other))
+    assert not np.allclose(clamped[both_missing], clamped_other[both_missing])  # told: the evidence differs
+    # An RBM without weights draws every pixel from its own bias: both fill in exactly sigmoid(b).
+    independent = tiny_rbm()
+    independent.W.assign(tf.zeros_like(independent.W))
+    independent.visible_bias.assign(tf.linspace(-2.0, 2.0, 784))
+    expected = np.broadcast_to(tf.sigmoid(independent.visible_bias).numpy().reshape(1, 28, 28, 1), images.shape)
+    for variant in (False, True):
+        completed = independent.inpaint(masked, mask, seed=2, masked_input_only=variant).numpy()
+        np.testing.assert_allclose(completed[mask == 0], expected[mask == 0], rtol=1e-5)
 
 
 def test_mirrored_cd_update_matches_one_device(two_cpus):
@@ -184,50 +201,3 @@ def test_zoo_train_logs_the_free_energy_gap_and_decays_the_learning_rate_to_zero
     expected = model.free_energy(validation_v).numpy().mean() - model.free_energy(train_v).numpy().mean()
     assert gaps[-1] == pytest.approx(expected, rel=1e-4)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # linear decay over the run
-
-
-def test_the_benchmarks_product_chain_runs_cd1s_products_in_order():
-    """zoo.bench's reference for the products in CD-1's order computes what it says, round after round."""
-    from zoo.bench import cd1_product_chain
-
-    rng = np.random.default_rng(0)
-    v = (rng.random((6, 784)) < 0.3).astype(np.float32)
-    weights = rng.normal(0, 0.01, (784, 5)).astype(np.float32)
-    expected = weights.astype(np.float64)
-    for _ in range(3):
-        h = v @ expected
-        p = h @ expected.T
-        h_model = p @ expected
-        expected = expected + 1e-6 * (v.T @ h + p.T @ h_model)
-    result = tf.function(cd1_product_chain)(tf.constant(v), tf.constant(weights), tf.constant(3)).numpy()
-    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-8)
-    assert not np.allclose(result, weights)  # the updates were applied
-
-
-def test_the_benchmarks_steady_epoch_timer_leaves_out_the_first_call(monkeypatch):
-    """SteadyEpochTimer times an epoch from the end of its first compiled call and scales to the whole epoch."""
-    from zoo import bench
-
-    clock = iter([0.0, 5.0, 6.0, 7.0])  # epoch begins; three calls of two steps end: the first took 5 s, the others 1 s
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
-    timer = bench.SteadyEpochTimer()
-    timer.on_train_begin()
-    timer.on_epoch_begin(0)
-    for last_step in (1, 3, 5):
-        timer.on_train_batch_end(last_step)
-    timer.on_epoch_end(0)
-    assert timer.seconds == [pytest.approx(3.0)]  # 4 steps in 2 s: an epoch of 6 steps at that pace
-
-
-def test_the_benchmarks_steady_epoch_timer_times_an_epoch_of_one_call_whole(monkeypatch):
-    """With one compiled call there is no steady part to scale: the epoch is timed from its start, not divided by 0."""
-    from zoo import bench
-
-    clock = iter([2.0, 4.5, 5.0])  # epoch begins, its only call ends, the epoch ends
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
-    timer = bench.SteadyEpochTimer()
-    timer.on_train_begin()
-    timer.on_epoch_begin(0)
-    timer.on_train_batch_end(9)
-    timer.on_epoch_end(0)
-    assert timer.seconds == [pytest.approx(3.0)]

@@ -6,7 +6,7 @@ Fréchet distance, KID and precision/recall. Every machine scores with the same 
 zoo/assets/classifier-mnist.weights.h5, checked against the SHA-256 in classifier-mnist.json when loaded.
 They were trained on the 60,000 training images (never the test set), seeded, by
 
-    python -m zoo.classifier --retrain          # about 1.5 minutes on 2 CPU cores; rewrites both files
+    python -m zoo.classifier --retrain          # rewrites both files
 
 Other datasets (Fashion-MNIST) have no shipped weights: their classifier is trained on first use and cached as
 ~/.cache/zoo/classifier-<dataset>-v2.keras (ZOO_CACHE moves the folder).

@@ -414,9 +414,8 @@ def make_dataset(split: Split, config: DataConfig, training: bool, first_epoch: 
     # Under MultiWorkerMirroredStrategy each worker takes its share of every batch's elements.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     # No autotuning thread: deleting an autotuned iterator (at the end of every fit and evaluate, and at exit after
-    # Ctrl-C) stalled with the cores idle, 1.0-1.3 s after half of the 1-second fits measured and 6 s after one
-    # Ctrl-C in six. Without it AUTOTUNE means a map call per core and a prefetch buffer sized as it is drained, at
-    # the same rate here (docs/benchmarks.md, "Timing whole fit calls").
+    # Ctrl-C) can stall for seconds with the cores idle. Without it AUTOTUNE means a map call per core and a prefetch
+    # buffer sized as it is drained, which keeps up with every model (docs/benchmarks.md).
     options.autotune.enabled = False
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 

@@ -24,22 +24,26 @@ import tensorflow as tf
 # VAE: importance-weighted bound.
 
 
-def log_importance_weights(x, mean, log_var, decode, noise):
-    """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) with z_i = mean + exp(log_var / 2) * noise_i.
+def importance_weighted_bound(log_px_z, z, noise, log_var):
+    """L_k = log (1/k) sum_i w_i, log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), per image, for k samples
+    z_i = mean + exp(log_var / 2) * noise_i of a Gaussian q(z|x) and a standard normal prior (Burda et al. 2015).
 
-    x: binary images [n, ...]; mean, log_var: q(z|x) [n, d]; noise [n, k, d]; decode(z [m, d]) -> p(x=1|z)
-    [m, ...]. Returns [n, k].
-    """
-    n, k, d = tf.shape(noise)[0], tf.shape(noise)[1], tf.shape(noise)[2]
-    z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise
-    probabilities = tf.reshape(decode(tf.reshape(z, [-1, d])), [n, k, -1])
-    x_flat = tf.reshape(tf.cast(x, tf.float32), [n, 1, -1])
-    log_px_z = tf.reduce_sum(tf.math.log(tf.clip_by_value(
-        tf.where(x_flat > 0.5, probabilities, 1.0 - probabilities), 1e-7, 1.0)), axis=-1)
+    log_px_z [n, k] (computed by the caller, from logits where it has them); z, noise [n, k, d]; log_var [n, d].
+    log q(z_i|x) is written with noise_i, which (z_i - mean) / std equals identically, so its value and gradients
+    are those of the density at z_i; a log-sum-exp over the k samples keeps the bound finite. Returns [n]."""
     log_2pi = math.log(2 * math.pi)
     log_pz = -0.5 * tf.reduce_sum(tf.square(z) + log_2pi, axis=-1)
     log_qz = -0.5 * tf.reduce_sum(tf.square(noise) + log_var[:, None] + log_2pi, axis=-1)
-    return log_px_z + log_pz - log_qz
+    k = tf.cast(tf.shape(log_px_z)[1], log_px_z.dtype)
+    return tf.reduce_logsumexp(log_px_z + log_pz - log_qz, axis=1) - tf.math.log(k)
+
+
+def log_bernoulli_means(x, probabilities):
+    """log p(x|z) of binary x under Bernoulli means (what an export's `decode` gives), summed over the last axis.
+    The means are clipped to [1e-7, 1], so a pixel costs at most 16 nats: a decoder's logits would need no clip,
+    but serving returns probabilities."""
+    return tf.reduce_sum(tf.math.log(tf.clip_by_value(tf.where(x > 0.5, probabilities, 1.0 - probabilities),
+                                                      1e-7, 1.0)), axis=-1)
 
 
 def importance_weighted_log_likelihood(encode, decode, images, k, seed=0, rows_per_call=20_000):
@@ -53,8 +57,12 @@ def importance_weighted_log_likelihood(encode, decode, images, k, seed=0, rows_p
 
     @tf.function
     def bound(x, mean, log_var, call_seed):
-        noise = tf.random.stateless_normal([tf.shape(x)[0], k, tf.shape(mean)[1]], call_seed)
-        return tf.reduce_logsumexp(log_importance_weights(x, mean, log_var, decode, noise), axis=1) - math.log(k)
+        n, d = tf.shape(x)[0], tf.shape(mean)[1]
+        noise = tf.random.stateless_normal([n, k, d], call_seed)
+        z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise
+        probabilities = tf.reshape(decode(tf.reshape(z, [-1, d])), [n, k, -1])
+        log_px_z = log_bernoulli_means(tf.reshape(x, [n, 1, -1]), probabilities)
+        return importance_weighted_bound(log_px_z, z, noise, log_var)
 
     out = []
     for call, start in enumerate(range(0, len(images), per_call)):
@@ -94,8 +102,35 @@ def _binarization(reference):
 #   p(v) = exp(-F(v)) / Z,   F(v) = -v.b - sum_j softplus(c_j + v W_:j),   Z = sum_v exp(-F(v))
 
 
-def free_energy(v, W, b, c):
-    return -tf.linalg.matvec(v, b) - tf.reduce_sum(tf.nn.softplus(tf.matmul(v, W) + c), axis=1)
+def free_energy(v, W, b, c, hidden_input=None):
+    """F(v) = -v.b - sum_j softplus(c_j + v W_:j) of an RBM, per row of v [n, visible]: p(v) = exp(-F(v)) / Z.
+    hidden_input: c + v W, if the caller has it."""
+    hidden_input = tf.matmul(v, W) + c if hidden_input is None else hidden_input
+    return -tf.linalg.matvec(v, b) - tf.reduce_sum(tf.nn.softplus(hidden_input), axis=1)
+
+
+# The tempered path from a base model to an RBM (W, b, c), which AIS, RAISE and the RBM's samplers all walk:
+#     log p*_beta(v) = (1 - beta) v.b_A + beta v.b + sum_j softplus(beta x_j),      x = c + v W,
+# whose beta = 0 end is the base (visible biases b_A, no weights: every pixel independent) and beta = 1 end the RBM.
+# With b_A = b it is p_beta(v, h) ∝ exp(v.b + beta (h.c + v W h)), the path of the RBM's own samplers.
+
+
+def log_tempered(v, hidden_input, beta, b, base_b):
+    """log p*_beta(v) on the tempered path, per row (beta a scalar or one per row [n, 1])."""
+    beta = tf.convert_to_tensor(beta, v.dtype)
+    beta_v = tf.reshape(beta, [-1]) if beta.shape.rank == 2 else beta  # one per row: [n, 1] -> [n]
+    return ((1.0 - beta_v) * tf.linalg.matvec(v, base_b) + beta_v * tf.linalg.matvec(v, b)
+            + tf.reduce_sum(tf.nn.softplus(beta * hidden_input), axis=1))
+
+
+def tempered_sweep(hidden_input, beta, W, b, base_b, uniform_h, uniform_v):
+    """One Gibbs sweep on the tempered path, which leaves p_beta invariant: h ~ sigmoid(beta x), then
+    v ~ sigmoid((1 - beta) b_A + beta (b + W h)); the uniforms [n, hidden] and [n, visible] are the caller's draw.
+    Returns (v, p(v|h))."""
+    h = tf.cast(uniform_h < tf.sigmoid(beta * hidden_input), hidden_input.dtype)
+    # (1 - beta) b_A + beta (b + W h), written so that with b_A = b it is exactly b + beta W h
+    p = tf.sigmoid(beta * tf.matmul(h, W, transpose_b=True) + b + (1.0 - beta) * (base_b - b))
+    return tf.cast(uniform_v < p, p.dtype), p
 
 
 def exact_log_partition(W, b, c, chunk=1 << 14):
@@ -151,23 +186,16 @@ def ais_log_partition(W, b, c, base_visible_bias, temperatures, chains=100, seed
     hidden = int(W.shape[1])
     log_z_base = float(tf.reduce_sum(tf.nn.softplus(tf.cast(b_A, tf.float64)))) + hidden * math.log(2.0)
 
-    def log_unnormalised(v, hidden_input, beta):
-        return (1.0 - beta) * tf.linalg.matvec(v, b_A) + beta * tf.linalg.matvec(v, b) + tf.reduce_sum(
-            tf.nn.softplus(beta * hidden_input), axis=1)
-
     @tf.function
     def anneal():
         v = tf.cast(tf.random.stateless_uniform([chains, W.shape[0]], [seed, 0]) < tf.sigmoid(b_A), tf.float32)
 
         def step(k, v, log_w):
-            previous, beta = betas[k - 1], betas[k]
             hidden_input = tf.matmul(v, W) + c
-            log_w += tf.cast(log_unnormalised(v, hidden_input, beta) - log_unnormalised(v, hidden_input, previous),
-                             tf.float64)
+            log_w += tf.cast(log_tempered(v, hidden_input, betas[k], b, b_A)
+                             - log_tempered(v, hidden_input, betas[k - 1], b, b_A), tf.float64)
             noise = tf.random.stateless_uniform([chains, hidden + W.shape[0]], [seed, k])
-            h = tf.cast(noise[:, :hidden] < tf.sigmoid(beta * hidden_input), tf.float32)
-            visible_input = (1.0 - beta) * b_A + beta * (tf.matmul(h, W, transpose_b=True) + b)
-            v = tf.cast(noise[:, hidden:] < tf.sigmoid(visible_input), tf.float32)
+            v, _ = tempered_sweep(hidden_input, betas[k], W, b, b_A, noise[:, :hidden], noise[:, hidden:])
             return k + 1, v, log_w
 
         _, _, log_w = tf.while_loop(lambda k, *_: k < tf.shape(betas)[0], step,
@@ -196,10 +224,6 @@ def raise_log_likelihood(W, b, c, images, base_visible_bias, temperatures, chain
     hidden, visible = int(W.shape[1]), int(W.shape[0])
     log_z_base = tf.reduce_sum(tf.nn.softplus(b_A))  # log p_0(v) = v.b_A - sum softplus(b_A)
 
-    def log_f(v, hidden_input, beta):
-        return (1.0 - beta) * tf.linalg.matvec(v, b_A) + beta * tf.linalg.matvec(v, b) + tf.reduce_sum(
-            tf.nn.softplus(beta * hidden_input), axis=1)
-
     @tf.function
     def reverse(v, call_seed):
         rows = tf.shape(v)[0]
@@ -207,12 +231,10 @@ def raise_log_likelihood(W, b, c, images, base_visible_bias, temperatures, chain
         def step(k, v, log_w):  # k from K down to 1
             beta = betas[k]
             hidden_input = tf.matmul(v, W) + c
-            log_w += tf.cast(log_f(v, hidden_input, beta), tf.float64)
+            log_w += tf.cast(log_tempered(v, hidden_input, beta, b, b_A), tf.float64)
             noise = tf.random.stateless_uniform([rows, hidden + visible], tf.stack([call_seed, k]))
-            h = tf.cast(noise[:, :hidden] < tf.sigmoid(beta * hidden_input), tf.float32)
-            v = tf.cast(noise[:, hidden:] < tf.sigmoid((1.0 - beta) * b_A + beta * (
-                tf.matmul(h, W, transpose_b=True) + b)), tf.float32)
-            log_w -= tf.cast(log_f(v, tf.matmul(v, W) + c, beta), tf.float64)
+            v, _ = tempered_sweep(hidden_input, beta, W, b, b_A, noise[:, :hidden], noise[:, hidden:])
+            log_w -= tf.cast(log_tempered(v, tf.matmul(v, W) + c, beta, b, b_A), tf.float64)
             return k - 1, v, log_w
 
         _, v, log_w = tf.while_loop(lambda k, *_: k > 0, step,
@@ -229,9 +251,8 @@ def two_base_log_partition(W, b, c, data_base, temperatures, chains=100, seed=0)
     """AIS from two base models, keeping the larger log Z: (log Z, its runs' log weights, both estimates).
 
     The bases: the training data's pixel means (Salakhutdinov and Murray's choice) and the RBM's own visible biases.
-    AIS underestimates log Z where its chains fail to follow the annealing path, which overstates the likelihood.
-    Measured on a 20-hidden-unit RBM trained 10 epochs at learning rate 0.01, whose marginals were far from the
-    data's: the data base rate came out 10.6 nats low against the exact value, the model's biases 0.01 nats.
+    AIS underestimates log Z where its chains fail to follow the annealing path, which overstates the likelihood;
+    from a base far from the model's marginals they fail (a small RBM's exact log Z shows it: tests/test_rbm.py).
     Each estimate of Z is unbiased, so the larger of the two errs towards a lower, safer likelihood.
     """
     runs = {name: ais_log_partition(W, b, c, base, ais_temperatures(temperatures), chains, seed)

@@ -5,8 +5,8 @@ run (an epoch-end sample, the export), and it reads the function's source from t
 TensorFlow 2.21 re-reads the whole file for every conversion (`inspect_utils._fix_linecache_record` compares a module
 name with a module object, so it always calls `linecache.updatecache`). Edit the checkout during a run, or `git pull`,
 and a later trace converts whatever lines now stand at the function's old line numbers: a crash, or silently another
-function's graph. (Both happened here: a DBN run crashed at its first fine-tuning epoch when `seed_pair` was converted
-from `step_seed`'s lines; in a test file, `second` ran `third`'s body.)
+function's graph (a DBN run crashes at its first fine-tuning epoch when one function is converted from another's
+lines).
 
 So each zoo module's file is read when the module is imported, and linecache serves those lines for it from then
 on, to AutoGraph and to tracebacks alike: both see the code the process runs.

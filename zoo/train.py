@@ -137,9 +137,8 @@ def data_config_for(model_name, model_config=None, **settings):
 def execution_settings(model_class, steps_per_epoch, replicas):
     """(steps_per_execution, jit_compile) for fit.
 
-    Small models spend most of a step in Python and dispatch: running up to 10 steps per compiled call makes the
-    standard VAE about 1.4x faster on a CPU, and XLA (on a GPU, or on a CPU where the model says it helps) as much
-    again. The step count divides steps_per_epoch so every epoch ends on its own data. Under several replicas
+    Small models spend most of a step in Python and dispatch: running up to 10 steps per compiled call speeds them
+    up markedly on a CPU, and XLA (on a GPU, or on a CPU where the model says it helps) more (docs/benchmarks.md). The step count divides steps_per_epoch so every epoch ends on its own data. Under several replicas
     both are off: Keras 3.15's multi-step loop and XLA's handling of variables on other devices both fail under
     MirroredStrategy.
     """
@@ -451,8 +450,8 @@ def build_parser():
         cli.add_dataclass_flags(sub.add_argument_group("data"), data.DataConfig)
         group = sub.add_argument_group(f"{model_class.__name__} configuration")
         if getattr(model_class, "PRESETS", None):
-            group.add_argument("--preset", choices=sorted(model_class.PRESETS),
-                               help="a configuration from the assignments or the literature; explicit flags override it")
+            group.add_argument("--preset", choices=sorted(model_class.PRESETS), help="a configuration from the "
+                               "assignments or the literature; explicit flags override it")
         cli.add_dataclass_flags(group, model_class.Config)
     return parser
 

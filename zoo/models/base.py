@@ -43,6 +43,11 @@ class MeanMetrics:
             self.trackers[name].update_state(value, sample_weight=sample_weight)
         return self.running_means()
 
+    def record_weighted(self, values):
+        """Add figures that each carry their own weight, {name: (value, weight)} (a rate and how many tries it is of)."""
+        for name, (value, weight) in values.items():
+            self.trackers[name].update_state(value, sample_weight=weight)
+
     def record_when(self, condition, compute_values):
         """record(compute_values()) on the steps where `condition` (a boolean tensor) holds, and only the running
         means on the others: for figures that cost a noticeable part of a step to compute."""
@@ -86,7 +91,7 @@ def _run_verb(verb, model, names, options, *values):
 
 def compiled_verb(verb):
     """Decorator: a verb called eagerly runs as a graph, traced once per model and per Python option. Eagerly, a
-    tf.while_loop runs its body as Python: an RBM's 1,000-step Gibbs chain took 10 s for 100 samples."""
+    tf.while_loop runs its body as Python, step by step: a 1,000-step Gibbs chain would crawl."""
     signature = inspect.signature(verb)
 
     @functools.wraps(verb)
@@ -102,9 +107,7 @@ def compiled_verb(verb):
         functions = _compiled_verbs.setdefault(self, {})
         key = (verb.__name__, tuple(names), tuple(sorted(options.items())))
         if key not in functions:
-            # The model by weak reference: the cache must not keep it alive. (One training run once traced
-            # `reconstruct` for a `sample` call, when this was a closure lambda. The likelier cause, found later:
-            # the source file was edited during that run, and AutoGraph read the new lines; see zoo/sources.py.)
+            # The model by weak reference: the cache must not keep it alive.
             functions[key] = tf.function(  # any batch size: one trace
                 functools.partial(_run_verb, verb, weakref.ref(self), tuple(names), tuple(options.items())),
                 input_signature=[tf.TensorSpec([None] * tensors[n].shape.rank if n != "latent" else
@@ -118,9 +121,9 @@ class ZooModel(MeanMetrics, keras.Model):
     KIND: str = ""  # its name in zoo.models.MODELS, `python -m zoo.train KIND` and model cards
     Config: type = None  # the model's config dataclass
     SIGNATURES: tuple[str, ...] = ()  # serving verbs it implements, `sample` first (it is also serving_default)
-    DATA: dict = {}  # what it wants from zoo.data: e.g. dict(binarize="none", pixel_range=(0, 1), image_size=28)
-    # XLA on a CPU: 1.8x faster for the MLP VAE, but XLA's CPU convolutions ran 4x slower than oneDNN's here.
-    # On a GPU zoo.train always compiles with XLA.
+    DATA: dict = {}  # what it wants from zoo.data's pipeline under zoo.train: e.g. dict(binarize="dynamic")
+    # XLA on a CPU helps the dense models and slows the convolutional ones (docs/benchmarks.md). On a GPU zoo.train
+    # always compiles with XLA.
     XLA_ON_CPU: bool = False
     MIXED_PRECISION: bool = False  # trains under the mixed_float16 policy (zoo.train --mixed-precision)
     KEEP: str = "last"  # which epoch zoo.train exports by default: "last", or "best" by validation sample quality
@@ -149,6 +152,24 @@ class ZooModel(MeanMetrics, keras.Model):
         """One image per seed: image i is sample(1, seeds[i]), whatever else is in the batch (TF Serving batches
         requests together). Models whose samples are one decode of seeded noise do it as one batch."""
         return per_seed(check_seeds(seeds, self.max_samples), lambda seed: self.sample(1, seed)[0])
+
+    def reconstruct(self, images):
+        """decode(encode(images)): the model's reconstruction of images."""
+        return self.decode(self.encode(images)["latent"])
+
+    @compiled_verb
+    def inpaint(self, images, mask, seed):
+        """images with their missing pixels (mask 0) filled in by the model given the observed ones (mask 1), which
+        are kept as they are: complete() is each model's own way."""
+        images = check_images(images)
+        mask = check_mask(mask, images)
+        observed = mask > 0.5
+        return tf.where(observed, images, self.complete(images, observed, seed))
+
+    def complete(self, images, observed, seed):
+        """The model's values of every pixel of images [n, 28, 28, 1] given those where `observed` (booleans of the
+        same shape) holds; inpaint keeps them for the missing pixels only."""
+        raise NotImplementedError(f"{type(self).__name__} does not inpaint")
 
     @classmethod
     def data_settings(cls, config):
@@ -589,6 +610,24 @@ def check_seed(seed):
         raise tf.errors.InvalidArgumentError(None, None, f"seed must be an integer; got {seed!r}")
     seed = tf.convert_to_tensor(seed, tf.int32)
     return checked(seed, (lambda: _shape_is(seed, ()), "seed must be a scalar; got shape", lambda: tf.shape(seed)))
+
+
+def random_binary(shape, seed):
+    """Uniformly random binary states (each unit 1 with probability 1/2): where a Gibbs chain starts."""
+    return tf.cast(tf.random.stateless_uniform(shape, seed) < 0.5, tf.float32)
+
+
+def chain_mean(step, start, steps):
+    """A Markov chain's estimate of E[value]: state, value = step(i, state) for i < steps from `start`, and the mean
+    of value (start's shape) over the second half of the rounds, the first half being the burn-in."""
+    burn_in = steps // 2
+
+    def body(i, state, total):
+        state, value = step(i, state)
+        return i + 1, state, total + tf.where(i >= burn_in, value, tf.zeros_like(value))
+
+    _, _, total = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(0), start, tf.zeros_like(start)))
+    return total / float(steps - burn_in)
 
 
 def per_seed(seeds, draw):

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import (MeanMetrics, ZooModel, check_fields, check_images, check_latent, check_mask, compiled_verb,
-                             mean_trackers, positive, step_seed)
+from zoo.models.base import (MeanMetrics, ZooModel, check_fields, check_images, check_latent, mean_trackers,
+                             positive, step_seed)
 
 
 @dataclass
@@ -193,20 +193,11 @@ class DAE(DenoisingObjective, ZooModel):
     def decode(self, latent):
         return tf.reshape(tf.sigmoid(self.decode_logits(check_latent(latent, self.latent_dim))), (-1, 28, 28, 1))
 
-    def reconstruct(self, images):
-        return self.decode(self.encode(images)["latent"])
-
-    @compiled_verb
-    def inpaint(self, images, mask, seed):
-        """Missing pixels by repeated reconstruction with the observed pixels clamped (deterministic: the seed
-        is accepted for the serving contract)."""
-        images = check_images(images)
-        mask = check_mask(mask, images)
-        observed = mask > 0.5
-        start = tf.where(observed, images, tf.zeros_like(images))
-
+    def complete(self, images, observed, seed):
+        """Repeated reconstruction, the observed pixels clamped after each (deterministic: the seed is accepted for
+        the serving contract)."""
         def step(i, x):
             return i + 1, tf.where(observed, images, self.reconstruct(x))
 
-        _, filled = tf.while_loop(lambda i, _: i < self.config.inpaint_steps, step, (tf.constant(0), start))
-        return filled
+        start = tf.where(observed, images, tf.zeros_like(images))
+        return tf.while_loop(lambda i, _: i < self.config.inpaint_steps, step, (tf.constant(0), start))[1]

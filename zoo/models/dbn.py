@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import (ZooModel, check_fields, check_images, check_latent, check_mask, check_num_samples, compiled_verb,
-                             num_replicas, positive, replica_noise, seed_pair, step_seed)
+from zoo.models.base import (ZooModel, chain_mean, check_fields, check_images, check_latent, check_num_samples,
+                             compiled_verb, num_replicas, positive, random_binary, replica_noise, seed_pair, step_seed)
 from zoo.models.rbm import RBM, RBMConfig, bernoulli, cd_gradient
 
 
@@ -71,7 +71,8 @@ class DBNConfig:
             top_phase=(lambda v: v in TOP_PHASES, f"one of {', '.join(TOP_PHASES)}"),
             propagate=(lambda v: v in ("probabilities", "samples"), "probabilities or samples"),
             cd_k=(positive, "positive"), top_cd_k=(positive, "positive"), sample_steps=(positive, "positive"),
-            inpaint_steps=(lambda v: v >= 2, "at least 2"), fine_tune_epochs=(lambda v: v >= 0, ">= 0 (0: greedy only)"),
+            inpaint_steps=(lambda v: v >= 2, "at least 2"),
+            fine_tune_epochs=(lambda v: v >= 0, ">= 0 (0: greedy only)"),
             learning_rate=(positive, "positive"), fine_tune_learning_rate=(positive, "positive"),
             momentum=(lambda v: 0 <= v < 1, "in [0, 1)"), weight_decay=(lambda v: v >= 0, ">= 0"))
 
@@ -91,13 +92,13 @@ PRESETS = {
     "lab": dict(layers=(784, 100, 100)),  # the lab assignment's
     "hinton2006": dict(layers=(784, 500, 500, 2000)),  # the 2006 paper's, without its label units
     # The same layers, each trained as the zoo's best single RBM is (centered PCD-1, learning rate 0.02 decayed to 0,
-    # weight decay 1e-4). 200 epochs per layer: bound -90.38 nats and samples with every digit at 7-13% (docs/dbn.md).
+    # weight decay 1e-4; docs/dbn.md).
     "hinton2006_centered": dict(layers=(784, 500, 500, 2000), persistent=True, centered=True, learning_rate=0.02,
                                 learning_rate_decay=True, weight_decay=1e-4),
     "transposed": dict(layers=(784, 100, 784), transpose_init=True),  # the lab's W2 = W1^T variant
 }
-# hinton2006_centered with the upper layers trained on binary states, each started at the layer below it, reversed:
-# bound -85.51 nats (Salakhutdinov and Murray's -86.22), importance-weighted -85.00, at 200 epochs per layer.
+# hinton2006_centered with the upper layers trained on binary states, each started at the layer below it, reversed,
+# as Hinton et al. (2006) start theirs: the zoo's best DBN (docs/dbn.md).
 PRESETS["hinton2006_reversed"] = dict(PRESETS["hinton2006_centered"], propagate="samples", transpose_init=True)
 
 
@@ -371,8 +372,7 @@ class DBN(ZooModel):
         if method != "gibbs":
             top_visible = self.top.sample_visible(num_samples, seed, steps, method, resample)
             return tf.reshape(self.down(top_visible)[-1], (-1, 28, 28, 1))
-        hidden = self.top.config.hidden
-        h = bernoulli(tf.fill([num_samples, hidden], 0.5), tf.random.stateless_uniform([num_samples, hidden], seed))
+        h = random_binary([num_samples, self.top.config.hidden], seed)
         top_visible = self.top.visible_probabilities(h)
         if steps > 0:
             start = bernoulli(top_visible, tf.random.stateless_uniform(
@@ -380,30 +380,20 @@ class DBN(ZooModel):
             _, top_visible, _ = self.top.gibbs(start, steps, tf.random.experimental.stateless_fold_in(seed, 2))
         return tf.reshape(self.down(top_visible)[-1], (-1, 28, 28, 1))
 
-    @compiled_verb
-    def inpaint(self, images, mask, seed):
-        """Missing pixels by rounds of: up (sampled), one Gibbs step in the top RBM, down (probabilities), observed
-        pixels clamped; the mean over the second half of the rounds."""
-        images = check_images(images)
-        mask = check_mask(mask, images)
-        observed = tf.reshape(mask > 0.5, (-1, 784))
-        x = tf.reshape(images, (-1, 784))
+    def complete(self, images, observed, seed):
+        """Rounds of: up (sampled), one Gibbs step in the top RBM, down (probabilities), the observed pixels
+        clamped; the mean over the second half of the rounds."""
+        observed, x = tf.reshape(observed, (-1, 784)), tf.reshape(images, (-1, 784))
         seed = seed_pair(seed, 1)
-        steps, burn_in = self.config.inpaint_steps, self.config.inpaint_steps // 2
 
-        def inpaint_round(i, v, total):
+        def inpaint_round(i, v):
             s = tf.random.experimental.stateless_fold_in(seed, i)
-            states = self.up(v, s)
-            _, top_visible, _ = self.top.gibbs(states[-1], 1, tf.random.experimental.stateless_fold_in(s, 100))
+            _, top_visible, _ = self.top.gibbs(self.up(v, s)[-1], 1, tf.random.experimental.stateless_fold_in(s, 100))
             p = self.down(top_visible)[-1]
-            total += tf.where(i >= burn_in, p, tf.zeros_like(p))
-            return i + 1, tf.where(observed, x, p), total
+            return tf.where(observed, x, p), p
 
-        start = tf.where(observed, x, 0.0)
-        _, _, total = tf.while_loop(lambda i, *_: i < steps, inpaint_round,
-                                    (tf.constant(0), start, tf.zeros_like(start)))
-        completion = tf.reshape(total / float(steps - burn_in), (-1, 28, 28, 1))
-        return tf.where(mask > 0.5, images, completion)
+        return tf.reshape(chain_mean(inpaint_round, tf.where(observed, x, 0.0), self.config.inpaint_steps),
+                          (-1, 28, 28, 1))
 
 
 def _rows(x):

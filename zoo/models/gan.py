@@ -372,23 +372,27 @@ class GAN(GaussianPrior, ZooModel):
         fake = self.generator(z, training=True)
         variables = self.discriminator_variables()
         with tf.GradientTape() as tape:
-            with tf.GradientTape(watch_accessed_variables=False) as input_tape:
-                input_tape.watch(real)
-                real_logits = self.discriminator(real, training=True)
-                total_real_logit = tf.reduce_sum(real_logits)  # inside: what input_tape differentiates
+            real_logits, r1 = self.real_logits_and_r1(real)
             fake_logits, code_logits = self.discriminate(fake, training=True)
             loss = discriminator_loss(real_logits, fake_logits, c.label_smoothing, c.loss)
-            penalty = 0.0
-            if self.recognizer is not None:  # Q learns the code from G's images with D's optimizer (InfoGAN)
-                info, _ = self.info_loss(z, code_logits)
-                penalty += info
-            if c.r1_gamma:  # R1: (gamma / 2) E ||grad_x D(x)||^2 at the real images
-                slopes = input_tape.gradient(total_real_logit, real)
-                penalty += 0.5 * c.r1_gamma * tf.reduce_mean(tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))
+            # InfoGAN: Q learns the code from G's images with D's optimizer
+            info = self.info_loss(z, code_logits)[0] if self.recognizer is not None else 0.0
             # Keras sums gradients across replicas, so each replica's mean loss is divided by their number.
-            scaled_loss = self.d_optimizer.scale_loss((loss + penalty) / num_replicas())
+            scaled_loss = self.d_optimizer.scale_loss((loss + info + r1) / num_replicas())
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
         return loss, real_logits, fake_logits
+
+    def real_logits_and_r1(self, real):
+        """D's logits of the real batch, and R1's penalty (gamma / 2) E ||grad_x D(x)||^2 at it (0 when r1_gamma
+        is 0: then no gradient with respect to the images is taken)."""
+        if not self.config.r1_gamma:
+            return self.discriminator(real, training=True), 0.0
+        with tf.GradientTape(watch_accessed_variables=False) as input_tape:
+            input_tape.watch(real)
+            real_logits = self.discriminator(real, training=True)
+            total = tf.reduce_sum(real_logits)
+        slopes = input_tape.gradient(total, real)
+        return real_logits, 0.5 * self.config.r1_gamma * tf.reduce_mean(tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))
 
     def generator_step(self, batch):
         """G's update; returns its adversarial loss and, with a categorical code, Q's accuracy on its images."""
@@ -521,17 +525,15 @@ class DCGANConfig(AdversarialConfig):
                                                                      f"one of {', '.join(ENLARGEMENTS)}"))
 
 
-# The lab's DCGAN (the defaults), and the settings chosen for long runs (docs/gan.md, "The quality runs" and "R1's
-# weight, the learning rate and the batch size"):
-# - the generator's moving average and R1, the two stabilisers that helped the MLP GAN most over 30 epochs;
+# The lab's DCGAN (the defaults), and the settings chosen for long runs (each measured in docs/notes/, linked from
+# docs/gan.md):
+# - the generator's moving average and R1, the two stabilisers that helped the MLP GAN most;
 # - R1's weight 0.1, not the 10 of StyleGAN's 1024x1024 faces: the penalty's scale grows with the pixel count, and
-#   at gamma 10 the DCGAN's D was right only 55% of the time from epoch 6 on, so G learned slowly;
+#   at 10 the DCGAN's D fell behind and G learned slowly;
 # - learning rate 4e-4, the best of the probes at batch 32 (the batch size the docs' command gives);
-# - the digits padded to 32x32, not resized: decode then gives back exactly what G learned to draw, where the
-#   resize's round trip alone left real digits 3.8 (Lanczos-3) to 12.2 (antialiased bilinear) from the test set;
-# - InfoGAN's 10-way categorical code: at the same epoch its classifier score ran 0.2-0.6 above the preset's without
-#   it from epoch 3 on, and passed that run's best over 20 epochs (8.41) at epoch 7 (docs/gan.md, "InfoGAN's
-#   categorical code").
+# - the digits padded to 32x32, not resized: decode then gives back exactly what G learned to draw, where a
+#   resize's round trip blurs real digits by itself;
+# - InfoGAN's 10-way categorical code, which gives each digit its own corner of z instead of blends between them.
 DCGAN_PRESETS = {
     "lab": {},
     "quality": dict(ema_decay=0.999, r1_gamma=0.1, learning_rate=4e-4, enlarge="pad", categories=10),
@@ -546,7 +548,7 @@ class DCGAN(GAN):
     Config = DCGANConfig
     PRESETS = DCGAN_PRESETS
     OUTPUT_LAYERS = 2  # the output convolution and its Flatten
-    XLA_ON_CPU = False  # XLA's CPU convolutions ran 4x slower than oneDNN's here
+    XLA_ON_CPU = False  # XLA's CPU convolutions are slower than oneDNN's (docs/benchmarks.md)
 
     @property
     def image_range(self):
@@ -561,9 +563,8 @@ class DCGAN(GAN):
 
     def to_mnist_size(self, images):
         """[n, 32, 32, 1] -> [n, 28, 28, 1], undoing from_mnist_size. Padding is undone exactly by
-        cropping. A bilinear resize has no exact inverse; of the downsampling filters, Lanczos-3 undoes it best:
-        real training images resized to 32x32 and back score a Fréchet distance of 3.8 to the test images with it,
-        12.2 with an antialiased bilinear resize and 0.9 unchanged (docs/gan.md)."""
+        cropping. A bilinear resize has no exact inverse; of the downsampling filters, Lanczos-3 undoes it best
+        (measured on real digits: docs/gan.md)."""
         if self.config.enlarge == "pad":
             return tf.image.resize_with_crop_or_pad(images, 28, 28)  # the centre, as zoo.data padded it
         return tf.image.resize(images, (28, 28), method="lanczos3")

@@ -34,11 +34,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import likelihood
 from zoo.data import as_images, binarize_once
 from zoo.likelihood import ais_temperatures
-from zoo.models.base import (ZooModel, check_fields, check_images, check_latent, check_mask, check_num_samples, compiled_verb,
-                             mean_trackers, num_replicas, positive, replica_mean, replica_noise, seed_pair,
-                             step_seed)
+from zoo.models.base import (ZooModel, chain_mean, check_fields, check_images, check_latent, check_mask,
+                             check_num_samples, compiled_verb, mean_trackers, num_replicas, positive, random_binary,
+                             replica_mean, replica_noise, seed_pair, step_seed)
 
 
 @dataclass
@@ -109,13 +110,12 @@ class RBMConfig:
 PRESETS = {
     # The assignments' RBM: CD-1 on 500 hidden units.
     "cd1": dict(hidden=500, cd_k=1),
-    # The likelihood model: PCD with the learning rate decayed linearly to 0 (Tieleman 2008). Trained for 150
-    # epochs (python -m zoo.train rbm --preset pcd --epochs 150) its AIS test log-likelihood is about -86.4 nats.
-    # Its Gibbs chains put 46% of their samples on "2"s; annealed chains spread them (docs/rbm.md, Samplers).
+    # The likelihood model: PCD with the learning rate decayed linearly to 0 (Tieleman 2008), sampled by annealing:
+    # its Gibbs chains pile up on a few digits (docs/rbm.md, Samplers).
     "pcd": dict(hidden=500, negative_phase="pcd", learning_rate=0.02, learning_rate_decay=True, weight_decay=1e-4,
                 sampler="annealed"),
-    # The centered RBM of Melchior et al. (2016), PCD-1: 0.4 nats better than "pcd" at 150 epochs, and its Gibbs
-    # chains from random images already cover every digit (annealing drew 47% "1"s).
+    # The centered RBM of Melchior et al. (2016), PCD-1: better conditioned gradients, a better likelihood than
+    # "pcd", and Gibbs chains that cover every digit from random images (docs/rbm.md).
     "centered": dict(hidden=500, negative_phase="pcd", centered=True, learning_rate=0.02, learning_rate_decay=True,
                      weight_decay=1e-4),
 }
@@ -204,7 +204,7 @@ class RBM(ZooModel):
                          "inpaint_steps")
     START_NAMES = ("random", "hidden", "chains")  # sample's start: the config's two and random hidden states
     DATA = dict(binarize="dynamic", flatten=False)
-    XLA_ON_CPU = False  # XLA on a CPU ran the RBM 2x slower than TF's own kernels
+    XLA_ON_CPU = False  # XLA on a CPU runs the RBM slower than TensorFlow's own kernels (docs/benchmarks.md)
     # `loss` (what Keras callbacks monitor by default) is the negated pseudo-log-likelihood, nats per image: lower is
     # better, a noisy estimate of the pseudo-likelihood, not of the likelihood (AIS: zoo.likelihood).
     METRICS = ("loss", "reconstruction_mse", "reconstruction_bce", "pseudo_log_likelihood", "free_energy")
@@ -317,8 +317,7 @@ class RBM(ZooModel):
 
     def free_energy(self, v, hidden_input=None):
         """F(v) = -v.b' - sum_j softplus(c'_j + v W_:j), per image; v flat [n, visible]."""
-        hidden_input = self.hidden_input(v) if hidden_input is None else hidden_input
-        return -tf.linalg.matvec(v, self.visible_bias_folded()) - tf.reduce_sum(tf.nn.softplus(hidden_input), axis=1)
+        return likelihood.free_energy(v, self.W, self.visible_bias_folded(), self.hidden_bias_folded(), hidden_input)
 
     def sample_h_given_v(self, v, seed):
         return bernoulli(self.hidden_probabilities(v), tf.random.stateless_uniform(
@@ -363,14 +362,15 @@ class RBM(ZooModel):
     # -- tempered chains: annealing and parallel tempering along p_beta (see the module docstring) -----------
 
     def tempered_step(self, v, beta, seed, hidden_input=None):
-        """One Gibbs sweep at inverse temperature beta (scalar or [n, 1]): h ~ sigmoid(beta (c' + v W)),
-        v ~ sigmoid(b' + beta W h). Returns (v, p(v|h), the new v's hidden input c' + v W)."""
+        """One Gibbs sweep at inverse temperature beta (scalar or [n, 1]) on the RBM's own tempered path (the
+        visible biases its base): h ~ sigmoid(beta (c' + v W)), v ~ sigmoid(b' + beta W h). Returns (v, p(v|h),
+        the new v's hidden input c' + v W)."""
         hidden_input = self.hidden_input(v) if hidden_input is None else hidden_input
-        h = bernoulli(tf.sigmoid(beta * hidden_input),
-                      tf.random.stateless_uniform(tf.shape(hidden_input), tf.random.experimental.stateless_fold_in(
-                          seed, 0)))
-        p = self.visible_probabilities(h, beta)
-        v = bernoulli(p, tf.random.stateless_uniform(tf.shape(p), tf.random.experimental.stateless_fold_in(seed, 1)))
+        b = self.visible_bias_folded()
+        v, p = likelihood.tempered_sweep(
+            hidden_input, beta, self.W, b, b,
+            tf.random.stateless_uniform(tf.shape(hidden_input), tf.random.experimental.stateless_fold_in(seed, 0)),
+            tf.random.stateless_uniform(tf.shape(v), tf.random.experimental.stateless_fold_in(seed, 1)))
         return v, p, self.hidden_input(v)
 
     def base_visible_states(self, rows, seed):
@@ -498,8 +498,7 @@ class RBM(ZooModel):
         """Where a Gibbs chain starts: uniformly random binary images, or copies of the persistent chains."""
         if from_chains:
             return self.persistent_starts(num_samples, 1)
-        return bernoulli(tf.fill([num_samples, self.visible], 0.5),
-                         tf.random.stateless_uniform([num_samples, self.visible], seed))
+        return random_binary([num_samples, self.visible], seed)
 
     def sample_visible(self, num_samples, seed, steps, method, resample=False, from_chains=False, every=0):
         """p(v|h) [num_samples, visible] at beta = 1 after `steps` sweeps' worth of the method's chains:
@@ -535,34 +534,35 @@ class RBM(ZooModel):
         return self.visible_probabilities(self.hidden_probabilities(tf.reshape(images, (-1, self.visible))))
 
     def negative_phase(self, v, h_data, seed):
-        """The model's samples (v, p(h|v)) for the gradient's second term."""
+        """The model's samples (v, p(h|v)) for the gradient's second term, and with parallel tempering its swap rates
+        {name: (rate, proposals)} (cd and pcd: none)."""
         c = self.config
         if c.negative_phase == "cd":  # CD-k: the chains start at the data
             v_model, _, h_model = self.gibbs(v, c.cd_k, seed, hidden=h_data)
-            return v_model, h_model
+            return v_model, h_model, {}
         # Persistent chains: every replica runs all of them with the same noise, so all get the same negatives.
         if c.negative_phase == "pcd":
             v_model, _, h_model = self.gibbs(self.chains.value, c.cd_k, seed, split_across_replicas=False)
             self.chains.assign(v_model)
-            return v_model, h_model
+            return v_model, h_model, {}
         step = tf.cast(self.optimizer.iterations, tf.int32)
         chains, _, (accepted, proposed) = self.tempering_sweeps(self.chains.value, c.cd_k, seed,
                                                                 first_sweep=step * c.cd_k)
         self.chains.assign(chains)
+        v_model = chains[(c.temperatures - 1) * c.chains:]  # the beta = 1 block
         # Swap rates, each weighted by its proposals: over all pairs, and into beta = 1, the first to fall. A step
         # may propose none (2 temperatures, odd sweeps): its weight is 0, and its rate must not be 0/0 = NaN.
-        self.trackers["swap_rate"].update_state(tf.reduce_sum(accepted) / tf.maximum(tf.reduce_sum(proposed), 1.0),
-                                                sample_weight=tf.reduce_sum(proposed))
-        self.trackers["top_swap_rate"].update_state(accepted[-1] / tf.maximum(proposed[-1], 1.0),
-                                                    sample_weight=proposed[-1])
-        v_model = chains[(c.temperatures - 1) * c.chains:]  # the beta = 1 block
-        return v_model, self.hidden_probabilities(v_model)
+        swaps = {"swap_rate": (tf.reduce_sum(accepted) / tf.maximum(tf.reduce_sum(proposed), 1.0),
+                               tf.reduce_sum(proposed)),
+                 "top_swap_rate": (accepted[-1] / tf.maximum(proposed[-1], 1.0), proposed[-1])}
+        return v_model, self.hidden_probabilities(v_model), swaps
 
     def train_step(self, images):
         v = tf.reshape(images, (-1, self.visible))
         seed = step_seed(self, stream=0)
         h_data = self.hidden_probabilities(v)  # positive phase: expectations, not samples, for lower variance
-        v_model, h_model = self.negative_phase(v, h_data, seed)
+        v_model, h_model, swaps = self.negative_phase(v, h_data, seed)
+        self.record_weighted(swaps)  # parallel tempering's swap rates (training figures of its chains, not of the model)
         variables = [self.W, self.visible_bias, self.hidden_bias]
         if self.config.centered:
             # The centered gradient: the same expectations about the offsets,
@@ -629,9 +629,6 @@ class RBM(ZooModel):
     def decode(self, latent):
         return tf.reshape(self.visible_probabilities(check_latent(latent, self.latent_dim)), (-1, 28, 28, 1))
 
-    def reconstruct(self, images):
-        return self.decode(self.encode(images)["latent"])
-
     @compiled_verb
     def sample(self, num_samples, seed, steps=None, start=None, method=None, resample=False, every=None):
         """p(v|h) of `num_samples` chains after `steps` sweeps (config.sample_steps by default) of the sampler
@@ -657,8 +654,7 @@ class RBM(ZooModel):
             if method != "gibbs":
                 raise ValueError("start='hidden' and steps=0 are Gibbs options")
             if start == "hidden":
-                h = bernoulli(tf.fill([num_samples, self.config.hidden], 0.5),
-                              tf.random.stateless_uniform([num_samples, self.config.hidden], seed))
+                h = random_binary([num_samples, self.config.hidden], seed)
                 if steps == 0:
                     return tf.reshape(self.visible_probabilities(h), (-1, 28, 28, 1))
                 v = self.sample_v_given_h(h, tf.random.experimental.stateless_fold_in(seed, 2))
@@ -672,27 +668,29 @@ class RBM(ZooModel):
 
     @compiled_verb
     def inpaint(self, images, mask, seed, masked_input_only=False):
-        """Gibbs sampling of the missing pixels with the observed ones clamped; returns the mean of p(v|h) over
-        the second half of the chain for the missing pixels.
+        """The missing pixels by Gibbs sampling with the observed ones clamped (complete).
 
-        masked_input_only=True is the assignments' variant: missing pixels are 0 and the model is not told which they
-        are; it reconstructs the whole image for inpaint_steps rounds without clamping.
-        """
+        masked_input_only=True is the assignments' variant: the missing pixels are 0 and the model is not told which
+        they are; the chain runs unclamped from the masked image, and its mean replaces the missing pixels."""
+        if not masked_input_only:
+            return super().inpaint(images, mask, seed)
         images = check_images(images)
-        mask = check_mask(mask, images)
-        observed = tf.reshape(mask > 0.5, (-1, 784))
-        v = tf.where(observed, tf.reshape(images, (-1, 784)), 0.0)
+        observed = check_mask(mask, images) > 0.5
+        return tf.where(observed, images, self.gibbs_mean(tf.where(observed, images, 0.0), None, seed))
+
+    def complete(self, images, observed, seed):
+        """The mean of p(v|h) over the second half of a Gibbs chain with the observed pixels clamped."""
+        return self.gibbs_mean(tf.where(observed, images, 0.0), observed, seed)
+
+    def gibbs_mean(self, images, observed, seed):
+        """The mean of p(v|h) [n, 28, 28, 1] over the second half of inpaint_steps Gibbs steps from images, the
+        pixels where `observed` holds clamped to their values in images (None: none)."""
+        v = tf.reshape(images, (-1, 784))
+        clamp = None if observed is None else (tf.reshape(observed, (-1, 784)), v)
         seed = seed_pair(seed, 1)
-        steps, burn_in = self.config.inpaint_steps, self.config.inpaint_steps // 2
-        clamp = None if masked_input_only else (observed, v)
-        v, _, _ = self.gibbs(v, burn_in, seed, clamp)
 
-        def average_step(i, v, total):
-            v, p, _ = self.gibbs(v, 1, tf.random.experimental.stateless_fold_in(seed, 1000 + i), clamp)
-            return i + 1, v, total + p
+        def step(i, v):
+            v, p, _ = self.gibbs(v, 1, tf.random.experimental.stateless_fold_in(seed, i), clamp)
+            return v, p
 
-        _, _, total = tf.while_loop(lambda i, *_: i < steps - burn_in, average_step,
-                                    (tf.constant(0), v, tf.zeros_like(v)))
-        completion = tf.reshape(total / float(steps - burn_in), (-1, 28, 28, 1))
-        return tf.where(mask > 0.5, images, completion)
-
+        return tf.reshape(chain_mean(step, v, self.config.inpaint_steps), (-1, 28, 28, 1))

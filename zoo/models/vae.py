@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import likelihood
-from zoo.models.base import (GaussianPrior, ZooModel, check_fields, check_images, check_latent, check_mask, compiled_verb,
+from zoo.models.base import (GaussianPrior, ZooModel, chain_mean, check_fields, check_images, check_latent,
                              num_replicas, positive, replica_noise, seed_pair, step_seed)
 
 
@@ -164,11 +164,8 @@ class VAE(GaussianPrior, ZooModel):
         return reconstruction + kl, reconstruction, kl
 
     def negative_iw_bound(self, images, training):
-        """-L_k = -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i = mean + exp(log_var / 2) * eps_i, per image.
-
-        Every term is a log-density: sigmoid cross-entropy from the logits and a log-sum-exp over the k samples keep
-        it finite for any logits. log q(z_i|x) is written with eps_i, which (z_i - mean) / std equals identically,
-        so its value and its gradients are those of the density at z_i."""
+        """-L_k = -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i = mean + exp(log_var / 2) * eps_i, per image
+        (likelihood.importance_weighted_bound), with log p(x|z_i) from the decoder's logits: finite for any."""
         k = self.config.importance_samples
         mean, log_var = self.posterior(images)
         shape = tf.shape(mean)
@@ -177,9 +174,7 @@ class VAE(GaussianPrior, ZooModel):
         logits = tf.reshape(self.decoder_logits(tf.reshape(z, (-1, shape[1]))), (shape[0], k, -1))
         targets = tf.broadcast_to(tf.reshape(images, (shape[0], 1, -1)), tf.shape(logits))
         log_px_z = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits), axis=-1)
-        log_pz = _log_normal(z, 0.0, 0.0)
-        log_qz = -0.5 * tf.reduce_sum(tf.square(eps) + log_var[:, None] + np.log(2 * np.pi), axis=-1)
-        bound = tf.reduce_logsumexp(log_px_z + log_pz - log_qz, axis=1) - np.log(float(k))
+        bound = likelihood.importance_weighted_bound(log_px_z, z, eps, log_var)
         return -tf.reduce_mean(bound), -tf.reduce_mean(log_px_z), tf.reduce_mean(kl_to_prior(mean, log_var))
 
     def default_optimizer(self, total_steps=None):
@@ -213,16 +208,12 @@ class VAE(GaussianPrior, ZooModel):
         """Bernoulli means p(x=1|z) as images."""
         return tf.reshape(tf.sigmoid(self.decoder_logits(check_latent(latent, self.latent_dim))), (-1, 28, 28, 1))
 
-    def reconstruct(self, images):
-        return self.decode(self.encode(images)["latent"])
-
     def log_likelihood(self, images, k=5000, seed=0):
         """Importance-weighted estimate of log p(x) per binary image (Burda et al. 2015), in nats; a lower bound
         that tightens with k. The same code as zoo.evaluate's on exports."""
         return likelihood.importance_weighted_log_likelihood(self.encode, self.decode, np.asarray(images), k, seed)
 
-    @compiled_verb
-    def inpaint(self, images, mask, seed):
+    def complete(self, images, observed, seed):
         """E[x_missing | x_observed] under the model, by self-normalised importance sampling.
 
             z_i ~ r(z) = (q(z | x~) + p(z)) / 2,     w_i = p(x_observed | z_i) p(z_i) / r(z_i)
@@ -230,12 +221,9 @@ class VAE(GaussianPrior, ZooModel):
 
         x~ is a pseudo-Gibbs completion (Rezende et al. 2014): it centres the proposal near the posterior, and
         the prior half of the mixture keeps the weights bounded where q misses it (defensive importance sampling).
-        Pseudo-Gibbs alone is no sampler of p(z | x_observed), and with 80% of the pixels missing its completions
-        were worse than the mean training image (0.076 vs 0.064 squared error); this estimate gave 0.044.
+        Pseudo-Gibbs alone is no sampler of p(z | x_observed): with most pixels missing its completions fall behind
+        the mean training image (docs/vae.md).
         """
-        images = check_images(images)
-        mask = check_mask(mask, images)
-        observed = mask > 0.5
         c = self.config
         mean, log_var = self.posterior(self.pseudo_gibbs(images, observed, seed, c.inpaint_steps))
         batch, chunk = tf.shape(images)[0], c.inpaint_chunk
@@ -262,25 +250,19 @@ class VAE(GaussianPrior, ZooModel):
 
         start = (tf.constant(0), tf.fill([batch, 1], -np.inf), tf.zeros([batch, 1]), tf.zeros([batch, 28 * 28]))
         _, _, total_weight, total_fill = tf.while_loop(lambda j, *_: j < c.inpaint_samples // chunk, add_chunk, start)
-        completion = tf.reshape(total_fill / total_weight, tf.shape(images))
-        return tf.where(observed, images, completion)
+        return tf.reshape(total_fill / total_weight, tf.shape(images))
 
     def pseudo_gibbs(self, images, observed, seed, steps):
         """Repeat z ~ q(z|x), missing pixels <- p(x|z) means, observed clamped; the means averaged over the second
         half of the chain."""
-        burn_in = steps // 2
-
-        def gibbs_step(step, x, total):
+        def gibbs_step(step, x):
             mean, log_var = self.posterior(x)
             noise = tf.random.stateless_normal(tf.shape(mean), seed_pair(seed, 1 + step))
             means = self.decode(mean + tf.exp(0.5 * log_var) * noise)
-            total += tf.where(step >= burn_in, means, tf.zeros_like(means))
-            return step + 1, tf.where(observed, images, means), total
+            return tf.where(observed, images, means), means
 
         start = tf.where(observed, images, tf.zeros_like(images))
-        _, _, total = tf.while_loop(lambda step, *_: step < steps, gibbs_step,
-                                    (tf.constant(0), start, tf.zeros_like(images)))
-        return tf.where(observed, images, total / float(steps - burn_in))
+        return tf.where(observed, images, chain_mean(gibbs_step, start, steps))
 
 
 def unless_empty(network, x, width):
@@ -319,10 +301,9 @@ class ConvVAE(VAE):
 
     KIND = "conv_vae"
     Config = ConvVAEConfig
-    # The likelihood model (train with --binarize dynamic): z = 16 came within 0.1 nats of the MLP z = 50 in 30
-    # epochs on the first 1,000 test images (docs/vae.md).
+    # The likelihood model (train with --binarize dynamic), close to the MLP z = 50 (docs/vae.md).
     PRESETS = {"z16": dict(latent_dim=16, learning_rate_schedule="cosine")}
-    XLA_ON_CPU = False  # XLA's CPU convolutions ran 4x slower than oneDNN's here
+    XLA_ON_CPU = False  # XLA's CPU convolutions are slower than oneDNN's (docs/benchmarks.md)
 
     def build_encoder(self, c):
         return keras.Sequential(
