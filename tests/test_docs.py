@@ -12,7 +12,8 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def documents():
-    return [os.path.join(REPO, "README.md")] + sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))
+    return ([os.path.join(REPO, "README.md")] + sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))
+            + sorted(glob.glob(os.path.join(REPO, "docs", "notes", "*.md"))))
 
 
 def anchors(path):
@@ -57,3 +58,18 @@ def test_the_readmes_python_example_runs(tmp_path):
     done = run_python(f"import os; os.chdir({str(tmp_path)!r})\n" + example + check, env={"PYTHONPATH": REPO})
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "vae.keras").exists()
+
+
+def test_the_family_pages_are_references_a_user_reads_in_minutes():
+    """Each family page stays a manual (the model, how to train it, its verbs, its figures); the studies behind the
+    figures live in docs/notes/, one per file, each saying when, at which commit and with which command."""
+    for family in ("rbm", "dbn", "vae", "gan", "dae"):
+        with open(os.path.join(REPO, "docs", f"{family}.md")) as f:
+            assert len(f.read().splitlines()) <= 200, family
+    notes = glob.glob(os.path.join(REPO, "docs", "notes", "*.md"))
+    assert notes
+    for note in notes:
+        assert re.match(r"\d{4}-\d{2}-\d{2}-", os.path.basename(note)), note
+        with open(note) as f:
+            head = f.read(600)
+        assert "Measured" in head and "commit" in head, note
