@@ -75,6 +75,7 @@ def check_exports(root, names):
     return paths
 
 
+@pytest.mark.drills
 @pytest.mark.parametrize("argv, drill, export_names, tolerance", [
     (VAE, VAE_DRILL, ["vae"], dict(rtol=1e-5, atol=1e-6)),
     # The RBM layers' Gibbs samples flip on float round-off across processes under load (see test_dbn); an idle

@@ -32,11 +32,14 @@ def test_pip_install_runs_from_any_folder(tmp_path):
                               "--target", str(target), REPO], capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr[-3000:]
     env = {"PYTHONPATH": str(target)}  # the installed copy, not the checkout (the process runs from /)
-    where = run_python("import zoo, zoo.classifier; print(zoo.__file__); print(zoo.classifier.FROZEN_WEIGHTS)",
+    where = run_python("import zoo, zoo.classifier; print(zoo.__file__); print(zoo.classifier.FROZEN_WEIGHTS); "
+                       "print(zoo.pretrained.weights_path('vae_2d')); print(zoo.pretrained.load('vae_2d').sample(2, 0).shape)",
                        env=env)
     assert where.returncode == 0, where.stderr[-3000:]
-    package_file, weights = where.stdout.split()
+    package_file, weights, pretrained_weights, *shape = where.stdout.split()
     assert package_file.startswith(str(target)) and os.path.exists(weights) and weights.startswith(str(target))
+    # The pretrained weights are package data: the installed copy carries them, and they load from there.
+    assert pretrained_weights.startswith(str(target)) and "".join(shape) == "(2,28,28,1)"
     help_text = subprocess.run([sys.executable, "-m", "zoo.train", "--help"], capture_output=True, text=True,
                                cwd=tmp_path, env={**os.environ, **env}, timeout=120)
     assert help_text.returncode == 0 and "conv_vae" in help_text.stdout, help_text.stderr[-3000:]

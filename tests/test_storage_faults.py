@@ -28,6 +28,7 @@ def zoo_train(root, disk_full=None):
                    env={**SAME_ARITHMETIC, **({"ZOO_DISK_FULL": disk_full} if disk_full else {})})
 
 
+@pytest.mark.drills
 def test_a_full_disk_at_every_write_point_is_one_line_leaves_nothing_partial_and_the_rerun_resumes(tmp_path):
     root = tmp_path / "full"
     for point, written, printed in DISK_DRILL:

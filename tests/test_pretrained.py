@@ -1,0 +1,95 @@
+"""The pretrained registry: every shipped file is the one the registry names, loads offline into a model whose verbs
+work, exports the serving contract, and a missing, truncated or changed file or an unknown name is one clear error.
+(The figures of every entry against its card: `python -m zoo.pretrained verify`, a CI step of its own.)"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import run_python, run_zoo
+from zoo import pretrained
+
+
+def test_every_entry_has_its_files_its_hash_and_a_card_and_the_registry_stays_under_60_mb():
+    assert pretrained.list() == list(pretrained.REGISTRY) and len(pretrained.list()) >= 4
+    total = 0
+    for name in pretrained.list():
+        card = pretrained.card(name)
+        path = pretrained.weights_path(name)
+        assert card["file"]["sha256"] == pretrained.REGISTRY[name] == pretrained.sha256(path)
+        assert card["file"]["bytes"] == os.path.getsize(path)
+        assert card["name"] == name and card["training"]["command"].startswith("python -m zoo.")
+        assert card["training"]["commit"] and card["seed"] is not None and card["file"]["parameters"] > 0
+        assert "figures" in card and "check" in card, f"{name} is not measured: python -m zoo.pretrained measure"
+        total += os.path.getsize(path)
+    assert total < 60 * 2 ** 20
+
+
+@pytest.mark.parametrize("name", sorted(pretrained.REGISTRY))
+def test_every_entry_loads_offline_with_every_verb_of_its_kind(name):
+    model = pretrained.load(name)
+    card = pretrained.card(name)
+    assert list(model.SIGNATURES) == card["signatures"] and model.KIND == card["kind"]
+    images = np.zeros((2, 28, 28, 1), np.float32)
+    if "sample" in model.SIGNATURES:
+        first = np.asarray(model.generate(np.array([3, 4], np.int32)))
+        assert first.shape == (2, 28, 28, 1) and 0 <= first.min() and first.max() <= 1
+        np.testing.assert_array_equal(first, model.generate(np.array([3, 4], np.int32)))  # the seed fixes them
+    if "reconstruct" in model.SIGNATURES:
+        assert model.reconstruct(images).shape == (2, 28, 28, 1)
+    if "inpaint" in model.SIGNATURES:
+        assert model.inpaint(images, np.ones_like(images), 0).shape == (2, 28, 28, 1)
+
+
+@pytest.fixture
+def copy_of_the_weights(tmp_path, monkeypatch):
+    folder = tmp_path / "weights"
+    shutil.copytree(pretrained.WEIGHTS, folder)
+    monkeypatch.setattr(pretrained, "WEIGHTS", str(folder))
+    return folder
+
+
+def test_a_missing_truncated_or_changed_file_and_an_unknown_name_are_one_line_errors(copy_of_the_weights):
+    name = "vae_2d"
+    path = copy_of_the_weights / f"{name}.npz"
+    expected = pretrained.REGISTRY[name]
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    with pytest.raises(pretrained.PretrainedError, match=f"{path} has SHA-256 .*, expected {expected}: the file is "
+                                                         "truncated or changed"):
+        pretrained.load(name)
+    path.unlink()
+    with pytest.raises(pretrained.PretrainedError, match=f"{path} is missing \\(expected SHA-256 {expected}\\)"):
+        pretrained.load(name)
+    with pytest.raises(pretrained.PretrainedError, match="no pretrained model 'vae_3d'; the registry has rbm_centered"):
+        pretrained.load("vae_3d")
+    for verb in (["show", "vae_3d"], ["export", "vae_3d"]):
+        done = run_zoo("zoo.pretrained", *verb)
+        assert done.returncode == 2 and "no pretrained model 'vae_3d'" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_an_export_of_a_pretrained_model_serves_without_zoo_and_says_where_it_came_from(tmp_path):
+    done = run_zoo("zoo.pretrained", "export", "vae_2d", "--export-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    path = tmp_path / "vae_2d" / "1"
+    check = run_python(
+        "import sys, json, tensorflow as tf\n"
+        "assert 'zoo' not in sys.modules\n"
+        "m = tf.saved_model.load(sys.argv[1])\n"
+        "x = m.signatures['sample'](num_samples=tf.constant(4), seed=tf.constant(0))['images']\n"
+        "print(x.shape, json.load(open(sys.argv[1] + '/assets/model_card.json'))['pretrained'])\n", str(path))
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert check.stdout.split() == ["(4,", "28,", "28,", "1)", "vae_2d"]
+    card = json.loads((path / "assets" / "model_card.json").read_text())
+    assert card["pretrained_sha256"] == pretrained.REGISTRY["vae_2d"] and card["kind"] == "vae"
+
+
+def test_the_first_picture_shows_each_models_samples(tmp_path):
+    out = pretrained.samples_picture(str(tmp_path / "zoo.png"), names=["vae_2d", "dae"], count=4)
+    assert os.path.getsize(out) > 1000
+    with open(out, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
