@@ -46,7 +46,10 @@ def _seed():
 
 
 def endpoint(model, verb):
-    """The serving function of one verb and its input signature, with the contract's tensor names."""
+    """The serving function of one verb and its input signature, with the contract's tensor names. A conditional
+    model's `sample` takes a `label` and its `generate`, `decode` and `encode` a `labels` vector, one per row."""
+    if model.CONDITIONAL:
+        return conditional_endpoint(model, verb)
     if verb == "sample":
         return (lambda num_samples, seed: {"images": model.sample(num_samples, seed)},
                 [tf.TensorSpec([], tf.int32, name="num_samples"), _seed()])
@@ -65,16 +68,44 @@ def endpoint(model, verb):
     if verb == "parameters":  # beyond the contract: an energy model's weights, for likelihood estimators
         return model.parameters, []
     raise ValueError(f"unknown serving signature {verb!r}; the contract has sample, generate, reconstruct, encode, "
-                     "decode, inpaint (and `parameters` for energy models)")
+                     "decode, inpaint, classify (and `parameters` for energy models)")
+
+
+def _labels():
+    return tf.TensorSpec([None], tf.int32, name="labels")
+
+
+def conditional_endpoint(model, verb):
+    """A conditional model's signatures: the class of what it makes or reads, and `classify`."""
+    if verb == "sample":
+        return (lambda num_samples, seed, label: {"images": model.sample(num_samples, seed, label)},
+                [tf.TensorSpec([], tf.int32, name="num_samples"), _seed(), tf.TensorSpec([], tf.int32, name="label")])
+    if verb == "generate":
+        return (lambda seeds, labels: {"images": model.generate(seeds, labels)},
+                [tf.TensorSpec([None], tf.int32, name="seeds"), _labels()])
+    if verb == "decode":
+        return (lambda latent, labels: {"images": model.decode(latent, labels)},
+                [tf.TensorSpec([None, model.latent_dim], tf.float32, name="latent"), _labels()])
+    if verb == "encode":
+        return lambda images, labels: dict(model.encode(images, labels)), [_images(), _labels()]
+    if verb == "classify":
+        return lambda images: {"probabilities": model.classify(images)}, [_images()]
+    if verb == "parameters":
+        return model.parameters, []
+    raise ValueError(f"unknown signature {verb!r} of a conditional model; it has sample, generate, decode, encode, "
+                     "classify")
 
 
 def warmup_inputs(model):
     """{signature: its inputs}: one small, valid request per serving signature."""
     images, seed = np.zeros((1, 28, 28, 1), np.float32), np.int32(0)
-    inputs = {"sample": {"num_samples": np.int32(1), "seed": seed}, "generate": {"seeds": np.zeros([1], np.int32)},
-              "reconstruct": {"images": images}, "encode": {"images": images},
-              "decode": {"latent": np.zeros((1, model.latent_dim), np.float32)},
-              "inpaint": {"images": images, "mask": np.ones_like(images), "seed": seed}}
+    labels = {"labels": np.zeros([1], np.int32)} if model.CONDITIONAL else {}
+    inputs = {"sample": {"num_samples": np.int32(1), "seed": seed, **({"label": np.int32(0)} if labels else {})},
+              "generate": {"seeds": np.zeros([1], np.int32), **labels},
+              "reconstruct": {"images": images}, "encode": {"images": images, **labels},
+              "decode": {"latent": np.zeros((1, model.latent_dim), np.float32), **labels},
+              "inpaint": {"images": images, "mask": np.ones_like(images), "seed": seed},
+              "classify": {"images": images}}
     return {verb: inputs[verb] for verb in model.SIGNATURES if verb in inputs}
 
 

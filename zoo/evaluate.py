@@ -227,7 +227,34 @@ def read_image_file(path):
 
 
 def sample_figures(export, reference):
-    return image_set_figures(export.samples(reference.config.num_samples, reference.config.seed), reference)
+    """The samples' figures; a conditional export's samples are num_samples / 10 of each class, and add
+    conditional_figures."""
+    if not export.conditional:
+        return image_set_figures(export.samples(reference.config.num_samples, reference.config.seed), reference)
+    images, labels = export.class_samples(max(1, reference.config.num_samples // 10), reference.config.seed)
+    return {**image_set_figures(images, reference), **conditional_figures(images, labels, reference)}
+
+
+def conditional_figures(images, labels, reference):
+    """How well samples of chosen classes are those classes: label accuracy (the frozen classifier's agreement with
+    the requested class), per class, and each class's Fréchet distance to the test images of that class."""
+    probabilities, features = reference.judge(images)
+    hits = probabilities.argmax(1) == labels
+    per_class = {}
+    for c in range(10):
+        test = reference.test_features[reference.test_labels == c]
+        own = features[labels == c]
+        per_class[str(c)] = {"label_accuracy": float(hits[labels == c].mean()),
+                             "frechet_distance": frechet_distance(own, test) if len(own) > 1 and len(test) > 1
+                             else None}
+    return {"label_accuracy": float(hits.mean()), "per_class": per_class}
+
+
+def classification_figures(export, reference):
+    """A classifying export's test error on the test images (argmax of its `classify` signature)."""
+    probabilities = export.probabilities(reference.test_images)
+    return {"test_error": float(np.mean(probabilities.argmax(1) != reference.test_labels)),
+            "images": len(reference.test_images)}
 
 
 def reconstruction_figures(export, reference):
@@ -263,7 +290,8 @@ def evaluate_export(path, reference, log=print):
            "train_seconds": export.card.get("train_seconds"), "steps": export.card.get("steps")}
     for part, signature, compute in (("samples", "sample", sample_figures),
                                      ("reconstruction", "reconstruct", reconstruction_figures),
-                                     ("inpainting", "inpaint", inpainting_figures)):
+                                     ("inpainting", "inpaint", inpainting_figures),
+                                     ("classification", "classify", classification_figures)):
         if export.has(signature):
             log(f"  {part}...")
             row[part] = compute(export, reference)
@@ -371,7 +399,8 @@ def damaged_row(path, error):
     missing = {"missing": f"damaged: {str(error).split(' is damaged: ', 1)[-1].split(';')[0]}"}
     return {"export": path, "kind": card.get("kind", "?"), "config": card.get("config", {}),
             "train_seconds": card.get("train_seconds"), "steps": card.get("steps"), "damaged": str(error),
-            "samples": missing, "reconstruction": missing, "inpainting": missing, "likelihood": missing}
+            "samples": missing, "reconstruction": missing, "inpainting": missing, "likelihood": missing,
+            "classification": missing}
 
 
 def score_images(parser, args, config):

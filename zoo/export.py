@@ -160,6 +160,11 @@ class Export:
         return name in self.signatures
 
     @property
+    def conditional(self):
+        """Whether the export generates a chosen class: its `sample` takes a `label`."""
+        return self.has("sample") and "label" in self.signatures["sample"].structured_input_signature[1]
+
+    @property
     def latent_dim(self):
         """Width of the code `decode` takes (None without `decode`)."""
         if not self.has("decode"):
@@ -176,11 +181,27 @@ class Export:
                 "images"].numpy())
         return np.concatenate(out)
 
-    def samples(self, n, seed, per_call=1000):
+    def samples(self, n, seed, per_call=1000, label=None):
+        """n samples from seeds seed, seed + 1, ... (per_call a call); of class `label` for a conditional export
+        (default: classes 0, 1, ..., 9 in turn, a call each)."""
         calls = math.ceil(n / per_call)
-        out = [self.signatures["sample"](num_samples=tf.constant(min(per_call, n - i * per_call)),
-                                         seed=tf.constant(seed + i))["images"].numpy() for i in range(calls)]
+        out = []
+        for i in range(calls):
+            inputs = dict(num_samples=tf.constant(min(per_call, n - i * per_call)), seed=tf.constant(seed + i))
+            if self.conditional:
+                inputs["label"] = tf.constant(i % 10 if label is None else label, tf.int32)
+            out.append(self.signatures["sample"](**inputs)["images"].numpy())
         return np.concatenate(out)
+
+    def class_samples(self, per_class, seed, classes=10):
+        """A conditional export's samples of every class: (images [classes * per_class, ...], their labels)."""
+        images = [self.samples(per_class, seed + 1000 * c, label=c) for c in range(classes)]
+        return np.concatenate(images), np.repeat(np.arange(classes), per_class)
+
+    def probabilities(self, images, batch_size=500):
+        """The `classify` signature's p(y|x) [n, classes], in batches."""
+        return np.concatenate([self.signatures["classify"](images=tf.constant(images[s:s + batch_size]))[
+            "probabilities"].numpy() for s in range(0, len(images), batch_size)])
 
 
 def read_card(path):

@@ -101,6 +101,26 @@ def format_tables(rows, ceiling):
                      f"| {name(row)} | " + " | ".join(f"{_fmt(i[f]['mse'], 4)} | {i[f]['accuracy']:.2%}"
                                                       for f in fractions) + " |")
 
+    conditional = [row for row in rows if "label_accuracy" in row["samples"] or
+                   "test_error" in row.get("classification", {})]
+    if conditional:
+        lines += ["", "### Class-conditional models", "",
+                  "Samples of each requested class (as many of each), judged by the frozen classifier: label accuracy "
+                  "is its agreement with the requested class; the Fréchet distance of each class's samples is to the "
+                  "test images of that class. Test error: the model's own classification of the test images.", "",
+                  "| export | label accuracy ↑ | lowest class's accuracy | per-class Fréchet distance ↓ (best to worst) "
+                  "| test error ↓ |", "|---|---|---|---|---|"]
+        for row in conditional:
+            samples, classified = row["samples"], row.get("classification", {})
+            cells = ["", "", ""]
+            if "label_accuracy" in samples:
+                classes = samples["per_class"].values()
+                distances = [c["frechet_distance"] for c in classes if c["frechet_distance"] is not None]
+                cells = [f"{samples['label_accuracy']:.2%}", f"{min(c['label_accuracy'] for c in classes):.1%}",
+                         f"{min(distances):.2f} to {max(distances):.2f}" if distances else ""]
+            error = f"{classified['test_error']:.2%}" if "test_error" in classified else ""
+            lines.append(f"| {name(row)} | " + " | ".join(cells + [error]) + " |")
+
     lines += ["", "### Test log-likelihood", "",
               "| export | negative log-likelihood (nats) ↓ | conservative estimate (RAISE) | method | binarization |",
               "|---|---|---|---|---|"]

@@ -46,34 +46,41 @@ def log_bernoulli_means(x, probabilities):
                                                       1e-7, 1.0)), axis=-1)
 
 
-def importance_weighted_log_likelihood(encode, decode, images, k, seed=0, rows_per_call=20_000):
+def importance_weighted_log_likelihood(encode, decode, images, k, seed=0, rows_per_call=20_000, labels=None):
     """log p(x) >= log (1/k) sum_i w_i, z_i ~ q(z|x) (Burda et al. 2015), per image, in nats.
 
     encode(images) -> {"latent": mean, "log_var": ...} and decode(z) -> Bernoulli means: a VAE's verbs, or
     an export's signatures (see export_verbs). x must be binary. With k = 1 this is a one-sample estimate of the
-    ELBO; it tightens as k grows, towards log p(x).
+    ELBO; it tightens as k grows, towards log p(x). labels (a conditional VAE's): each image's class, given to both
+    verbs as their second argument; the bound is then of log p(x|y).
     """
     per_call = max(1, rows_per_call // k)
 
     @tf.function
-    def bound(x, mean, log_var, call_seed):
+    def bound(x, mean, log_var, call_seed, *y):
         n, d = tf.shape(x)[0], tf.shape(mean)[1]
         noise = tf.random.stateless_normal([n, k, d], call_seed)
         z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise
-        probabilities = tf.reshape(decode(tf.reshape(z, [-1, d])), [n, k, -1])
+        condition = [tf.repeat(y[0], k)] if y else []
+        probabilities = tf.reshape(decode(tf.reshape(z, [-1, d]), *condition), [n, k, -1])
         log_px_z = log_bernoulli_means(tf.reshape(x, [n, 1, -1]), probabilities)
         return importance_weighted_bound(log_px_z, z, noise, log_var)
 
     out = []
     for call, start in enumerate(range(0, len(images), per_call)):
         x = tf.constant(images[start:start + per_call], tf.float32)
-        code = encode(x)
-        out.append(bound(x, code["latent"], code["log_var"], tf.constant([seed, call])).numpy())
+        y = [] if labels is None else [tf.constant(labels[start:start + per_call], tf.int32)]
+        code = encode(x, *y)
+        out.append(bound(x, code["latent"], code["log_var"], tf.constant([seed, call]), *y).numpy())
     return np.concatenate(out)
 
 
 def export_verbs(export):
-    """An export's encode and decode signatures as the callables importance_weighted_log_likelihood takes."""
+    """An export's encode and decode signatures as the callables importance_weighted_log_likelihood takes (with a
+    second argument, the labels, for a conditional export's)."""
+    if "labels" in export.signatures["encode"].structured_input_signature[1]:
+        return (lambda images, labels: export.signatures["encode"](images=images, labels=labels),
+                lambda latent, labels: export.signatures["decode"](latent=latent, labels=labels)["images"])
     return (lambda images: export.signatures["encode"](images=images),
             lambda latent: export.signatures["decode"](latent=latent)["images"])
 
@@ -83,11 +90,14 @@ def vae_likelihood(export, reference):
     config.conv_vae_images of them (its decoder costs ~30x the MLP's: k = 5000 on 10,000 images would take hours on a
     CPU), with the standard error of that subset's mean."""
     k, images = reference.config.iw_samples, reference.binarized
-    subset = reference.config.conv_vae_images if export.card.get("kind") == "conv_vae" else 0
+    subset = reference.config.conv_vae_images if export.card.get("kind") in ("conv_vae", "conv_cvae") else 0
     subset = subset if 0 < subset < len(images) else 0
+    conditional = export.card.get("kind") in ("cvae", "conv_cvae")  # log p(x|y), each image under its own class
+    labels = reference.test_labels[:subset or len(images)] if conditional else None
     log_px = importance_weighted_log_likelihood(*export_verbs(export), images[:subset or len(images)], k,
-                                                reference.config.seed)
-    method = f"importance-weighted bound, k={k}" + (f", first {subset:,} test images" if subset else "")
+                                                reference.config.seed, labels=labels)
+    method = (f"importance-weighted bound{' of log p(x|y)' if conditional else ''}, k={k}"
+              + (f", first {subset:,} test images" if subset else ""))
     return {"nll_nats": float(-log_px.mean()), "standard_error": float(log_px.std() / math.sqrt(len(log_px))),
             "images": len(log_px), "method": method, "binarization": _binarization(reference)}
 
@@ -401,4 +411,5 @@ def dbn_likelihood(export, reference):
 
 
 # model kind (its model card's `kind`) -> estimator(export, reference)
-LIKELIHOODS = {"vae": vae_likelihood, "conv_vae": vae_likelihood, "rbm": rbm_likelihood, "dbn": dbn_likelihood}
+LIKELIHOODS = {"vae": vae_likelihood, "conv_vae": vae_likelihood, "rbm": rbm_likelihood, "dbn": dbn_likelihood,
+               "cvae": vae_likelihood, "conv_cvae": vae_likelihood}

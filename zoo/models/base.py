@@ -80,6 +80,9 @@ TENSOR_ARGUMENTS = {
     "num_samples": lambda model, x, _: check_num_samples(x, model.max_samples),
     "seeds": lambda model, x, _: check_seeds(x, model.max_samples),
     "seed": lambda model, x, _: check_seed(x),
+    "label": lambda model, x, _: check_label(x, model.num_classes),
+    "labels": lambda model, x, given: check_labels(x, model.num_classes, next(
+        (given[n] for n in ("images", "latent", "seeds") if n in given), None)),
 }
 _compiled_verbs = weakref.WeakKeyDictionary()  # model -> {(verb, options): tf.function}
 
@@ -100,9 +103,9 @@ def compiled_verb(verb):
             return verb(self, *args, **kwargs)
         arguments = signature.bind(self, *args, **kwargs).arguments
         tensors = {}  # checked here, for a plain message (and a graph traced for valid shapes only)
-        for name in [n for n in TENSOR_ARGUMENTS if n in arguments]:  # images before mask
+        for name in [n for n in TENSOR_ARGUMENTS if arguments.get(n) is not None]:  # images before mask
             tensors[name] = TENSOR_ARGUMENTS[name](self, arguments[name], tensors)
-        options = {k: v for k, v in arguments.items() if k not in TENSOR_ARGUMENTS and k != "self"}
+        options = {k: v for k, v in arguments.items() if k not in tensors and k != "self"}
         names = sorted(tensors)
         functions = _compiled_verbs.setdefault(self, {})
         key = (verb.__name__, tuple(names), tuple(sorted(options.items())))
@@ -119,6 +122,8 @@ def compiled_verb(verb):
 
 class ZooModel(MeanMetrics, keras.Model):
     KIND: str = ""  # its name in zoo.models.MODELS, `python -m zoo.train KIND` and model cards
+    CONDITIONAL: bool = False  # trains on (images, labels) and generates a chosen class (docs/conditional.md)
+    num_classes: int = 10
     Config: type = None  # the model's config dataclass
     SIGNATURES: tuple[str, ...] = ()  # serving verbs it implements, `sample` first (it is also serving_default)
     DATA: dict = {}  # what it wants from zoo.data's pipeline under zoo.train: e.g. dict(binarize="dynamic")
@@ -152,6 +157,16 @@ class ZooModel(MeanMetrics, keras.Model):
         """One image per seed: image i is sample(1, seeds[i]), whatever else is in the batch (TF Serving batches
         requests together). Models whose samples are one decode of seeded noise do it as one batch."""
         return per_seed(check_seeds(seeds, self.max_samples), lambda seed: self.sample(1, seed)[0])
+
+    @property
+    def conditional_classes(self):
+        """The number of classes fit's labels take (a conditional model's), or None: labels are dropped."""
+        return self.num_classes if self.CONDITIONAL else None
+
+    def split_batch(self, data):
+        """(images, labels) of a batch as fit hands it to train_step: labels (int32 [n]) for a conditional model,
+        None for the others."""
+        return (data[0], data[1]) if self.CONDITIONAL else (data, None)
 
     def reconstruct(self, images):
         """decode(encode(images)): the model's reconstruction of images."""
@@ -208,19 +223,20 @@ class ZooModel(MeanMetrics, keras.Model):
         shuffled each epoch in an order fixed by the model's seed. Images that are not pixels (floats outside
         [0, 1], NaN, another shape or dtype) stop fit at once with a ValueError naming the problem and the fix."""
         if validation_split and validation_data is None:  # Keras's split: the last part, before shuffling
-            x, validation_data = split_arrays(x, validation_split, self.data_shape)
-        train = fit_dataset(x, y, self.data_shape, batch_size, shuffle, self.seed)
+            (x, y), validation_data = split_arrays(x, y, validation_split, self.data_shape)
+        train = fit_dataset(x, y, self.data_shape, batch_size, shuffle, self.seed, self.conditional_classes)
         validation = None if validation_data is None else fit_dataset(
-            *unpack_validation(validation_data), self.data_shape, kwargs.pop("validation_batch_size", None) or
-            batch_size, False, self.seed)
+            *unpack_validation(validation_data, self.CONDITIONAL), self.data_shape,
+            kwargs.pop("validation_batch_size", None) or batch_size, False, self.seed, self.conditional_classes)
         with clear_input_errors():
             return super().fit(train, epochs=epochs, verbose=verbose, callbacks=callbacks,
-                               validation_data=validation, **kwargs)
+                               validation_data=validation, shuffle=False, **kwargs)  # shuffled by fit_dataset
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """keras.Model.evaluate on images as fit takes them."""
         if not kwargs.get("_use_cached_eval_dataset"):  # fit's validation data, converted by fit already
-            x, y, batch_size = fit_dataset(x, y, self.data_shape, batch_size, False, self.seed), None, None
+            x, y, batch_size = fit_dataset(x, y, self.data_shape, batch_size, False, self.seed,
+                                           self.conditional_classes), None, None
         with clear_input_errors():
             return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
@@ -281,7 +297,7 @@ class ZooModel(MeanMetrics, keras.Model):
                              f"its own signatures; docs/serving.md), got format={format!r}"
                              + (" and an input_signature" if input_signature is not None else ""))
         card = {"kind": self.KIND, "config": dataclasses.asdict(self.config), "seed": self.seed,
-                "steps": int(self.optimizer.iterations.numpy()) if self.optimizer else 0,
+                "steps": int(self.optimizer.iterations.numpy()) if getattr(self, "optimizer", None) else 0,
                 "exported_by": "model.export"}
         path = contract.export_to(self, filepath, card)
         if verbose is not False:
@@ -545,32 +561,77 @@ def _refuse_shape(static, shape):
     raise ValueError(f"{_FIT_ERROR} {problem}")
 
 
-def fit_dataset(x, y, shape, batch_size, shuffle, seed):
-    """What fit and evaluate hand to Keras: a tf.data.Dataset of checked model inputs (fit_images). Arrays are
-    checked whole, at once, and batched (32 a batch unless batch_size says), shuffled each epoch if `shuffle` in
-    an order fixed by `seed`; a dataset is mapped batch by batch."""
+def fit_dataset(x, y, shape, batch_size, shuffle, seed, classes=None):
+    """What fit and evaluate hand to Keras: a tf.data.Dataset of checked model inputs (fit_images), with their
+    labels (fit_labels) when `classes` is given (a conditional model's). Arrays are checked whole, at once, and
+    batched (32 a batch unless batch_size says), shuffled each epoch if `shuffle` in an order fixed by `seed`; a
+    dataset is mapped batch by batch."""
     if isinstance(x, tf.data.Dataset):
         if batch_size is not None or y is not None:
             raise ValueError("fit: a tf.data.Dataset carries its own batches and labels; drop batch_size and y")
+
+        def adapt(*element):
+            element = element[0] if len(element) == 1 else element
+            images = fit_images(element, shape)
+            return images if classes is None else (images, fit_labels(labels_of(element), classes, images))
+
         # Not converted by AutoGraph: a shape or dtype refused while tracing stays the plain ValueError it is.
-        adapt = tf.autograph.experimental.do_not_convert(
-            lambda *element: fit_images(element[0] if len(element) == 1 else element, shape))
-        return x.map(adapt).prefetch(tf.data.AUTOTUNE)
+        return x.map(tf.autograph.experimental.do_not_convert(adapt)).prefetch(tf.data.AUTOTUNE)
     if x is None or not isinstance(x, (np.ndarray, tf.Tensor, list, tuple, dict)):
         raise ValueError(f"fit takes images as a NumPy array, a tensor or a tf.data.Dataset ({FIT_INPUT}); got "
                          f"{type(x).__name__}")
     try:
         images = fit_images(x, shape)
+        if classes is not None:
+            labels = fit_labels(y if y is not None else labels_of(x), classes, images)
     except tf.errors.InvalidArgumentError as error:
         raise ValueError(error.message) from None
-    dataset = tf.data.Dataset.from_tensor_slices(images)
+    dataset = tf.data.Dataset.from_tensor_slices(images if classes is None else (images, labels))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size or 32).prefetch(tf.data.AUTOTUNE)
 
 
-def split_arrays(x, fraction, shape):
-    """Keras's validation_split for arrays: (training inputs, validation inputs), the last `fraction` held out."""
+def labels_of(element):
+    """The labels of an element of a user's data: (images, labels[, ...]) or a dict's "label" entry; None."""
+    if isinstance(element, dict):
+        return element.get("label", element.get("labels"))
+    if isinstance(element, (tuple, list)) and len(element) > 1:
+        return element[1]
+    return None
+
+
+def fit_labels(labels, classes, images):
+    """A conditional model's labels from a user's data: int32 [n], each in [0, classes); integer class indices, or
+    one-hot rows [n, classes] (Keras's to_categorical). Missing labels, another shape or count than the images', or
+    a class out of range are a ValueError (or the check every later op depends on), naming the fix."""
+    if labels is None:
+        raise ValueError(f"fit: labels: a conditional model trains on (image, label) pairs; pass fit(x, y) with y the "
+                         f"class indices 0..{classes - 1}, or a dataset of (images, labels)")
+    labels = tf.convert_to_tensor(labels)
+    if labels.shape.rank == 2 and labels.shape[-1] == classes:  # one-hot
+        labels = tf.argmax(labels, axis=-1)
+    if not (labels.dtype.is_integer or labels.dtype.is_floating) or labels.shape.rank != 1:
+        raise ValueError(f"fit: labels must be class indices [n] (or one-hot [n, {classes}]); got {labels.dtype.name} "
+                         f"of shape {labels.shape}")
+    if labels.dtype.is_floating:
+        labels = checked(labels, (lambda: tf.reduce_all(tf.equal(labels, tf.round(labels))),
+                                  "fit: labels must be whole class indices; got values like", lambda: labels[:5]))
+    labels = tf.cast(labels, tf.int32)
+    return checked(
+        labels,
+        (lambda: tf.equal(tf.shape(labels)[0], tf.shape(images)[0]),
+         "fit: labels must be one per image; got labels and images", lambda: tf.stack(
+             [tf.shape(labels)[0], tf.shape(images)[0]])),
+        (lambda: tf.reduce_all((labels >= 0) & (labels < classes)),
+         f"fit: labels must be class indices in 0..{classes - 1}; got min and max",
+         lambda: tf.stack([tf.reduce_min(labels), tf.reduce_max(labels)])),
+    )
+
+
+def split_arrays(x, y, fraction, shape):
+    """Keras's validation_split for arrays: ((training inputs, their labels), (validation inputs, their labels)), the
+    last `fraction` held out (labels None if not given)."""
     if isinstance(x, tf.data.Dataset):
         raise ValueError("fit: validation_split needs arrays; with a tf.data.Dataset pass validation_data")
     if not 0 < fraction < 1:
@@ -580,13 +641,15 @@ def split_arrays(x, fraction, shape):
     except tf.errors.InvalidArgumentError as error:
         raise ValueError(error.message) from None
     cut = int(len(images) * (1 - fraction))
-    return images[:cut], images[cut:]
+    y = labels_of(x) if y is None and not isinstance(x, np.ndarray) else y
+    return (images[:cut], None if y is None else y[:cut]), (images[cut:], None if y is None else y[cut:])
 
 
-def unpack_validation(validation_data):
-    """(x, y) of fit's validation_data: a dataset, images, or an (images, labels[, weights]) tuple."""
+def unpack_validation(validation_data, with_labels=False):
+    """(x, y) of fit's validation_data: a dataset, images, or an (images, labels[, weights]) tuple; y only for a
+    model that takes labels."""
     if isinstance(validation_data, tuple) and len(validation_data) in (2, 3):
-        return validation_data[0], None
+        return validation_data[0], validation_data[1] if with_labels else None
     return validation_data, None
 
 
@@ -610,6 +673,39 @@ def check_seed(seed):
         raise tf.errors.InvalidArgumentError(None, None, f"seed must be an integer; got {seed!r}")
     seed = tf.convert_to_tensor(seed, tf.int32)
     return checked(seed, (lambda: _shape_is(seed, ()), "seed must be a scalar; got shape", lambda: tf.shape(seed)))
+
+
+def check_label(label, classes):
+    """label as an int32 scalar class index in [0, classes)."""
+    label = tf.convert_to_tensor(label, tf.int32)
+    return checked(
+        label,
+        (lambda: _shape_is(label, ()), "label must be a scalar class index; got shape", lambda: tf.shape(label)),
+        (lambda: (label >= 0) & (label < classes), f"label must be a class in 0..{classes - 1}; got", lambda: label),
+    )
+
+
+def check_labels(labels, classes, batch=None):
+    """labels as an int32 vector of class indices in [0, classes), one per row of `batch` (images, codes or seeds)
+    if given."""
+    labels = tf.convert_to_tensor(labels, tf.int32)
+    requirements = [
+        (lambda: _shape_is(labels, (None,)), "labels must be a vector of class indices [n]; got shape",
+         lambda: tf.shape(labels)),
+        (lambda: tf.reduce_all((labels >= 0) & (labels < classes)),
+         f"labels must be classes in 0..{classes - 1}; got min and max",
+         lambda: tf.stack([tf.reduce_min(labels), tf.reduce_max(labels)])),
+    ]
+    if batch is not None:
+        requirements.insert(1, (lambda: tf.equal(tf.size(labels), tf.shape(batch)[0]),
+                                "labels must be one per row; got labels and rows",
+                                lambda: tf.stack([tf.size(labels), tf.shape(batch)[0]])))
+    return checked(labels, *requirements)
+
+
+def cycled_labels(count, classes):
+    """0, 1, ..., classes - 1, 0, 1, ...: the labels a conditional model draws when none are asked for."""
+    return tf.range(count) % classes
 
 
 def random_binary(shape, seed):

@@ -304,11 +304,10 @@ class GAN(GaussianPrior, ZooModel):
     def build(self, input_shape=None):
         """Both networks: the generator on codes, the discriminator on images of the generator's shape; and the
         generator's moving average, starting at its initial weights."""
-        self.generator.build((None, self.config.latent_dim))
-        image_shape = self.generator.compute_output_shape((None, self.config.latent_dim))
+        self.generator.build((None, self.generator_width))
+        image_shape = self.generator.compute_output_shape((None, self.generator_width))
         self.discriminator.build(image_shape)
-        if self.recognizer is not None:
-            self.discriminate(tf.zeros((1,) + tuple(image_shape[1:])))
+        self.build_heads(tf.zeros((1,) + tuple(image_shape[1:])))
         if self.config.ema_decay and not self.ema_weights:
             # Written in replica context by every replica with the same value: "only_first_replica" keeps the
             # first's, with no all-reduce (the plain "none" of Keras's weights cannot be assigned there).
@@ -318,6 +317,16 @@ class GAN(GaussianPrior, ZooModel):
             for average, weight in zip(self.ema_weights, self.averaged_weights()):
                 average.assign(weight)
         self.built = True
+
+    @property
+    def generator_width(self):
+        """The width of the generator's input: the code z (a conditional GAN adds the class)."""
+        return self.config.latent_dim
+
+    def build_heads(self, images):
+        """The layers on D's features beside its output, built on a dummy batch: InfoGAN's Q, if any."""
+        if self.recognizer is not None:
+            self.discriminate(images)
 
     def build_for_images(self):
         if not self.built:
@@ -572,7 +581,7 @@ class DCGAN(GAN):
     def build_generator(self, c):
         """z [n, latent_dim] -> [n, 32, 32, 1] in [-1, 1]: 4x4 transposed convolutions, the first 'valid' (1x1 to
         4x4), the others stride 2; batch norm and LeakyReLU after all but the last, tanh at the output."""
-        layers = [keras.layers.Reshape((1, 1, c.latent_dim))]
+        layers = [keras.layers.Reshape((1, 1, self.generator_width))]
         for i, filters in enumerate(c.generator_filters):
             layers += [keras.layers.Conv2DTranspose(filters, 4, strides=1 if i == 0 else 2,
                                                     padding="valid" if i == 0 else "same", use_bias=not c.batch_norm)]

@@ -133,65 +133,76 @@ class VAE(GaussianPrior, ZooModel):
             [keras.layers.Dense(n, activation=c.activation) for n in reversed(c.hidden)]
             + [keras.layers.Dense(28 * 28)], name="decoder")
 
-    def posterior(self, images):
-        """Mean and log-variance of q(z|x); images [n, 28, 28, 1] or flat [n, 784]."""
+    def posterior(self, images, labels=None):
+        """Mean and log-variance of q(z|x); images [n, 28, 28, 1] or flat [n, 784]. (labels: a conditional VAE's
+        class of each image, cvae.py; unused here.)"""
         mean, log_var = tf.split(self.encoder(tf.reshape(images, (-1, 28, 28, 1))), 2, axis=-1)
         return mean, log_var
 
-    def decoder_logits(self, latent):
-        """The decoder's Bernoulli logits [n, 784] of codes [n, latent_dim]."""
+    def decoder_logits(self, latent, labels=None):
+        """The decoder's Bernoulli logits [n, 784] of codes [n, latent_dim] (labels: a conditional VAE's)."""
         return self.decoder(latent)
 
-    def call(self, images, training=False):
+    def call(self, images, training=False, labels=None):
         """Decoder logits for one posterior sample per image; adds the KL term through add_loss."""
-        mean, log_var = self.posterior(images)
+        mean, log_var = self.posterior(images, labels)
         z = mean + tf.exp(0.5 * log_var) * replica_noise(tf.shape(mean), self.noise_seed(training))
         self.add_loss(tf.reduce_mean(kl_to_prior(mean, log_var)))
-        return self.decoder(z)
+        return self.decoder_logits(z, labels)
 
     def noise_seed(self, training):
         """Fresh noise every training step; a fixed draw for evaluation, so validation curves are comparable."""
         return step_seed(self, stream=0) if training else tf.constant([self.seed, -1])
 
-    def compute_terms(self, images, training):
+    def compute_terms(self, images, training, labels=None):
         """(loss, reconstruction, kl), each the batch mean in nats per image: -ELBO and its two terms, or with
         importance_samples > 1, -L_k and the two terms as reported (see the module's docstring)."""
         if self.config.importance_samples > 1:
-            return self.negative_iw_bound(images, training)
-        logits = self(images, training=training)
+            return self.negative_iw_bound(images, training, labels)
+        logits = self(images, training=training, labels=labels)
         reconstruction = tf.reduce_mean(bernoulli_nll(images, logits))
         kl = tf.add_n(self.losses)  # what call() added through add_loss
         return reconstruction + kl, reconstruction, kl
 
-    def negative_iw_bound(self, images, training):
-        """-L_k = -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i = mean + exp(log_var / 2) * eps_i, per image
-        (likelihood.importance_weighted_bound), with log p(x|z_i) from the decoder's logits: finite for any."""
-        k = self.config.importance_samples
-        mean, log_var = self.posterior(images)
-        shape = tf.shape(mean)
-        eps = replica_noise(tf.stack([shape[0], k, shape[1]]), self.noise_seed(training))  # [n, k, d]
+    def iw_bound(self, images, eps, labels=None):
+        """(L_k per image, log p(x|z_i) [n, k]): the importance-weighted bound of k samples z_i = mean +
+        exp(log_var / 2) * eps_i (eps [n, k, d]) of q(z|x) (likelihood.importance_weighted_bound), log p(x|z_i) from
+        the decoder's logits, so it is finite for any."""
+        mean, log_var = self.posterior(images, labels)
+        shape, k = tf.shape(mean), tf.shape(eps)[1]
         z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * eps
-        logits = tf.reshape(self.decoder_logits(tf.reshape(z, (-1, shape[1]))), (shape[0], k, -1))
+        repeated = None if labels is None else tf.repeat(labels, k)
+        logits = tf.reshape(self.decoder_logits(tf.reshape(z, (-1, shape[1])), repeated), (shape[0], k, -1))
         targets = tf.broadcast_to(tf.reshape(images, (shape[0], 1, -1)), tf.shape(logits))
         log_px_z = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits), axis=-1)
-        bound = likelihood.importance_weighted_bound(log_px_z, z, eps, log_var)
+        return likelihood.importance_weighted_bound(log_px_z, z, eps, log_var), log_px_z
+
+    def negative_iw_bound(self, images, training, labels=None):
+        """-L_k = -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x), the batch mean, with the two terms
+        reported beside it (the mean -log p(x|z_i) and the analytic KL)."""
+        mean, log_var = self.posterior(images, labels)
+        shape = tf.shape(mean)
+        eps = replica_noise(tf.stack([shape[0], self.config.importance_samples, shape[1]]), self.noise_seed(training))
+        bound, log_px_z = self.iw_bound(images, eps, labels)
         return -tf.reduce_mean(bound), -tf.reduce_mean(log_px_z), tf.reduce_mean(kl_to_prior(mean, log_var))
 
     def default_optimizer(self, total_steps=None):
         c = self.config
         return keras.optimizers.Adam(learning_rate_schedule(c.learning_rate, c.learning_rate_schedule, total_steps))
 
-    def train_step(self, images):
+    def train_step(self, data):
+        images, labels = self.split_batch(data)  # labels: a conditional VAE's (cvae.py)
         with tf.GradientTape() as tape:
-            loss, reconstruction, kl = self.compute_terms(images, training=True)
+            loss, reconstruction, kl = self.compute_terms(images, training=True, labels=labels)
             # Keras sums gradients across replicas, so each replica's mean loss is divided by their number.
             scaled_loss = self.optimizer.scale_loss(loss / num_replicas())
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         return self.update_metrics(images, loss, reconstruction, kl)
 
-    def test_step(self, images):
-        loss, reconstruction, kl = self.compute_terms(images, training=False)
+    def test_step(self, data):
+        images, labels = self.split_batch(data)
+        loss, reconstruction, kl = self.compute_terms(images, training=False, labels=labels)
         return self.update_metrics(images, loss, reconstruction, kl)
 
     def update_metrics(self, images, loss, reconstruction, kl):
@@ -311,12 +322,12 @@ class ConvVAE(VAE):
             + [keras.layers.Flatten()] + [keras.layers.Dense(n, activation=c.activation) for n in c.hidden]
             + [keras.layers.Dense(2 * c.latent_dim)], name="encoder")
 
-    def posterior(self, images):
+    def posterior(self, images, labels=None):
         # oneDNN's convolutions refuse an empty batch, which the verbs accept (an empty answer)
         return tuple(tf.split(unless_empty(self.encoder, tf.reshape(images, (-1, 28, 28, 1)), 2 * self.latent_dim),
                               2, axis=-1))
 
-    def decoder_logits(self, latent):
+    def decoder_logits(self, latent, labels=None):
         return unless_empty(self.decoder, latent, 28 * 28)
 
     def build_decoder(self, c):
