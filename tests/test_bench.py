@@ -67,3 +67,15 @@ def test_an_unknown_quality_target_is_a_message_with_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         bench.main(["quality", "--models", "vae,dcgan"])
     assert exit_.value.code == 2 and "--models: unknown dcgan; choose from vae, rbm, gan" in capsys.readouterr().err
+
+
+def test_the_keras_conditional_gan_peer_trains_and_exports_under_the_conditional_contract(tmp_path):
+    from zoo import export
+    path, _ = bench.train_conditional_peer(1, str(tmp_path), batch_size=50, limit=200)
+    exported = export.Export(path)
+    assert exported.conditional and exported.card["kind"] == "keras_conditional_gan"
+    images, labels = exported.class_samples(3, seed=0)
+    assert images.shape == (30, 28, 28, 1) and list(labels[:4]) == [0, 0, 0, 1]
+    one = exported.signatures["generate"](seeds=tf.constant([7]), labels=tf.constant([2]))["images"]
+    again = exported.signatures["sample"](num_samples=tf.constant(1), seed=tf.constant(7), label=tf.constant(2))
+    np.testing.assert_allclose(one, again["images"], atol=1e-6)  # generate's row is sample(1, seed, label)

@@ -442,6 +442,162 @@ class BaselineDCGAN(keras.Model):
         return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
 
 
+class KerasConditionalGAN(keras.Model):
+    """The keras.io "Conditional GAN" example (generative/conditional_gan.py), as that example writes it: the one-hot
+    class joined to the generator's code and, as 10 constant channels, to the discriminator's image; 28x28 images in
+    [0, 1] with a sigmoid generator; D labels generated images 1 and real ones 0; Adam 3e-4 for both."""
+
+    def __init__(self, latent_dim=128, num_classes=10):
+        super().__init__()
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        generator_in, discriminator_in = latent_dim + num_classes, 1 + num_classes
+        self.discriminator = keras.Sequential([
+            keras.layers.InputLayer((28, 28, discriminator_in)),
+            keras.layers.Conv2D(64, (3, 3), strides=(2, 2), padding="same"), keras.layers.LeakyReLU(negative_slope=0.2),
+            keras.layers.Conv2D(128, (3, 3), strides=(2, 2), padding="same"),
+            keras.layers.LeakyReLU(negative_slope=0.2), keras.layers.GlobalMaxPooling2D(), keras.layers.Dense(1)],
+            name="discriminator")
+        self.generator = keras.Sequential([
+            keras.layers.InputLayer((generator_in,)), keras.layers.Dense(7 * 7 * generator_in),
+            keras.layers.LeakyReLU(negative_slope=0.2), keras.layers.Reshape((7, 7, generator_in)),
+            keras.layers.Conv2DTranspose(128, (4, 4), strides=(2, 2), padding="same"),
+            keras.layers.LeakyReLU(negative_slope=0.2),
+            keras.layers.Conv2DTranspose(128, (4, 4), strides=(2, 2), padding="same"),
+            keras.layers.LeakyReLU(negative_slope=0.2),
+            keras.layers.Conv2D(1, (7, 7), padding="same", activation="sigmoid")], name="generator")
+        self.gen_loss_tracker = keras.metrics.Mean(name="generator_loss")
+        self.disc_loss_tracker = keras.metrics.Mean(name="discriminator_loss")
+
+    @property
+    def metrics(self):
+        return [self.gen_loss_tracker, self.disc_loss_tracker]
+
+    def compile(self, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer = keras.optimizers.Adam(learning_rate=0.0003)
+        self.g_optimizer = keras.optimizers.Adam(learning_rate=0.0003)
+        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def train_step(self, data):
+        real_images, labels = data
+        one_hot_labels = tf.one_hot(labels, self.num_classes)
+        image_one_hot_labels = tf.repeat(tf.repeat(one_hot_labels[:, None, None, :], 28, axis=1), 28, axis=2)
+        batch_size = tf.shape(real_images)[0]
+        random_latent_vectors = tf.random.normal(shape=(batch_size, self.latent_dim))
+        generated_images = self.generator(tf.concat([random_latent_vectors, one_hot_labels], axis=1))
+        fake_image_and_labels = tf.concat([generated_images, image_one_hot_labels], -1)
+        real_image_and_labels = tf.concat([real_images, image_one_hot_labels], -1)
+        combined_images = tf.concat([fake_image_and_labels, real_image_and_labels], axis=0)
+        targets = tf.concat([tf.ones((batch_size, 1)), tf.zeros((batch_size, 1))], axis=0)
+        with tf.GradientTape() as tape:
+            d_loss = self.loss_fn(targets, self.discriminator(combined_images))
+        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+        random_latent_vectors = tf.random.normal(shape=(batch_size, self.latent_dim))
+        misleading_labels = tf.zeros((batch_size, 1))
+        with tf.GradientTape() as tape:
+            fake_images = self.generator(tf.concat([random_latent_vectors, one_hot_labels], axis=1))
+            predictions = self.discriminator(tf.concat([fake_images, image_one_hot_labels], -1))
+            g_loss = self.loss_fn(misleading_labels, predictions)
+        grads = tape.gradient(g_loss, self.generator.trainable_weights)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
+        self.gen_loss_tracker.update_state(g_loss)
+        self.disc_loss_tracker.update_state(d_loss)
+        return {"g_loss": self.gen_loss_tracker.result(), "d_loss": self.disc_loss_tracker.result()}
+
+
+class ConditionalPeerExport(tf.Module):
+    """A KerasConditionalGAN's generator under the serving contract's conditional signatures, for the evaluator:
+    `sample(num_samples, seed, label)` and `generate(seeds, labels)`, z ~ N(0, I) from the stateless seed."""
+
+    def __init__(self, generator, latent_dim, num_classes=10):
+        super().__init__()
+        self.generator, self.latent_dim, self.num_classes = generator, latent_dim, num_classes
+
+    def _images(self, z, labels):
+        return {"images": self.generator(tf.concat([z, tf.one_hot(labels, self.num_classes)], axis=1))}
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_samples"),
+                                  tf.TensorSpec([], tf.int32, name="seed"), tf.TensorSpec([], tf.int32, name="label")])
+    def sample(self, num_samples, seed, label):
+        z = tf.random.stateless_normal([num_samples, self.latent_dim], tf.stack([seed, 0]))
+        return self._images(z, tf.fill([num_samples], label))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="seeds"),
+                                  tf.TensorSpec([None], tf.int32, name="labels")])
+    def generate(self, seeds, labels):
+        z = tf.map_fn(lambda seed: tf.random.stateless_normal([self.latent_dim], tf.stack([seed, 0])), seeds,
+                      fn_output_signature=tf.float32)
+        return self._images(z, labels)
+
+
+def train_conditional_peer(epochs, export_dir, batch_size=64, seed=0, limit=None):
+    """Train the keras.io example's conditional GAN as the example does (all 70,000 MNIST digits, batch 64) for
+    `epochs` epochs and export it as export_dir/keras_conditional_gan/<version>, so `zoo.evaluate` scores it beside
+    the zoo's conditional models; returns the path and the training seconds."""
+    keras.utils.set_random_seed(seed)
+    x_train, y_train, x_test, y_test, _ = data.load_arrays()
+    images = np.concatenate([x_train, x_test])[:limit].astype(np.float32)[..., None] / 255.0
+    labels = np.concatenate([y_train, y_test])[:limit].astype(np.int32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).shuffle(1024, seed=seed).batch(batch_size)
+    model = KerasConditionalGAN()
+    model.compile()
+    started = time.time()
+    model.fit(dataset, epochs=epochs, verbose=2)
+    seconds = time.time() - started
+    module = ConditionalPeerExport(model.generator, model.latent_dim)
+    folder = os.path.join(export_dir, "keras_conditional_gan")
+    path = os.path.join(folder, str(export.next_version(folder)))
+    tf.saved_model.save(module, path, signatures={"sample": module.sample, "generate": module.generate})
+    os.makedirs(os.path.join(path, "assets"), exist_ok=True)
+    with open(os.path.join(path, export.CARD), "w") as f:
+        json.dump({"kind": "keras_conditional_gan", "config": {"latent_dim": 128, "batch_size": batch_size},
+                   "epochs": epochs, "train_seconds": round(seconds, 1), "steps": int(model.d_optimizer.iterations),
+                   "signatures": ["sample", "generate"], "source": "keras.io examples/generative/conditional_gan.py"},
+                  f, indent=2)
+    return path, seconds
+
+
+def bench_cgan(batch_size, epochs, limit=10_000):
+    """The keras.io conditional GAN and the zoo's conditional DCGAN (the lab's networks, projection D, then the
+    quality preset's stabilisers), each on the same 28x28 images and labels, steps per call as zoo.train runs."""
+    from zoo.models.cgan import ConditionalDCGAN, ConditionalDCGANConfig
+
+    x, y, *_ = data.load_arrays()
+    images, labels = x[:limit], y[:limit].astype(np.int32)
+    dataset = tf.data.Dataset.from_tensor_slices((images.astype(np.float32)[..., None] / 255.0, labels)).batch(
+        batch_size).cache().repeat()
+    steps_per_epoch = -(-limit // batch_size)
+    steps, _ = train.execution_settings(ConditionalDCGAN, steps_per_epoch, 1)
+
+    def peer():
+        keras.utils.set_random_seed(0)
+        model = KerasConditionalGAN()
+        model.compile(steps_per_execution=steps)
+        return model
+
+    def zoo_model(config):
+        keras.utils.set_random_seed(0)
+        model = ConditionalDCGAN(config)
+        model.compile(steps_per_execution=steps)
+        return model
+
+    makers = {"peer": peer, "zoo": lambda: zoo_model(ConditionalDCGANConfig()),
+              "zoo_quality": lambda: zoo_model(ConditionalDCGANConfig(**ConditionalDCGAN.PRESETS["quality"]))}
+    seconds = {name: timed_fit(make(), epochs, x=dataset, steps_per_epoch=steps_per_epoch)
+               for name, make in makers.items()}
+    rates = {name: limit / s for name, s in seconds.items()}
+    rows = [("float32 GEMM 2048x2048x2048", f"{gemm_gflops(2048, 2048, 2048):.0f} GFLOP/s", ""),
+            ("keras.io conditional GAN (its networks: 28x28, D on 11 channels), batch "
+             f"{batch_size}", f"{rates['peer']:,.0f} img/s", f"{55_000 / rates['peer'] / 60:.1f} min per epoch"),
+            ("zoo conditional DCGAN, the lab's networks at 32x32, projection D", f"{rates['zoo']:,.0f} img/s",
+             f"{55_000 / rates['zoo'] / 60:.1f} min per epoch"),
+            ("the same, quality preset (EMA, R1 0.1, learning rate 4e-4, padded digits)",
+             f"{rates['zoo_quality']:,.0f} img/s", f"{55_000 / rates['zoo_quality'] / 60:.1f} min per epoch")]
+    return rows, (f"training on {limit:,} MNIST images with their labels, {steps} steps per call; the networks "
+                  "differ (the peer's are the example's), so the rows are each model's cost, not the same work")
+
+
 def bench_dcgan(batch_size, epochs, limit=10_000):
     """The plain Keras DCGAN, then the zoo's without and with the generator EMA, on one pipeline with the same
     execution settings, in the same run."""
@@ -578,7 +734,8 @@ def bench_quality(batch_size, epochs, models=QUALITY_MODELS):
                   "but not the RBM's AIS")
 
 
-BENCHMARKS = {"vae": bench_vae, "rbm": bench_rbm, "dbn": bench_dbn, "dcgan": bench_dcgan, "quality": bench_quality}
+BENCHMARKS = {"vae": bench_vae, "rbm": bench_rbm, "dbn": bench_dbn, "dcgan": bench_dcgan, "quality": bench_quality,
+              "cgan": bench_cgan}
 
 
 def serve(argv):
@@ -617,12 +774,25 @@ def serve(argv):
                   f"{facts['still_serving']}")
 
 
+def conditional_peer(argv):
+    """python -m zoo.bench cgan-peer: train the keras.io conditional GAN and export it for the leaderboard."""
+    parser = cli.parser("python -m zoo.bench cgan-peer", "Train the keras.io conditional GAN as its example does and "
+                        "export it, so `python -m zoo.evaluate` scores it beside the zoo's conditional models.")
+    parser.add_argument("--epochs", type=cli.positive_int, default=20, help="default: %(default)s (the example's)")
+    parser.add_argument("--export-dir", default="exports", help="default: %(default)s")
+    args = parser.parse_args(argv)
+    path, seconds = train_conditional_peer(args.epochs, args.export_dir)
+    print(f"exported {path} ({seconds:.0f} s of training)")
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:
         return serve(argv[1:])
+    if argv[:1] == ["cgan-peer"]:
+        return conditional_peer(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m zoo.bench", description=__doc__.strip().splitlines()[0])
-    parser.add_argument("model", choices=sorted(BENCHMARKS) + ["serve"])
+    parser.add_argument("model", choices=sorted(BENCHMARKS) + ["serve", "cgan-peer"])
     parser.add_argument("--batch-size", type=cli.positive_int, help="default: 128 (vae), 100 (the others)")
     parser.add_argument("--epochs", type=cli.positive_int, default=4, help="timed epochs + 1 (default: 4)")
     parser.add_argument("--models", default=",".join(QUALITY_MODELS),
@@ -633,8 +803,9 @@ def main(argv=None):
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch includes compilation and is not timed")
     devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or f"CPU ({tf.config.threading.get_inter_op_parallelism_threads() or 'all'} threads)"
-    batch_size = args.batch_size or {"rbm": 100, "dbn": 100, "dcgan": 100, "quality": 100}.get(args.model, 128)
-    extra = {"limit": args.limit} if args.model == "dcgan" else {}
+    batch_size = args.batch_size or {"rbm": 100, "dbn": 100, "dcgan": 100, "quality": 100, "cgan": 64}.get(
+        args.model, 128)
+    extra = {"limit": args.limit} if args.model in ("dcgan", "cgan") else {}
     if args.model == "quality":
         extra["models"] = args.models.split(",")
         unknown = set(extra["models"]) - set(QUALITY_MODELS)
