@@ -43,6 +43,7 @@ WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 # name -> SHA-256 of zoo/weights/NAME.npz. The order is the registry's: the likelihood models, then the samplers.
 REGISTRY = {
     "rbm_centered": "99a62215b4a171feaf8142934d063fdca514b426bf38ba34a9b10ab108f01416",
+    "vae_iwae": "d2003718bfc6e7a7e3dd2ee04bca5e8a5be1eab71c2870960c9fba033b280973",
     "vae_2d": "c1dc685d642949257146d866a79a87d54c0e7c15f8d290fac52642f9b4a27ecd",
     "conv_vae": "ffd28e73400bf7491d5040be212a2dcb9c25f23b7cb5f3ea354926d794d63dbd",
     "gan_mlp": "b9343c86f18c5d7d288791d3c3bf8cabe7d45e56d0193000753460246c163036",
