@@ -50,7 +50,7 @@ def test_each_tab_gives_its_picture(demo):
     assert where == "z = (-3.00, 3.00)" and picked.shape == (240, 240)
     shown = demo.inpaint(7, None, "top half", 0)
     assert [caption.split()[0] for _, caption in shown] == ["truth", "input:", "vae_2d", "dae", "rbm_centered"]
-    truth, masked = shown[0][0], shown[1][0]
+    truth = shown[0][0]
     for image, _ in shown[2:]:  # the observed half is the truth's in every completion
         np.testing.assert_array_equal(image[image.shape[0] // 2:], truth[truth.shape[0] // 2:])
     drawn = demo.inpaint(0, a_drawing("zero"), "random 50%", 3, source="drawing")

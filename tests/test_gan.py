@@ -230,7 +230,7 @@ def test_infogans_term_is_the_codes_cross_entropy_and_q_trains_with_d():
     assert float(accuracy) == 0.5
 
     real = next(iter(pipelines().train))
-    q_before, g_before = values(model.recognizer.trainable_variables), values(model.generator.trainable_variables)
+    q_before = values(model.recognizer.trainable_variables)
     model.discriminator_step(real)  # Q learns with D's optimizer
     assert all(changed(q_before, model.recognizer.trainable_variables))
     q_before = values(model.recognizer.trainable_variables)

@@ -33,7 +33,8 @@ def test_pip_install_runs_from_any_folder(tmp_path):
     assert install.returncode == 0, install.stderr[-3000:]
     env = {"PYTHONPATH": str(target)}  # the installed copy, not the checkout (the process runs from /)
     where = run_python("import zoo, zoo.classifier; print(zoo.__file__); print(zoo.classifier.FROZEN_WEIGHTS); "
-                       "print(zoo.pretrained.weights_path('vae_2d')); print(zoo.pretrained.load('vae_2d').sample(2, 0).shape)",
+                       "print(zoo.pretrained.weights_path('vae_2d')); "
+                       "print(zoo.pretrained.load('vae_2d').sample(2, 0).shape)",
                        env=env)
     assert where.returncode == 0, where.stderr[-3000:]
     package_file, weights, pretrained_weights, *shape = where.stdout.split()

@@ -1,7 +1,7 @@
 """Training speed, next to what this machine can do, measured in one run.
 
     python -m zoo.bench vae [--batch-size 128 --epochs 4]
-    python -m zoo.bench rbm --batch-size 100     (scikit-learn's BernoulliRBM too: pip install -r requirements-bench.txt)
+    python -m zoo.bench rbm --batch-size 100    (scikit-learn's BernoulliRBM too: pip install -r requirements-bench.txt)
     python -m zoo.bench dbn                      (up-down fine-tuning against CD-1 on the same layers)
     python -m zoo.bench dcgan [--limit 10000]    (the lab's DCGAN, one D and one G update per batch of 100; a plain
                                                  Keras DCGAN of the same layers as the baseline; the zoo's with EMA)
@@ -132,8 +132,8 @@ class BaselineVAE(keras.Model):
         with tf.GradientTape() as tape:
             mean, log_var, z = self.encoder(x)
             reconstruction = self.decoder(z)
-            bce = tf.reduce_mean(tf.reduce_sum(keras.losses.binary_crossentropy(x[..., None], reconstruction[..., None]),
-                                               axis=1))
+            bce = tf.reduce_mean(tf.reduce_sum(
+                keras.losses.binary_crossentropy(x[..., None], reconstruction[..., None]), axis=1))
             kl = tf.reduce_mean(-0.5 * tf.reduce_sum(1 + log_var - tf.square(mean) - tf.exp(log_var), axis=1))
             loss = bce + kl
         grads = tape.gradient(loss, self.trainable_weights)
@@ -168,7 +168,8 @@ def bench_vae(batch_size, epochs):
     model.compile(steps_per_execution=steps, jit_compile=jit)
     seconds = timed_fit(model, epochs, x=pipelines.train, steps_per_epoch=pipelines.steps_per_epoch)
     rows.append((f"zoo VAE, batch {batch_size} ({steps} steps per call, XLA {'on' if jit else 'off'})",
-                 f"{n / seconds:,.0f} img/s", f"{seconds:.2f} s/epoch, {n / seconds * flops_per_image / 1e9:.0f} GFLOP/s"))
+                 f"{n / seconds:,.0f} img/s",
+                 f"{seconds:.2f} s/epoch, {n / seconds * flops_per_image / 1e9:.0f} GFLOP/s"))
 
     model = VAE(config)
     model.compile()
@@ -329,7 +330,8 @@ def bench_rbm(batch_size, epochs, large_batch=1000):
         rows.append((f"scikit-learn BernoulliRBM (PCD-1, n_components=500), batch {batch_size}",
                      f"{n / seconds:,.0f} img/s", f"{seconds:.2f} s/epoch; the zoo's CD-1 is {ratio:.1f}x faster"))
     rate = homework_rbm_rate(binary.astype(np.float64))
-    rows.append(("homework-style CD-1, one image at a time (NumPy loop)", f"{rate:,.0f} img/s", f"{n / rate:.0f} s/epoch"))
+    rows.append(("homework-style CD-1, one image at a time (NumPy loop)", f"{rate:,.0f} img/s",
+                 f"{n / rate:.0f} s/epoch"))
     return rows, (f"training on {n:,} dynamically binarized MNIST images, 784x500; "
                   f"{flops_per_image / 1e6:.2f} MFLOP per image in CD-1's five matrix products")
 
@@ -802,7 +804,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch includes compilation and is not timed")
-    devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or f"CPU ({tf.config.threading.get_inter_op_parallelism_threads() or 'all'} threads)"
+    threads = tf.config.threading.get_inter_op_parallelism_threads() or "all"
+    devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or f"CPU ({threads} threads)"
     batch_size = args.batch_size or {"rbm": 100, "dbn": 100, "dcgan": 100, "quality": 100, "cgan": 64}.get(
         args.model, 128)
     extra = {"limit": args.limit} if args.model in ("dcgan", "cgan") else {}

@@ -394,7 +394,8 @@ def page(demo):
         with gr.Tab("Latent map"):
             gr.Markdown("The 2-D VAE's decoder over [-3, 3]²: click a spot to decode it.")
             with gr.Row():
-                the_map = gr.Image(label="latent map", type="numpy", format="png", interactive=False, elem_id="latent_map")
+                the_map = gr.Image(label="latent map", type="numpy", format="png", interactive=False,
+                                   elem_id="latent_map")
                 with gr.Column():
                     picked = gr.Image(label="decoded", type="numpy", format="png", elem_id="decoded")
                     where = gr.Markdown(elem_id="where")

@@ -175,7 +175,8 @@ class Export:
         """Call an images-in, images-out signature in batches."""
         out = []
         for start in range(0, len(images), batch_size):
-            inputs = {k: tf.constant(v[start:start + batch_size]) for k, v in extra.items() if isinstance(v, np.ndarray)}
+            inputs = {k: tf.constant(v[start:start + batch_size])
+                      for k, v in extra.items() if isinstance(v, np.ndarray)}
             inputs.update({k: tf.constant(v, tf.int32) for k, v in extra.items() if not isinstance(v, np.ndarray)})
             out.append(self.signatures[name](images=tf.constant(images[start:start + batch_size]), **inputs)[
                 "images"].numpy())

@@ -108,8 +108,8 @@ def format_tables(rows, ceiling):
                   "Samples of each requested class (as many of each), judged by the frozen classifier: label accuracy "
                   "is its agreement with the requested class; the Fréchet distance of each class's samples is to the "
                   "test images of that class. Test error: the model's own classification of the test images.", "",
-                  "| export | label accuracy ↑ | lowest class's accuracy | per-class Fréchet distance ↓ (best to worst) "
-                  "| test error ↓ |", "|---|---|---|---|---|"]
+                  "| export | label accuracy ↑ | lowest class's accuracy "
+                  "| per-class Fréchet distance ↓ (best to worst) | test error ↓ |", "|---|---|---|---|---|"]
         for row in conditional:
             samples, classified = row["samples"], row.get("classification", {})
             cells = ["", "", ""]

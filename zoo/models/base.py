@@ -44,7 +44,8 @@ class MeanMetrics:
         return self.running_means()
 
     def record_weighted(self, values):
-        """Add figures that each carry their own weight, {name: (value, weight)} (a rate and how many tries it is of)."""
+        """Add figures that each carry their own weight, {name: (value, weight)}: a rate and how many tries it is
+        of."""
         for name, (value, weight) in values.items():
             self.trackers[name].update_state(value, sample_weight=weight)
 

@@ -401,7 +401,8 @@ class GAN(GaussianPrior, ZooModel):
             real_logits = self.discriminator(real, training=True)
             total = tf.reduce_sum(real_logits)
         slopes = input_tape.gradient(total, real)
-        return real_logits, 0.5 * self.config.r1_gamma * tf.reduce_mean(tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))
+        penalty = tf.reduce_mean(tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))
+        return real_logits, 0.5 * self.config.r1_gamma * penalty
 
     def generator_step(self, batch):
         """G's update; returns its adversarial loss and, with a categorical code, Q's accuracy on its images."""
