@@ -1,7 +1,7 @@
-"""Class-conditional models: the conditional VAE (MLP and convolutional) and the conditional DCGAN (projection and
-auxiliary classifier). Labels reach them through fit and the pipeline, their verbs and exports take the class and
-refuse bad ones by name, the conditional VAE classifies by Bayes' rule, and the evaluator scores what a requested
-class gives."""
+"""Class-conditional models: the conditional VAE (MLP and convolutional), the conditional DCGAN (projection and
+auxiliary classifier) and the DBN with label units. Labels reach them through fit and the pipeline, their verbs
+and exports take the class and refuse bad ones by name, the conditional VAE classifies by Bayes' rule, and the
+evaluator scores what a requested class gives."""
 
 import numpy as np
 import pytest
@@ -11,6 +11,7 @@ from conftest import run_python, run_zoo
 from zoo import classifier, data, evaluate, export, likelihood
 from zoo.models.cgan import ConditionalDCGAN, ConditionalDCGANConfig
 from zoo.models.cvae import ConditionalConvVAE, ConditionalVAE
+from zoo.models.dbn import DBN, DBNConfig
 
 TINY_CVAE = dict(latent_dim=4, hidden=(32,), classify_samples=10)
 TINY_CGAN = dict(latent_dim=8, generator_filters=(16, 8, 4), discriminator_filters=(4, 8))
@@ -57,12 +58,29 @@ def test_log_p_x_given_y_is_the_same_estimator_on_the_model_and_its_export(train
     assert np.mean(from_model) > np.mean(wrong)  # a digit is likelier under its own class
 
 
+def pretrained_dbn(model, n=500):
+    """A DBN's greedy pretraining, each RBM five epochs of fit on its data (the labels joining the top one's); then
+    its label units wired strongly, so that a tiny top RBM's samples depend on the class (the learning itself is
+    test_dbn's)."""
+    images, labels, *_ = data.load_arrays("mnist", "packaged", None)
+    batch = (tf.constant(data.as_images(images[:n])), tf.constant(labels[:n]))
+
+    def fit_stage(stage, rbm, transform):
+        rbm.compile()
+        rbm.fit(transform(batch, tf.constant(0, tf.int64)).numpy(), epochs=5, batch_size=50, verbose=0)
+
+    model.pretrain(fit_stage)
+    model.top.W[-10:].assign(np.random.default_rng(0).normal(0, 3, model.top.W[-10:].shape))
+    return model
+
+
 @pytest.mark.parametrize("make", [
     lambda: ConditionalVAE(ConditionalVAE.Config(**TINY_CVAE), seed=0),
     lambda: ConditionalConvVAE(ConditionalConvVAE.Config(**TINY_CVAE), seed=0),
     lambda: ConditionalDCGAN(ConditionalDCGANConfig(**TINY_CGAN), seed=0),
     lambda: ConditionalDCGAN(ConditionalDCGANConfig(**TINY_CGAN, conditioning="auxiliary"), seed=0),
-], ids=["cvae", "conv_cvae", "cdcgan projection", "cdcgan auxiliary"])
+    lambda: pretrained_dbn(DBN(DBNConfig(layers=(784, 24, 12), labels=True, sample_steps=20), seed=0)),
+], ids=["cvae", "conv_cvae", "cdcgan projection", "cdcgan auxiliary", "dbn with labels"])
 def test_every_conditional_model_trains_on_labels_and_its_verbs_and_export_take_the_class(make, digits, tmp_path):
     images, labels, *_ = digits
     model = make()

@@ -78,7 +78,7 @@ def _labels():
 def conditional_endpoint(model, verb):
     """A conditional model's signatures: the class of what it makes or reads, and `classify`."""
     if verb == "sample":
-        return (lambda num_samples, seed, label: {"images": model.sample(num_samples, seed, label)},
+        return (lambda num_samples, seed, label: {"images": model.sample(num_samples, seed, label=label)},
                 [tf.TensorSpec([], tf.int32, name="num_samples"), _seed(), tf.TensorSpec([], tf.int32, name="label")])
     if verb == "generate":
         return (lambda seeds, labels: {"images": model.generate(seeds, labels)},

@@ -393,6 +393,9 @@ def dbn_likelihood(export, reference):
     """The importance-weighted bound (as for the VAEs), with the variational bound of the same draws beside it."""
     if "parameters" not in export.signatures:
         return {"missing": "the export has no `parameters` signature, which the bound needs"}
+    if export.card.get("config", {}).get("labels"):
+        return {"missing": "a DBN with label units: the bound's AIS runs over Bernoulli units only, and the top "
+                           "RBM's labels are one softmax group"}
     parameters = {k: v.numpy() for k, v in export.signatures["parameters"]().items()}
     config = reference.config
     k = config.dbn_samples
@@ -402,7 +405,8 @@ def dbn_likelihood(export, reference):
     n = math.sqrt(len(variational))
     return dict(ais, nll_nats=float(-importance_weighted.mean()), standard_error=float(importance_weighted.std() / n),
                 importance_samples=k,
-                variational_bound={"nll_nats": float(-variational.mean()), "standard_error": float(variational.std() / n)},
+                variational_bound={"nll_nats": float(-variational.mean()),
+                                   "standard_error": float(variational.std() / n)},
                 method=f"importance-weighted bound, k={k:,} recognition samples per image (the variational bound "
                        f"of the same samples, as Salakhutdinov and Murray report it: {-variational.mean():.2f}); "
                        f"top RBM's log Z by AIS ({config.ais_chains} chains, {config.ais_temperatures:,} "

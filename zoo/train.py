@@ -138,7 +138,8 @@ def execution_settings(model_class, steps_per_epoch, replicas):
     """(steps_per_execution, jit_compile) for fit.
 
     Small models spend most of a step in Python and dispatch: running up to 10 steps per compiled call speeds them
-    up markedly on a CPU, and XLA (on a GPU, or on a CPU where the model says it helps) more (docs/benchmarks.md). The step count divides steps_per_epoch so every epoch ends on its own data. Under several replicas
+    up markedly on a CPU, and XLA (on a GPU, or on a CPU where the model says it helps) more (docs/benchmarks.md).
+    The step count divides steps_per_epoch so every epoch ends on its own data. Under several replicas
     both are off: Keras 3.15's multi-step loop and XLA's handling of variables on other devices both fail under
     MirroredStrategy.
     """
@@ -160,8 +161,10 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     model_class = MODELS[model_name]
     check_train_config(model_name, train_config)
     model_config = model_config or model_class.Config()
+    # Labels are the model's to ask for: a conditional model trains on (image, label) pairs, the others on images.
     data_config = dataclasses.replace(data_config or data_config_for(model_name, model_config),
-                                      seed=train_config.seed)
+                                      seed=train_config.seed,
+                                      labels=bool(model_class.data_settings(model_config).get("labels")))
     name = train_config.name or model_name
     keras.utils.set_random_seed(train_config.seed)
     strategy = strategy or make_strategy(train_config.strategy)
@@ -422,7 +425,7 @@ def fit_layer(model, transform, stage_dir, data_config, epochs, strategy, verbos
     os.makedirs(stage_dir, exist_ok=True)
     checkpoint = runs.Checkpoint(stage_dir, restore_from=restore_from)
     # A stage model's own callbacks (a centered RBM's offsets from the mean of its data), given that data.
-    own = model.layer_callbacks(pipelines.splits.train.images, transform) if hasattr(model, "layer_callbacks") else []
+    own = model.layer_callbacks(pipelines.splits.train, transform) if hasattr(model, "layer_callbacks") else []
     stage_callbacks = own + [
         callbacks.StopOnNaN(checkpoint.folder),
         keras.callbacks.TensorBoard(stage_dir, histogram_freq=1, write_graph=False), checkpoint]

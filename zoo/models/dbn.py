@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.models.base import (ZooModel, chain_mean, check_fields, check_images, check_latent, check_num_samples,
-                             compiled_verb, num_replicas, positive, random_binary, replica_noise, seed_pair, step_seed)
+from zoo.models.base import (ZooModel, chain_mean, check_fields, check_images, check_label, check_labels, check_latent,
+                             check_num_samples, check_seeds, compiled_verb, cycled_labels, mean_trackers, num_replicas,
+                             per_seed, positive, random_binary, replica_noise, seed_pair, step_seed)
 from zoo.models.rbm import RBM, RBMConfig, bernoulli, cd_gradient
 
 
 TOP_PHASES = ("cd", "pcd", "fixed")
+LABELS = 10  # the label units of a DBN with labels: one softmax group, a digit
 
 
 @dataclass
@@ -61,6 +63,9 @@ class DBNConfig:
         "help": "how sample draws the top RBM's state: gibbs, annealed or tempering (see the RBM's samplers)"})
     sample_steps: int = field(default=1000, metadata={"help": "Gibbs sweeps in the top RBM of sample"})
     inpaint_steps: int = field(default=50, metadata={"help": "up-top-down rounds of inpaint"})
+    labels: bool = field(default=False, metadata={
+        "help": "10 label units, one softmax group, join the top RBM's visible layer (Hinton et al. 2006): the DBN "
+                "then trains on (image, label) pairs, generates a chosen digit and classifies"})
 
     def __post_init__(self):
         self.layers = tuple(self.layers)
@@ -75,17 +80,20 @@ class DBNConfig:
             fine_tune_epochs=(lambda v: v >= 0, ">= 0 (0: greedy only)"),
             learning_rate=(positive, "positive"), fine_tune_learning_rate=(positive, "positive"),
             momentum=(lambda v: 0 <= v < 1, "in [0, 1)"), weight_decay=(lambda v: v >= 0, ">= 0"))
+        if self.labels:  # the tempered samplers are the Bernoulli RBM's; the clamped label needs Gibbs sampling
+            check_fields(self, sampler=(lambda v: v == "gibbs", "gibbs with labels"))
 
     def starts_reversed(self, layer):
         """Whether RBM `layer` (between layers `layer` and `layer` + 1) starts as the RBM below it, reversed."""
         return self.transpose_init and layer >= 1
 
     def rbm_config(self, layer):
-        """The RBM that pretrains the weights between layer and layer + 1."""
-        return RBMConfig(visible=self.layers[layer], hidden=self.layers[layer + 1], cd_k=self.cd_k,
+        """The RBM that pretrains the weights between layer and layer + 1; the top one with the label units."""
+        labels = LABELS if self.labels and layer == len(self.layers) - 2 else 0
+        return RBMConfig(visible=self.layers[layer] + labels, hidden=self.layers[layer + 1], cd_k=self.cd_k,
                          negative_phase="pcd" if self.persistent else "cd", centered=self.centered,
                          learning_rate=self.learning_rate, learning_rate_decay=self.learning_rate_decay,
-                         momentum=self.momentum, weight_decay=self.weight_decay)
+                         momentum=self.momentum, weight_decay=self.weight_decay, label_units=labels)
 
 
 PRESETS = {
@@ -100,6 +108,8 @@ PRESETS = {
 # hinton2006_centered with the upper layers trained on binary states, each started at the layer below it, reversed,
 # as Hinton et al. (2006) start theirs: the zoo's best DBN (docs/dbn.md).
 PRESETS["hinton2006_reversed"] = dict(PRESETS["hinton2006_centered"], propagate="samples", transpose_init=True)
+# The same with the 2006 paper's 10 label units in the top RBM: it generates a chosen digit and classifies.
+PRESETS["hinton2006_labels"] = dict(PRESETS["hinton2006_reversed"], labels=True)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -128,6 +138,43 @@ class DBN(ZooModel):
         # The top RBM is an ordinary one: a centered top layer is copied in with its offsets folded.
         top = dataclasses.replace(self.config.rbm_config(len(sizes) - 2), centered=False)
         self.top = RBM(top, seed=seed, name="top_rbm")
+        if self.config.labels:  # a conditional model: its verbs take the class, and it classifies
+            self.trackers.update(mean_trackers(["label_error"]))
+            object.__setattr__(self, "CONDITIONAL", True)
+            object.__setattr__(self, "SIGNATURES", ("sample", "generate", "encode", "decode", "classify", "parameters"))
+
+    @classmethod
+    def data_settings(cls, config):
+        return dict(cls.DATA, labels=config.labels)
+
+    def with_labels(self, top_states, labels):
+        """The top RBM's visible states: the layer below it, and with label units the one-hot labels."""
+        if not self.config.labels:
+            return top_states
+        return tf.concat([top_states, tf.one_hot(labels, LABELS, dtype=top_states.dtype)], axis=1)
+
+    def without_labels(self, top_visible):
+        """The top RBM's visible states less their label units: what the generative pass goes down from."""
+        return top_visible[:, :-LABELS] if self.config.labels else top_visible
+
+    def label_probabilities(self, top_states):
+        """p(y | h_L-1) [n, 10]: the softmax over the labels y of -F(h_L-1, y), the top RBM's free energy of the
+        state with each label (Hinton et al. 2006). The terms of h_L-1 alone cancel, leaving
+            -F(h, y) = b_y + sum_j softplus(x_j + W_yj) + const,  x = c + h W_h,
+        one matmul for all ten labels."""
+        W, b, c = self.top.W, self.top.visible_bias, self.top.hidden_bias  # the top RBM is an uncentered one
+        x = tf.matmul(top_states, W[:-LABELS]) + c  # [n, hidden]
+        scores = b[-LABELS:] + tf.reduce_sum(tf.nn.softplus(x[:, None, :] + W[-LABELS:][None]), axis=-1)
+        return tf.nn.softmax(scores, axis=-1)
+
+    def top_data(self, top_states, labels=None):
+        """The top RBM's visible state of an up pass's top_states: with label units, joined by `labels` (None: the
+        most probable ones)."""
+        if not self.config.labels:
+            return top_states
+        if labels is None:
+            labels = tf.argmax(self.label_probabilities(top_states), axis=-1, output_type=tf.int32)
+        return self.with_labels(top_states, labels)
 
     @property
     def latent_dim(self):
@@ -149,7 +196,8 @@ class DBN(ZooModel):
             rbm.build_for_images()
             if self.config.starts_reversed(layer):
                 self.start_reversed(rbm, below, seed=tf.constant([self.seed, layer]))
-            fit_stage(f"layer{layer + 1}", rbm, self.greedy_transform(lower))
+            top = layer == len(self.config.layers) - 2
+            fit_stage(f"layer{layer + 1}", rbm, self.greedy_transform(lower, with_labels=top and self.config.labels))
             below = rbm
             trained = rbm.parameters()  # W and the ordinary RBM's biases (a centered RBM's offsets folded in)
             W, visible_bias, hidden_bias = trained["weights"], trained["visible_bias"], trained["hidden_bias"]
@@ -176,7 +224,8 @@ class DBN(ZooModel):
         over the states h the model below visits (sigmoid'(mean x_i) var x_i, on states drawn from its chains)
         and replaces the others by their tangents at mean x_i, sigmoid(mean x_i) W_i h, folded into the visible
         biases: both marginals are then the reversed RBM's up to second-order terms. Persistent chains start at
-        those states, drawn from p(h | v) of the chains below."""
+        those states, drawn from p(h | v) of the chains below. Label units (a labelled top RBM) start with weights
+        and biases 0: uniform, independent of h, which keeps the marginal over h."""
         ordinary = below.parameters()
         W, b, c = ordinary["weights"], ordinary["visible_bias"], ordinary["hidden_bias"]  # W: [below, h]
         v, _, _ = below.gibbs(below.chains.value, 10, seed, split_across_replicas=False)
@@ -197,24 +246,31 @@ class DBN(ZooModel):
             weights = tf.transpose(tf.gather(W, kept))
             visible_bias = c + tf.linalg.matvec(W, tangent, transpose_a=True)
             hidden_bias = tf.gather(b, kept)
+        labels = rbm.config.label_units  # label units start unconnected, uniform: the marginal over h is the same
+        if labels:
+            weights = tf.concat([weights, tf.zeros([labels, hidden])], axis=0)
+            visible_bias = tf.concat([visible_bias, tf.zeros([labels])], axis=0)
+            h = tf.concat([h, tf.one_hot(tf.range(tf.shape(h)[0]) % labels, labels)], axis=1)
         rbm.start_at(weights, visible_bias, hidden_bias)
         if rbm.config.negative_phase != "cd" and rbm.chains.shape[0] == h.shape[0]:
             rbm.chains.assign(h)
 
-    def greedy_transform(self, lower):
-        """images, batch index -> the activities of the layer above `lower` (probabilities, or samples drawn from
-        (seed, layer, batch index))."""
+    def greedy_transform(self, lower, with_labels=False):
+        """images (or (images, labels) of a labelled DBN), batch index -> the activities of the layer above `lower`
+        (probabilities, or samples drawn from (seed, layer, batch index)), with_labels: joined by the one-hot
+        labels, the top RBM's data."""
         samples = self.config.propagate == "samples"
         seed = self.seed
 
-        def transform(images, index):
+        def transform(batch, index):
+            images, labels = batch if isinstance(batch, tuple) else (batch, None)
             h = tf.reshape(images, (-1, 784))
             for layer, (W, c) in enumerate(lower):
                 h = tf.sigmoid(tf.matmul(h, W) + c)
                 if samples:
                     key = tf.random.experimental.stateless_fold_in(tf.constant([seed, layer], tf.int64), index)
                     h = bernoulli(h, tf.random.stateless_uniform(tf.shape(h), key))
-            return h
+            return tf.concat([h, tf.one_hot(labels, LABELS, dtype=h.dtype)], axis=1) if with_labels else h
 
         return transform
 
@@ -245,8 +301,10 @@ class DBN(ZooModel):
     # -- up-down fine-tuning ----------------------------------------------------------------------------------
 
     def call(self, images, training=False):
-        """Mean-field reconstruction: up with probabilities, through the top RBM, down; flat [n, 784]."""
-        return self.down(self.top.call(self.up(tf.reshape(images, (-1, 784)))[-1]))[-1]
+        """Mean-field reconstruction: up with probabilities, through the top RBM (with the most probable labels),
+        down; flat [n, 784]."""
+        top_visible = self.top.call(self.top_data(self.up(tf.reshape(images, (-1, 784)))[-1]))
+        return self.down(self.without_labels(top_visible))[-1]
 
     def wake_phase(self, v, seed):
         """Sample up with R; each generative layer learns to predict the layer below from the one above.
@@ -296,12 +354,14 @@ class DBN(ZooModel):
             error_sum += tf.reduce_sum(tf.square(error), axis=1)
         return updates, sleep, error_sum
 
-    def up_down(self, v, seed):
-        """One up-down pass over a batch: (negated updates by variable path, per-image error figures)."""
+    def up_down(self, v, seed, labels=None):
+        """One up-down pass over a batch: (negated updates by variable path, per-image error figures). With label
+        units, the top RBM's data are the wake state and the labels; its negative state goes down without them."""
         fold = lambda stream: tf.random.experimental.stateless_fold_in(seed, stream)  # noqa: E731
         wake_updates, wake, wake_error = self.wake_phase(v, fold(1))
-        top_updates, negative, top_reconstruction = self.top_phase(wake[-1], fold(2))
-        sleep_updates, sleep, sleep_error = self.sleep_phase(negative, fold(3))
+        top_updates, negative, top_reconstruction = self.top_phase(self.with_labels(wake[-1], labels), fold(2))
+        sleep_updates, sleep, sleep_error = self.sleep_phase(self.without_labels(negative), fold(3))
+        top_reconstruction = self.without_labels(top_reconstruction)
         # The reconstruction: cd's sleep pass starts at the data's own negative state; the chains' does not, so
         # pcd and fixed take a down pass (probabilities) from the top RBM's mean-field reconstruction instead.
         reconstruction = sleep[0] if self.config.top_phase == "cd" else self.down(top_reconstruction)[-1]
@@ -312,10 +372,14 @@ class DBN(ZooModel):
             "top_reconstruction_mse": tf.reduce_sum(tf.square(wake[-1] - top_reconstruction), axis=1),
             "wake_error": wake_error, "sleep_error": sleep_error,
         }
+        if self.config.labels:  # the label the top RBM gives the (sampled) wake state: what classify does
+            guess = tf.argmax(self.label_probabilities(wake[-1]), axis=-1, output_type=tf.int32)
+            errors["label_error"] = tf.cast(guess != labels, tf.float32)
         return {**wake_updates, **top_updates, **sleep_updates}, errors
 
-    def train_step(self, images):
-        updates, errors = self.up_down(tf.reshape(images, (-1, 784)), step_seed(self, stream=0))
+    def train_step(self, data):
+        images, labels = self.split_batch(data)
+        updates, errors = self.up_down(tf.reshape(images, (-1, 784)), step_seed(self, stream=0), labels)
         self.apply_updates(updates)
         return self.record(errors)
 
@@ -325,8 +389,9 @@ class DBN(ZooModel):
         self.optimizer.apply_gradients([(scale * updates[v.path] if scale != 1 else updates[v.path], v)
                                         for v in self.trainable_variables if v.path in updates])
 
-    def test_step(self, images):
-        _, errors = self.up_down(tf.reshape(images, (-1, 784)), tf.constant([self.seed, -1]))
+    def test_step(self, data):
+        images, labels = self.split_batch(data)
+        _, errors = self.up_down(tf.reshape(images, (-1, 784)), tf.constant([self.seed, -1]), labels)
         return self.record(errors)  # per-image values: exact epoch means
 
     # -- the serving verbs ------------------------------------------------------------------------------------
@@ -341,15 +406,32 @@ class DBN(ZooModel):
                         f"generative_bias_{i}": tf.identity(self.generative_bias[i])})
         return out
 
-    def encode(self, images):
-        """Top-layer probabilities after a recognition pass with probabilities."""
+    @compiled_verb
+    def encode(self, images, labels=None):
+        """Top-layer probabilities after a recognition pass with probabilities (with label units, under each image's
+        label: None, the label `classify` finds)."""
         v = tf.reshape(check_images(images), (-1, 784))
-        return {"latent": self.top.hidden_probabilities(self.up(v)[-1])}
+        if labels is not None and self.config.labels:
+            labels = check_labels(labels, LABELS, v)
+        return {"latent": self.top.hidden_probabilities(self.top_data(self.up(v)[-1], labels))}
 
-    def decode(self, latent):
-        """Pixel probabilities of a top state: p(h_L-1 | h_L) in the top RBM, then down with probabilities."""
+    @compiled_verb
+    def decode(self, latent, labels=None):
+        """Pixel probabilities of a top state: p(h_L-1 | h_L) in the top RBM, then down with probabilities. (The
+        label units are independent of the layers below given h_L: labels are accepted, for the contract, and
+        unused.)"""
         latent = check_latent(latent, self.latent_dim)
-        return tf.reshape(self.down(self.top.visible_probabilities(latent))[-1], (-1, 28, 28, 1))
+        if labels is not None:
+            check_labels(labels, LABELS, latent)
+        return tf.reshape(self.down(self.without_labels(self.top.visible_probabilities(latent)))[-1], (-1, 28, 28, 1))
+
+    @compiled_verb
+    def classify(self, images):
+        """p(y|x) [n, 10] of a DBN with label units: up with probabilities, then the softmax over the labels of
+        -F(h, y), the top RBM's free energy of the top state with each label (Hinton et al. 2006)."""
+        if not self.config.labels:
+            raise ValueError("this DBN has no label units; train one with --labels")
+        return self.label_probabilities(self.up(tf.reshape(check_images(images), (-1, 784)))[-1])
 
     @compiled_verb
     def reconstruct(self, images, steps=0, seed=0):
@@ -357,28 +439,52 @@ class DBN(ZooModel):
         down with probabilities; the serving signature uses steps=0, so it is deterministic."""
         if steps == 0:
             return self.decode(self.encode(images)["latent"])
-        top_visible = self.up(tf.reshape(check_images(images), (-1, 784)))[-1]
+        top_visible = self.top_data(self.up(tf.reshape(check_images(images), (-1, 784)))[-1])
         _, top_visible, _ = self.top.gibbs(top_visible, steps, seed_pair(seed, 3))
-        return tf.reshape(self.down(top_visible)[-1], (-1, 28, 28, 1))
+        return tf.reshape(self.down(self.without_labels(top_visible))[-1], (-1, 28, 28, 1))
 
     @compiled_verb
-    def sample(self, num_samples, seed, steps=None, method=None, resample=False):
+    def sample(self, num_samples, seed, steps=None, method=None, resample=False, label=None):
         """A state of the top RBM's visible layer, then a generative pass down with probabilities. The top state:
         with method "gibbs" (config.sampler by default), `steps` Gibbs steps (config.sample_steps) from a uniformly
-        random top state; "annealed" or "tempering": the RBM's samplers at the same compute (RBM.sample_visible)."""
+        random top state; "annealed" or "tempering": the RBM's samplers at the same compute (RBM.sample_visible).
+        With label units, the Gibbs chain runs with them clamped to `label` (None: 0, 1, ..., 9 in turn)."""
         num_samples, seed = check_num_samples(num_samples, self.max_samples), seed_pair(seed, 0)
         steps = self.config.sample_steps if steps is None else steps
         method = method or self.config.sampler
         if method != "gibbs":
+            if self.config.labels:
+                raise ValueError(f"sample: method {method!r} of a DBN with labels; its label is clamped in a Gibbs "
+                                 "chain, use method='gibbs'")
             top_visible = self.top.sample_visible(num_samples, seed, steps, method, resample)
             return tf.reshape(self.down(top_visible)[-1], (-1, 28, 28, 1))
         h = random_binary([num_samples, self.top.config.hidden], seed)
         top_visible = self.top.visible_probabilities(h)
+        clamp = None
+        if self.config.labels:
+            labels = (cycled_labels(num_samples, LABELS) if label is None
+                      else tf.fill([num_samples], check_label(label, LABELS)))
+            values = self.with_labels(tf.zeros_like(self.without_labels(top_visible)), labels)
+            is_label = tf.range(self.top.visible) >= self.top.visible - LABELS
+            clamp = (is_label[None, :], values)
+            top_visible = tf.where(clamp[0], clamp[1], top_visible)
         if steps > 0:
-            start = bernoulli(top_visible, tf.random.stateless_uniform(
+            start = self.top.visible_states(top_visible, tf.random.stateless_uniform(
                 tf.shape(top_visible), tf.random.experimental.stateless_fold_in(seed, 1)))
-            _, top_visible, _ = self.top.gibbs(start, steps, tf.random.experimental.stateless_fold_in(seed, 2))
-        return tf.reshape(self.down(top_visible)[-1], (-1, 28, 28, 1))
+            start = start if clamp is None else tf.where(clamp[0], clamp[1], start)
+            _, top_visible, _ = self.top.gibbs(start, steps, tf.random.experimental.stateless_fold_in(seed, 2), clamp)
+        return tf.reshape(self.down(self.without_labels(top_visible))[-1], (-1, 28, 28, 1))
+
+    @compiled_verb
+    def generate(self, seeds, labels=None):
+        """One image per seed, sample(1, seed) (with label units: of the label beside it, None: 0, 1, ..., 9 in
+        turn)."""
+        seeds = check_seeds(seeds, self.max_samples)
+        if not self.config.labels:
+            return per_seed(seeds, lambda seed: self.sample(1, seed)[0])
+        labels = cycled_labels(tf.size(seeds), LABELS) if labels is None else check_labels(labels, LABELS, seeds)
+        return tf.map_fn(lambda pair: self.sample(1, pair[0], label=pair[1])[0], tf.stack([seeds, labels], axis=1),
+                         fn_output_signature=tf.TensorSpec([28, 28, 1], tf.float32))
 
     def complete(self, images, observed, seed):
         """Rounds of: up (sampled), one Gibbs step in the top RBM, down (probabilities), the observed pixels
@@ -388,8 +494,9 @@ class DBN(ZooModel):
 
         def inpaint_round(i, v):
             s = tf.random.experimental.stateless_fold_in(seed, i)
-            _, top_visible, _ = self.top.gibbs(self.up(v, s)[-1], 1, tf.random.experimental.stateless_fold_in(s, 100))
-            p = self.down(top_visible)[-1]
+            _, top_visible, _ = self.top.gibbs(self.top_data(self.up(v, s)[-1]), 1,
+                                               tf.random.experimental.stateless_fold_in(s, 100))
+            p = self.down(self.without_labels(top_visible))[-1]
             return tf.where(observed, x, p), p
 
         return tf.reshape(chain_mean(inpaint_round, tf.where(observed, x, 0.0), self.config.inpaint_steps),

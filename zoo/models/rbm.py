@@ -82,6 +82,7 @@ class RBMConfig:
                 "chains themselves on (sample_steps of burn-in) and records their beta = 1 states every N sweeps, "
                 "an MCMC run thinned to every N-th sweep: far fewer sweeps per sample, each chain run longer"})
     inpaint_steps: int = field(default=200, metadata={"help": "Gibbs steps of inpaint"})
+    label_units: int = 0  # the last N visible units are one softmax group, a one-of-N label (a DBN's top RBM)
     persistent: InitVar[bool | None] = None  # the flag before negative_phase: True is "pcd"
 
     NEGATIVE_PHASES = ("cd", "pcd", "pt")
@@ -105,6 +106,10 @@ class RBMConfig:
             momentum=(lambda v: 0 <= v < 1, "in [0, 1)"), weight_decay=(lambda v: v >= 0, ">= 0"))
         check_chain_sampling(self.sample_start, self.sampler, self.sample_every, self.negative_phase,
                              prefix="sample_")
+        if self.label_units:  # a softmax group: Gibbs sampling only (the tempered paths are Bernoulli's)
+            check_fields(self, label_units=(lambda v: 2 <= v < self.visible, "0 or from 2 to visible - 1"),
+                         negative_phase=(lambda v: v in ("cd", "pcd"), "cd or pcd with label units"),
+                         sampler=(lambda v: v == "gibbs", "gibbs with label units"))
 
 
 PRESETS = {
@@ -173,24 +178,27 @@ class OffsetInitialiser(keras.callbacks.Callback):
     """Sets a centered RBM's visible offsets to its training data's mean (data_mean of the same arguments) before its
     first step; a resumed run keeps its own, and skips the pass over the data."""
 
-    def __init__(self, train_images, transform=None):
+    def __init__(self, train, transform=None):
         super().__init__()
-        self.train_images, self.transform = train_images, transform
+        self.train, self.transform = train, transform
 
     def on_train_begin(self, logs=None):
         if not np.any(self.model.visible_offset.numpy()):
-            self.model.initialise_offsets(data_mean(self.train_images, self.transform))
+            self.model.initialise_offsets(data_mean(self.train, self.transform))
 
 
-def data_mean(train_images, transform=None, batch_size=1000):
-    """The mean of the training data as an RBM sees it: the pixel values in [0, 1] (the mean of any binarization
-    of them), or transform(images, batch index) of them (a DBN layer's activities of the layer below)."""
-    total = 0.0
-    for start in range(0, len(train_images), batch_size):
-        batch = as_images(train_images[start:start + batch_size])
-        x = batch if transform is None else transform(tf.constant(batch), tf.constant(start // batch_size, tf.int64))
-        total += np.asarray(x, np.float64).reshape(len(batch), -1).sum(axis=0)
-    return total / len(train_images)
+def data_mean(train, transform=None, batch_size=1000):
+    """The mean of the training data as an RBM sees it: the pixel values in [0, 1] of the split `train` (the mean
+    of any binarization of them), or transform((images, labels), batch index) of them (a DBN layer's activities of
+    the layer below, joined by the labels at a labelled top layer)."""
+    total, n = 0.0, len(train.images)
+    for start in range(0, n, batch_size):
+        batch = as_images(train.images[start:start + batch_size])
+        if transform is not None:
+            index = tf.constant(start // batch_size, tf.int64)
+            batch = transform((tf.constant(batch), tf.constant(train.labels[start:start + batch_size])), index)
+        total += np.asarray(batch, np.float64).reshape(min(batch_size, n - start), -1).sum(axis=0)
+    return total / n
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -248,15 +256,15 @@ class RBM(ZooModel):
         return (self.visible,)
 
     def training_callbacks(self, splits):
-        callbacks = self.layer_callbacks(splits.train.images, None)
+        callbacks = self.layer_callbacks(splits.train, None)
         if len(splits.validation):
             callbacks.append(FreeEnergyGap(splits.train.images, splits.validation.images, seed=self.seed))
         return callbacks
 
-    def layer_callbacks(self, train_images, transform):
-        """Callbacks for this RBM as one layer of a DBN (zoo.train's fit_layer), whose data are transform(images,
-        batch index) of zoo.data's uint8 train_images; None: the images themselves."""
-        return [OffsetInitialiser(train_images, transform)] if self.config.centered else []
+    def layer_callbacks(self, train, transform):
+        """Callbacks for this RBM as one layer of a DBN (zoo.train's fit_layer), whose data are transform((images,
+        labels), batch index) of zoo.data's training split `train`; None: the images themselves."""
+        return [OffsetInitialiser(train, transform)] if self.config.centered else []
 
     def default_optimizer(self, total_steps=None):
         c = self.config
@@ -312,8 +320,23 @@ class RBM(ZooModel):
         return tf.sigmoid(self.hidden_input(v))
 
     def visible_probabilities(self, h, beta=1.0):
-        """p(v = 1 | h) at inverse temperature beta (a scalar, or one per row [n, 1]): sigmoid(b' + beta W h)."""
-        return tf.sigmoid(beta * tf.matmul(h, self.W, transpose_b=True) + self.visible_bias_folded())
+        """p(v = 1 | h) at inverse temperature beta (a scalar, or one per row [n, 1]): sigmoid(b' + beta W h); for a
+        label group (label_units), the softmax of its units' inputs, p(label = k | h)."""
+        x = beta * tf.matmul(h, self.W, transpose_b=True) + self.visible_bias_folded()
+        labels = self.config.label_units
+        if not labels:
+            return tf.sigmoid(x)
+        return tf.concat([tf.sigmoid(x[:, :-labels]), tf.nn.softmax(x[:, -labels:])], axis=1)
+
+    def visible_states(self, p, uniform):
+        """Visible states drawn from p(v|h) with the uniforms given: each unit Bernoulli, and a label group one-hot,
+        the label whose cumulative probability first passes the group's last uniform."""
+        labels = self.config.label_units
+        if not labels:
+            return bernoulli(p, uniform)
+        below = tf.reduce_sum(tf.cast(tf.cumsum(p[:, -labels:], axis=1) < uniform[:, -1:], tf.int32), axis=1)
+        label = tf.one_hot(tf.minimum(below, labels - 1), labels, dtype=p.dtype)
+        return tf.concat([bernoulli(p[:, :-labels], uniform[:, :-labels]), label], axis=1)
 
     def free_energy(self, v, hidden_input=None):
         """F(v) = -v.b' - sum_j softplus(c'_j + v W_:j), per image; v flat [n, visible]."""
@@ -324,8 +347,8 @@ class RBM(ZooModel):
             [tf.shape(v)[0], self.config.hidden], seed))
 
     def sample_v_given_h(self, h, seed):
-        return bernoulli(self.visible_probabilities(h),
-                         tf.random.stateless_uniform([tf.shape(h)[0], self.visible], seed))
+        return self.visible_states(self.visible_probabilities(h),
+                                   tf.random.stateless_uniform([tf.shape(h)[0], self.visible], seed))
 
     def gibbs(self, v, steps, seed, clamp=None, split_across_replicas=True, hidden=None):
         """`steps` rounds of v -> h -> v. Returns the last binary v, p(v|h) of the last round and p(h|v) of the
@@ -345,7 +368,7 @@ class RBM(ZooModel):
             h = bernoulli(h_probabilities, uniform(tf.shape(h_probabilities),
                                                    tf.random.experimental.stateless_fold_in(seed, 2 * i)))
             p = self.visible_probabilities(h)
-            v = bernoulli(p, uniform(tf.shape(p), tf.random.experimental.stateless_fold_in(seed, 2 * i + 1)))
+            v = self.visible_states(p, uniform(tf.shape(p), tf.random.experimental.stateless_fold_in(seed, 2 * i + 1)))
             if clamp is not None:
                 v = tf.where(clamp[0], clamp[1], v)
             return i + 1, v, p, self.hidden_probabilities(v)
@@ -562,7 +585,7 @@ class RBM(ZooModel):
         seed = step_seed(self, stream=0)
         h_data = self.hidden_probabilities(v)  # positive phase: expectations, not samples, for lower variance
         v_model, h_model, swaps = self.negative_phase(v, h_data, seed)
-        self.record_weighted(swaps)  # parallel tempering's swap rates (training figures of its chains, not of the model)
+        self.record_weighted(swaps)  # parallel tempering's swap rates: figures of its chains, not of the model
         variables = [self.W, self.visible_bias, self.hidden_bias]
         if self.config.centered:
             # The centered gradient: the same expectations about the offsets,
