@@ -28,6 +28,12 @@ def test_every_entry_has_its_files_its_hash_and_a_card_and_the_registry_stays_un
     assert total < 60 * 2 ** 20
 
 
+def test_the_registry_table_of_the_docs_is_the_cards():
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "pretrained.md")) as f:
+        docs = f.read()
+    assert pretrained.registry_table() in docs, "docs/pretrained.md: paste `python -m zoo.pretrained list --markdown`"
+
+
 @pytest.mark.parametrize("name", sorted(pretrained.REGISTRY))
 def test_every_entry_loads_offline_with_every_verb_of_its_kind(name):
     model = pretrained.load(name)

@@ -5,7 +5,7 @@
     zoo.pretrained.card("vae_iwae")        # how it was trained, and what it measures
     model = zoo.pretrained.load("dcgan")   # the Keras model, every verb working: model.sample(16, seed=0)
 
-    python -m zoo.pretrained list                 the registry, one line each
+    python -m zoo.pretrained list [--markdown]    the registry, one line each (or docs/pretrained.md's table)
     python -m zoo.pretrained show NAME            its card
     python -m zoo.pretrained export NAME          the serving contract's SavedModel, as exports/NAME/<version>
     python -m zoo.pretrained samples              a PNG of every model's samples, side by side
@@ -43,6 +43,7 @@ WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 # name -> SHA-256 of zoo/weights/NAME.npz. The order is the registry's: the likelihood models, then the samplers.
 REGISTRY = {
     "rbm_centered": "99a62215b4a171feaf8142934d063fdca514b426bf38ba34a9b10ab108f01416",
+    "rbm_tempering": "c2c3ec2d91e8618b88c8163e73e5114f8faf79b4c2b6216cc596e81d1f872548",
     "vae_iwae": "d2003718bfc6e7a7e3dd2ee04bca5e8a5be1eab71c2870960c9fba033b280973",
     "vae_2d": "c1dc685d642949257146d866a79a87d54c0e7c15f8d290fac52642f9b4a27ecd",
     "conv_vae": "ffd28e73400bf7491d5040be212a2dcb9c25f23b7cb5f3ea354926d794d63dbd",
@@ -358,25 +359,45 @@ def measure(name, log=print):
 # Command line.
 
 
-def summary_line(name):
-    about = card(name)
+def headline(about):
+    """A card's headline figures, as one short phrase: test NLL, then samples (or reconstruction)."""
     figures, parts = about.get("figures", {}), []
     if "likelihood" in figures:
-        parts.append(f"test NLL {figures['likelihood']['nll_nats']:.2f} nats")
+        likelihood = figures["likelihood"]
+        images = likelihood.get("images", 10000)
+        parts.append(f"test NLL {likelihood['nll_nats']:.2f} nats" + (f" (first {images:,})" if images < 10000 else ""))
     if "samples" in figures:
         samples = figures["samples"]
         parts.append(f"score {samples['classifier_score']:.2f}, FD {samples['frechet_distance']:.2f}")
     if "reconstruction" in figures and not parts:
         parts.append(f"reconstruction MSE {figures['reconstruction']['mse']:.4f}")
+    return "; ".join(parts)
+
+
+def summary_line(name):
+    about = card(name)
     size = about.get("file", {}).get("bytes", 0) / 2 ** 20
-    return f"{name:16s} {about['kind']:9s} {size:5.1f} MB  {'; '.join(parts):42s} {about.get('description', '')}"
+    return f"{name:16s} {about['kind']:9s} {size:5.1f} MB  {headline(about):42s} {about.get('description', '')}"
+
+
+def registry_table():
+    """The registry as the Markdown table of docs/pretrained.md (`list --markdown`), from the cards."""
+    rows = ["| name | kind | what it is | file | headline figures (measured on the shipped file) |",
+            "|---|---|---|---|---|"]
+    for name in list():
+        about = card(name)
+        size = about.get("file", {}).get("bytes", 0) / 2 ** 20
+        rows.append(f"| `{name}` | {about['kind']} | {about.get('description', '')} | {size:.1f} MB "
+                    f"| {headline(about)} |")
+    return "\n".join(rows)
 
 
 def main(argv=None):
     parser = cli.parser("python -m zoo.pretrained", "The zoo's pretrained models: list them, read their cards, "
                         "export them for serving, look at their samples.")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    cli.subparser(verbs, "list", help="the registry, one line each")
+    listing = cli.subparser(verbs, "list", help="the registry, one line each")
+    listing.add_argument("--markdown", action="store_true", help="as the table of docs/pretrained.md")
     show = cli.subparser(verbs, "show", help="a model's card")
     show.add_argument("name")
     to_export = cli.subparser(verbs, "export", help="write NAME's SavedModel to EXPORT_DIR/NAME/<version>")
@@ -398,7 +419,9 @@ def main(argv=None):
     remeasure.add_argument("name")
     args = parser.parse_args(argv)
     try:
-        if args.verb == "list":
+        if args.verb == "list" and args.markdown:
+            print(registry_table())
+        elif args.verb == "list":
             for name in list():
                 print(summary_line(name))
         elif args.verb == "show":
