@@ -102,3 +102,36 @@ def test_the_page_serves_its_api_and_keeps_serving_after_a_bad_request(demo):
         assert where == "z = (-3.00, 3.00)"
     finally:
         blocks.close()
+
+
+@pytest.fixture(scope="module")
+def conditional_export(tmp_path_factory):
+    """A tiny conditional VAE trained briefly on 1,000 labelled digits, and its export folder."""
+    from zoo import data
+    from zoo.models.cvae import ConditionalVAE
+
+    images, labels, *_ = data.load_arrays("mnist", "packaged", None)
+    model = ConditionalVAE(ConditionalVAE.Config(latent_dim=4, hidden=(64,), classify_samples=10), seed=0)
+    model.compile()
+    model.fit(images[:1000], labels[:1000], epochs=2, batch_size=100, verbose=0)
+    return model, model.export(str(tmp_path_factory.mktemp("cvae") / "cvae"), verbose=False)
+
+
+def test_a_conditional_model_draws_the_digit_asked_for_and_the_others_refuse_one(conditional_export):
+    model, path = conditional_export
+    page = Demo(exports=[path], pretrained_names=["gan_mlp"])
+    name = f"export {path}"
+    sevens, _ = page.samples(name, 3, 8, "7")
+    expected = grid(model.generate(np.arange(3, 11, dtype=np.int32), np.full([8], 7, np.int32)))
+    np.testing.assert_allclose(sevens, expected, atol=2)  # the export's generate is the model's, to PNG levels
+    every, _ = page.samples(name, 3, 8)  # every digit: 0, 1, ..., 9 in turn, as the model's own verbs do
+    np.testing.assert_allclose(every, grid(model.generate(np.arange(3, 11, dtype=np.int32))), atol=2)
+    assert not np.array_equal(sevens, every)
+    assert page.interpolate(name, 0, 1, 5, between="test digits", digit="2").shape == (90, 450)
+    with pytest.raises(DemoError, match="class-conditional: pick the digit"):
+        page.interpolate(name, 0, 1, 5, between="test digits")
+    with pytest.raises(DemoError, match="gan_mlp is not class-conditional"):
+        page.samples("gan_mlp", 0, 4, "3")
+    with pytest.raises(DemoError, match="digit must be a whole number from 0 to 9"):
+        page.samples(name, 0, 4, "12")
+    assert page.samples("gan_mlp", 0, 4, "every digit")[0].shape == (90, 720)

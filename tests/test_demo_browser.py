@@ -115,5 +115,5 @@ def test_every_tab_of_the_page_produces_its_picture_in_a_real_browser(server, tm
         page.wait_for_function("document.querySelector('#card').innerText.length > 0", timeout=60_000)
         browser.close()
     print("demo timings (s):", {k: round(v, 1) for k, v in timings.items()}, "screenshots:", shots)
-    assert sorted(os.listdir(shots)) >= ["bad_seed.png", "inpaint.png", "interpolate.png", "latent_map.png",
-                                         "latent_map_decoded.png", "likeness.png", "samples.png"]
+    assert set(os.listdir(shots)) >= {"bad_seed.png", "inpaint.png", "interpolate.png", "latent_map.png",
+                                      "latent_map_decoded.png", "likeness.png", "samples.png"}

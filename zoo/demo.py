@@ -4,7 +4,8 @@
     python -m zoo.demo                              # http://127.0.0.1:7860: every pretrained model
     python -m zoo.demo --port 8000 --exports exports/vae/1 exports/dcgan_quality/1    # and these exports
 
-Tabs: samples by seed with the model's card figures; an interpolation between two seeds (or two test digits, for
+Tabs: samples by seed with the model's card figures (of a chosen digit, for the class-conditional models); an
+interpolation between two seeds (or two test digits, for
 the models that encode); the 2-D VAE's latent map, where a click decodes the spot; inpainting of a test digit or a
 drawn one, every capable model side by side; and how digit-like a drawn digit is, by the RBM's log-likelihood and
 the VAE's importance-weighted bound against the test set's. Every request is bounded; a bad one is a message in the
@@ -24,6 +25,8 @@ MAX_IMAGES = 64  # per request: the page's bound, under every export's max_sampl
 MAX_STEPS = 32  # interpolation steps
 REGIONS = ("top half", "bottom half", "left half", "right half", "random 20%", "random 50%", "random 80%")
 SEED_RANGE = (0, 2 ** 31 - 1)
+EVERY_DIGIT = "every digit"
+DIGITS = (EVERY_DIGIT,) + tuple(str(d) for d in range(10))  # a class-conditional model's choice
 
 
 class DemoError(ValueError):
@@ -123,19 +126,27 @@ class ExportModel:
         self.SIGNATURES = tuple(v for v in ("sample", "generate", "reconstruct", "encode", "decode", "inpaint")
                                 if self.export.has(v))
         self.latent_dim = self.export.latent_dim
+        self.CONDITIONAL = self.export.conditional
 
     def _images(self, verb, **inputs):
         return self.export.signatures[verb](**{k: self.tf.constant(v) for k, v in inputs.items()})["images"].numpy()
 
-    def generate(self, seeds):
-        return self._images("generate", seeds=np.asarray(seeds, np.int32))
+    def _labels(self, labels, n):
+        """A conditional export's labels input (None: 0, 1, ..., 9 in turn, as the models' own verbs do)."""
+        if not self.CONDITIONAL:
+            return {}
+        return {"labels": np.asarray(np.arange(n) % 10 if labels is None else labels, np.int32)}
 
-    def decode(self, latent):
-        return self._images("decode", latent=np.asarray(latent, np.float32))
+    def generate(self, seeds, labels=None):
+        return self._images("generate", seeds=np.asarray(seeds, np.int32), **self._labels(labels, len(seeds)))
 
-    def encode(self, images):
+    def decode(self, latent, labels=None):
+        return self._images("decode", latent=np.asarray(latent, np.float32), **self._labels(labels, len(latent)))
+
+    def encode(self, images, labels=None):
+        inputs = {"images": np.asarray(images, np.float32), **self._labels(labels, len(images))}
         return {k: v.numpy() for k, v in self.export.signatures["encode"](
-            images=self.tf.constant(np.asarray(images, np.float32))).items()}
+            **{k: self.tf.constant(v) for k, v in inputs.items()}).items()}
 
     def reconstruct(self, images):
         return self._images("reconstruct", images=np.asarray(images, np.float32))
@@ -184,7 +195,18 @@ class Demo:
     def has_prior(self, name):
         """Whether the model's samples decode Gaussian codes drawn from seeds (the VAEs and the GANs)."""
         card = self.cards.get(name)
-        return bool(card) and card["kind"] in ("vae", "conv_vae", "gan", "dcgan")
+        return bool(card) and card["kind"] in ("vae", "conv_vae", "gan", "dcgan", "cvae", "conv_cvae", "cdcgan")
+
+    def digit_labels(self, name, digit, count):
+        """The labels of `count` images of a class-conditional model: all `digit`, or (every digit) 0, 1, ..., 9 in
+        turn; None for the other models, which refuse a digit."""
+        chosen = None if digit in (None, EVERY_DIGIT) else checked_int(digit, "digit", 0, 9)
+        if not getattr(self.model(name), "CONDITIONAL", False):
+            if chosen is not None:
+                raise DemoError(f"{name} is not class-conditional: it cannot be asked for a digit; choose "
+                                f"'{EVERY_DIGIT}' or a conditional model (docs/conditional.md)")
+            return None
+        return np.full([count], chosen, np.int32) if chosen is not None else np.arange(count, dtype=np.int32) % 10
 
     def names_with(self, *verbs):
         return [name for name in self.cards if all(v in self.signatures(name) for v in verbs)]
@@ -199,17 +221,20 @@ class Demo:
 
     # -- samples ------------------------------------------------------------------------------------------------
 
-    def samples(self, name, seed, count):
+    def samples(self, name, seed, count, digit=EVERY_DIGIT):
         """`count` samples from seeds seed, seed + 1, ...: the grid `generate` gives from Python, and the card's
-        figures."""
+        figures. A class-conditional model draws the chosen digit (every digit: 0, 1, ..., 9 in turn)."""
         seed = checked_int(seed, "seed", *SEED_RANGE)
         count = checked_int(count, "count", 1, MAX_IMAGES)
         if seed + count - 1 > SEED_RANGE[1]:
             raise DemoError(f"seed + count must stay under {SEED_RANGE[1] + 1}")
         if "sample" not in self.signatures(name):
             raise DemoError(f"{name} does not sample (an autoencoder has no prior); pick another model")
-        images = np.asarray(self.model(name).generate(np.arange(seed, seed + count, dtype=np.int32)))
-        return grid(images), self.card_text(name)
+        seeds = np.arange(seed, seed + count, dtype=np.int32)
+        labels = self.digit_labels(name, digit, count)
+        model = self.model(name)
+        images = model.generate(seeds) if labels is None else model.generate(seeds, labels)
+        return grid(np.asarray(images)), self.card_text(name)
 
     def card_text(self, name):
         card = self.cards.get(name)
@@ -231,18 +256,23 @@ class Demo:
 
     # -- interpolation ------------------------------------------------------------------------------------------
 
-    def interpolate(self, name, start, end, steps, between="seeds"):
+    def interpolate(self, name, start, end, steps, between="seeds", digit=EVERY_DIGIT):
         """A strip from one code to another: the prior codes of two seeds (spherically, as Gaussian codes are
-        interpolated), or the posterior means of two test digits (linearly; the models that encode)."""
+        interpolated), or the posterior means of two test digits (linearly; the models that encode). A
+        class-conditional model decodes the whole strip as one chosen digit."""
         steps = checked_int(steps, "steps", 2, MAX_STEPS)
         if "decode" not in self.signatures(name):
             raise DemoError(f"{name} has no decoder to walk between codes; pick another model")
         model = self.model(name)
+        labels = self.digit_labels(name, digit, steps)
+        if labels is not None and digit in (None, EVERY_DIGIT):
+            raise DemoError(f"{name} is class-conditional: pick the digit its strip shows")
         if between == "test digits":
             if "encode" not in self.signatures(name):
                 raise DemoError(f"{name} does not encode images; interpolate between seeds")
             first, last = (checked_int(i, "test digit", 0, len(self.test_images()) - 1) for i in (start, end))
-            codes = np.asarray(model.encode(self.test_images()[[first, last]])["latent"])
+            pair = self.test_images()[[first, last]]  # a conditional model's codes are under the chosen digit
+            codes = np.asarray((model.encode(pair) if labels is None else model.encode(pair, labels[:2]))["latent"])
             t = np.linspace(0.0, 1.0, steps)[:, None]
             path = (1 - t) * codes[0] + t * codes[1]
         elif between == "seeds":
@@ -258,7 +288,9 @@ class Demo:
             tf.debugging.assert_all_finite(tf.constant(path), "interpolation codes")
         else:
             raise DemoError(f"interpolate between 'seeds' or 'test digits', not {between!r}")
-        return grid(np.asarray(model.decode(path.astype(np.float32))), columns=steps)
+        latent = path.astype(np.float32)
+        decoded = model.decode(latent) if labels is None else model.decode(latent, labels)
+        return grid(np.asarray(decoded), columns=steps)
 
     # -- latent map ---------------------------------------------------------------------------------------------
 
@@ -376,11 +408,13 @@ def page(demo):
                 model = gr.Dropdown(samplers, value=samplers[0] if samplers else None, label="model")
                 seed = gr.Number(0, label="seed", precision=0, elem_id="seed")
                 count = gr.Slider(1, MAX_IMAGES, value=32, step=1, label="count")
+                digit = gr.Dropdown(list(DIGITS), value=EVERY_DIGIT, label="digit (class-conditional models)",
+                                    elem_id="digit")
             go = gr.Button("Sample", variant="primary")
             grid_out = gr.Image(label="samples", type="numpy", format="png", elem_id="samples")
             card = gr.Markdown(elem_id="card")
-            go.click(shown(demo.samples), [model, seed, count], [grid_out, card], api_name="samples")
-            blocks.load(shown(demo.samples), [model, seed, count], [grid_out, card], api_visibility="private")
+            go.click(shown(demo.samples), [model, seed, count, digit], [grid_out, card], api_name="samples")
+            blocks.load(shown(demo.samples), [model, seed, count, digit], [grid_out, card], api_visibility="private")
         with gr.Tab("Interpolate"):
             with gr.Row():
                 model_i = gr.Dropdown(decoders, value=decoders[0] if decoders else None, label="model")
@@ -388,9 +422,11 @@ def page(demo):
                 start = gr.Number(0, label="from (seed or test digit)", precision=0)
                 end = gr.Number(1, label="to", precision=0)
                 steps = gr.Slider(2, MAX_STEPS, value=10, step=1, label="steps")
+                digit_i = gr.Dropdown(list(DIGITS), value=EVERY_DIGIT, label="digit (class-conditional models)")
             go_i = gr.Button("Interpolate", variant="primary")
             strip = gr.Image(label="interpolation", type="numpy", format="png", elem_id="interpolation")
-            go_i.click(shown(demo.interpolate), [model_i, start, end, steps, between], strip, api_name="interpolate")
+            go_i.click(shown(demo.interpolate), [model_i, start, end, steps, between, digit_i], strip,
+                       api_name="interpolate")
         with gr.Tab("Latent map"):
             gr.Markdown("The 2-D VAE's decoder over [-3, 3]²: click a spot to decode it.")
             with gr.Row():
