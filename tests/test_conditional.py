@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_python, run_zoo
-from zoo import classifier, data, evaluate, export, likelihood
+from zoo import classifier, data, evaluate, export, likelihood, report
 from zoo.models.cgan import ConditionalDCGAN, ConditionalDCGANConfig
 from zoo.models.cvae import ConditionalConvVAE, ConditionalVAE
 from zoo.models.dbn import DBN, DBNConfig
@@ -116,6 +116,11 @@ def test_every_conditional_model_trains_on_labels_and_its_verbs_and_export_take_
     assert "(3, 28, 28, 1) True" in served.stdout and "refused True" in served.stdout
     expected = sorted(list(model.SIGNATURES) + ["serving_default"])
     assert str(expected) in served.stdout
+    # The report's samples of a conditional export: ten of each digit, row c being `sample(10, 1000 c, label=c)`.
+    images, caption = report.sample_images(export.Export(path))
+    assert images.shape == (100, 28, 28, 1) and "each digit" in caption
+    for c in (0, 7):
+        np.testing.assert_allclose(images[10 * c:10 * c + 10], model.sample(10, 1000 * c, label=c), atol=1e-5)
 
 
 def test_the_projection_discriminator_scores_a_class_through_its_embedding_alone(digits):

@@ -2,7 +2,8 @@
 
     python -m zoo.report [--exports exports/] [--out reports/]
 
-For the newest version of every export, from its signatures alone: 100 samples; the first 20 test images above
+For the newest version of every export, from its signatures alone: 100 samples (a conditional export: 10 of each
+digit, a row each); the first 20 test images above
 their reconstructions; inpainting of test images with 20%, 50% and 80% of the pixels missing (rows: input with
 the missing pixels grey, completion, original); and where the code is 2-D, the decoder's manifold over [-3, 3]^2
 and the layout of 5,000 test images' codes coloured by digit. FIGURES adds a model kind's own figures.
@@ -33,10 +34,18 @@ def save_grid(images, columns, path):
     plt.close(fig)
 
 
+def sample_images(export):
+    """The report's 100 samples, and their caption: a conditional export's are 10 of each class, a row each."""
+    if export.conditional:
+        images, _ = export.class_samples(10, seed=0)
+        return images, "10 samples of each digit, 0 to 9 top to bottom (`sample` with its `label`)."
+    return export.samples(100, seed=0), "100 samples (`sample`, seed 0)."
+
+
 def samples_figure(export, test, out):
-    samples = export.samples(100, seed=0)
+    samples, caption = sample_images(export)
     save_grid(samples, 10, os.path.join(out, "samples.png"))
-    return "samples.png", "100 samples (`sample`, seed 0)."
+    return "samples.png", caption
 
 
 def reconstructions_figure(export, test, out):
