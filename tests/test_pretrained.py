@@ -28,6 +28,18 @@ def test_every_entry_has_its_files_its_hash_and_a_card_and_the_registry_stays_un
     assert total < 60 * 2 ** 20
 
 
+def test_figures_measured_again_are_held_to_the_card_within_the_tolerance():
+    recorded = pretrained.card("vae_iwae")["figures"]
+    assert pretrained.compare(recorded, recorded) == []
+    moved = json.loads(json.dumps(recorded))
+    moved["likelihood"]["nll_nats"] += 1.5  # beyond 1 nat + one standard error (0.23)
+    moved["samples"]["classifier_score"] -= 0.1  # within 0.15
+    moved["reconstruction"]["mse"] *= 1.5
+    problems = pretrained.compare(moved, recorded)
+    assert len(problems) == 2 and problems[0].startswith("NLL 86.64 nats, card 85.14")
+    assert problems[1].startswith("reconstruction error")
+
+
 def test_the_registry_table_of_the_docs_is_the_cards():
     with open(os.path.join(os.path.dirname(__file__), "..", "docs", "pretrained.md")) as f:
         docs = f.read()
