@@ -45,6 +45,7 @@ WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 REGISTRY = {
     "rbm_centered": "99a62215b4a171feaf8142934d063fdca514b426bf38ba34a9b10ab108f01416",
     "rbm_tempering": "c2c3ec2d91e8618b88c8163e73e5114f8faf79b4c2b6216cc596e81d1f872548",
+    "dbn_hinton2006": "00f7882587a80f58892f41165f73ad200b5012988c9c27d55c384af2fcd2ad52",
     "vae_iwae": "d2003718bfc6e7a7e3dd2ee04bca5e8a5be1eab71c2870960c9fba033b280973",
     "vae_2d": "c1dc685d642949257146d866a79a87d54c0e7c15f8d290fac52642f9b4a27ecd",
     "conv_vae": "ffd28e73400bf7491d5040be212a2dcb9c25f23b7cb5f3ea354926d794d63dbd",
