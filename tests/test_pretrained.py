@@ -111,3 +111,19 @@ def test_the_first_picture_shows_each_models_samples(tmp_path):
     assert os.path.getsize(out) > 1000
     with open(out, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_md_marks_the_rows_the_registry_retrains_with_the_shipped_figures_beside_them():
+    from zoo import leaderboard
+
+    root = os.path.join(os.path.dirname(__file__), "..")
+    with open(os.path.join(root, "RESULTS.json")) as f:
+        rows = json.load(f)["exports"]
+    table = leaderboard.shipped_table(rows)
+    by_name = {line.split(" | ")[0].strip("| `"): line.split(" | ") for line in table if line.startswith("| `")}
+    assert sorted(by_name) == sorted(pretrained.list())
+    # rbm_tempering's run exported three times; the row it retrains is the one of its card's sampler settings
+    assert by_name["rbm_tempering"][1] == "rbm_centered_ptq/3"
+    assert by_name["vae_iwae"][2] == "85.14 (85.14)"
+    with open(os.path.join(root, "RESULTS.md")) as f:
+        assert "\n".join(table) in f.read(), "RESULTS.md: rerun python -m zoo.evaluate --all --update"

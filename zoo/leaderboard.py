@@ -137,13 +137,54 @@ def format_tables(rows, ceiling):
     return "\n".join(lines)
 
 
+CARDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")  # the pretrained registry's cards
+
+
+def shipped_table(rows, cards=CARDS):
+    """The pretrained registry's entries beside the leaderboard rows they retrain: the rows of the same run name
+    and config as the entry's card (on the fields the row records: a row made before a field existed has its
+    default), with the card's figures, measured on the shipped file, next to the row's."""
+    try:
+        names = sorted(n[:-len(".json")] for n in os.listdir(cards) if n.endswith(".json"))
+    except OSError:
+        return []
+    lines = ["", "### Shipped models", "",
+             "The pretrained registry ([docs/pretrained.md](docs/pretrained.md)): each entry retrains the command of "
+             "the row beside it, and its card holds the figures measured on the shipped file with these settings "
+             "(`python -m zoo.pretrained evaluate NAME` recomputes them).", "",
+             "| pretrained | the row it retrains | test NLL (nats) ↓: shipped (row) | samples: shipped (row) "
+             "| reconstruction error ↓: shipped (row) |", "|---|---|---|---|---|"]
+    for name in names:
+        with open(os.path.join(cards, f"{name}.json")) as f:
+            card = json.load(f)
+        run = card["training"]["source_export"].rstrip("/").split("/")[-2]
+        same = [row for row in rows if row["export"].rstrip("/").split("/")[-2] == run
+                and all(card["config"].get(k) == v for k, v in json.loads(json.dumps(row["config"])).items())]
+        row = same[-1] if same else {}
+        where = "/".join(row["export"].rstrip("/").split("/")[-2:]) if row else "(not on the leaderboard)"
+        nll = _shipped_and_row(card.get("figures", {}), row, "likelihood", lambda li: f"{li['nll_nats']:.2f}")
+        samples = _shipped_and_row(card.get("figures", {}), row, "samples",
+                                   lambda s: f"{s['classifier_score']:.2f} / {s['frechet_distance']:.2f}")
+        mse = _shipped_and_row(card.get("figures", {}), row, "reconstruction", lambda r: f"{r['mse']:.4f}")
+        lines.append(f"| `{name}` | {where} | {nll} | {samples} | {mse} |")
+    return lines
+
+
+def _shipped_and_row(figures, row, part, text):
+    """A card's figure, then the leaderboard row's in brackets."""
+    if part not in figures:
+        return ""
+    recorded = row.get(part, {})
+    return text(figures[part]) + (f" ({text(recorded)})" if recorded and "missing" not in recorded else "")
+
+
 def write_results(rows, ceiling, out_dir, config):
     os.makedirs(out_dir, exist_ok=True)
     header = ["# Results", "",
               f"Made by `python -m zoo.evaluate --all` on {time.strftime('%Y-%m-%d')} "
               f"({config.num_samples} samples per export, {len(rows) and config.test_images} test images, "
               f"seed {config.seed}). Every figure comes from the exported SavedModels' signatures.", "", ""]
-    text = "\n".join(header) + format_tables(rows, ceiling) + "\n"
+    text = "\n".join(header) + format_tables(rows, ceiling) + "\n" + "\n".join(shipped_table(rows)) + "\n"
     with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
         f.write(text)
     with open(os.path.join(out_dir, "RESULTS.json"), "w") as f:
