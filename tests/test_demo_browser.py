@@ -80,6 +80,7 @@ def test_every_tab_of_the_page_produces_its_picture_in_a_real_browser(server, tm
             page.get_by_role("button", name=button).click()
             page.wait_for_function(done, timeout=120_000)
             timings[tab] = time.time() - clicked
+            page.wait_for_timeout(1000)  # the page's fade-in of new images, before the screenshot
             page.screenshot(path=f"{shots}/{shot}.png", full_page=True)
 
         run("Interpolate", "Interpolate", "document.querySelector('#interpolation img') !== null", "interpolate")
@@ -88,7 +89,11 @@ def test_every_tab_of_the_page_produces_its_picture_in_a_real_browser(server, tm
         page.wait_for_selector("#decoded img", timeout=60_000)
         assert "z = (" in page.locator("#where").inner_text()
         page.screenshot(path=f"{shots}/latent_map_decoded.png", full_page=True)
-        run("Inpaint", "Inpaint", "document.querySelectorAll('#completions img').length >= 4", "inpaint")
+        from zoo import pretrained
+
+        shown = 2 + sum("inpaint" in pretrained.card(name)["signatures"] for name in pretrained.list())
+        run("Inpaint", "Inpaint", f"[...document.querySelectorAll('#completions img')].filter("  # truth, input, each
+            f"i => i.complete && i.naturalWidth > 0).length >= {shown}", "inpaint")      # model's, all loaded
 
         def draw_a_one():
             page.locator("#likeness_drawing button[aria-label='Brush']").click()
