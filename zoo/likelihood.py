@@ -192,29 +192,30 @@ def ais_log_partition(W, b, c, base_visible_bias, temperatures, chains=100, seed
     Returns (log Z estimate, per-chain log weights + log Z_A as a NumPy array: their spread is the uncertainty).
     """
     W, b, c, b_A = (tf.constant(np.asarray(x), tf.float32) for x in (W, b, c, base_visible_bias))
-    betas = tf.constant(temperatures, tf.float32)
     hidden = int(W.shape[1])
     log_z_base = float(tf.reduce_sum(tf.nn.softplus(tf.cast(b_A, tf.float64)))) + hidden * math.log(2.0)
-
-    @tf.function
-    def anneal():
-        v = tf.cast(tf.random.stateless_uniform([chains, W.shape[0]], [seed, 0]) < tf.sigmoid(b_A), tf.float32)
-
-        def step(k, v, log_w):
-            hidden_input = tf.matmul(v, W) + c
-            log_w += tf.cast(log_tempered(v, hidden_input, betas[k], b, b_A)
-                             - log_tempered(v, hidden_input, betas[k - 1], b, b_A), tf.float64)
-            noise = tf.random.stateless_uniform([chains, hidden + W.shape[0]], [seed, k])
-            v, _ = tempered_sweep(hidden_input, betas[k], W, b, b_A, noise[:, :hidden], noise[:, hidden:])
-            return k + 1, v, log_w
-
-        _, _, log_w = tf.while_loop(lambda k, *_: k < tf.shape(betas)[0], step,
-                                    (tf.constant(1), v, tf.zeros([chains], tf.float64)))
-        return log_w
-
-    log_weights = anneal().numpy() + log_z_base
+    log_weights = _anneal(W, b, c, b_A, tf.constant(temperatures, tf.float32), chains, seed).numpy() + log_z_base
     log_z = float(np.logaddexp.reduce(log_weights) - math.log(chains))
     return log_z, log_weights
+
+
+@tf.function(reduce_retracing=True)  # one function for every RBM: a traced loop per model would warn of retracing
+def _anneal(W, b, c, b_A, betas, chains, seed):
+    """AIS's chains from the base-rate RBM through the temperatures `betas`: their log importance weights."""
+    visible, hidden = tf.shape(W)[0], tf.shape(W)[1]
+    v = tf.cast(tf.random.stateless_uniform([chains, visible], [seed, 0]) < tf.sigmoid(b_A), tf.float32)
+
+    def step(k, v, log_w):
+        hidden_input = tf.matmul(v, W) + c
+        log_w += tf.cast(log_tempered(v, hidden_input, betas[k], b, b_A)
+                         - log_tempered(v, hidden_input, betas[k - 1], b, b_A), tf.float64)
+        noise = tf.random.stateless_uniform([chains, hidden + visible], [seed, k])
+        v, _ = tempered_sweep(hidden_input, betas[k], W, b, b_A, noise[:, :hidden], noise[:, hidden:])
+        return k + 1, v, log_w
+
+    _, _, log_w = tf.while_loop(lambda k, *_: k < tf.shape(betas)[0], step,
+                                (tf.constant(1), v, tf.zeros([chains], tf.float64)))
+    return log_w
 
 
 def raise_log_likelihood(W, b, c, images, base_visible_bias, temperatures, chains=1, seed=0, batch_size=1000):

@@ -247,7 +247,9 @@ def verify(names=None, log=print):
     """Every check of each entry (CI): the hash; load; its export has the card's signatures and loads with
     tf.saved_model.load in a process without zoo code; its quick-check figures within TOLERANCE of the card's.
     Returns {name: [problems]} (empty lists: all passed)."""
-    results = {}
+    from zoo.evaluate import Reference
+
+    results, reference = {}, None
     for name in names or list():
         started = time.time()
         problems = []
@@ -256,7 +258,8 @@ def verify(names=None, log=print):
             with tempfile.TemporaryDirectory() as folder:
                 path = export(name, folder)
                 problems += contract_problems(path, about)
-                problems += compare(check_figures(path, about["kind"]), about.get("check", {}))
+                reference = reference or Reference.build(check_settings(about["kind"]))  # one for all: same settings
+                problems += compare(check_figures(path, about["kind"], reference), about.get("check", {}))
         except PretrainedError as error:
             problems.append(str(error))
         results[name] = problems
