@@ -164,11 +164,11 @@ class VAE(GaussianPrior, ZooModel):
         kl = tf.add_n(self.losses)  # what call() added through add_loss
         return reconstruction + kl, reconstruction, kl
 
-    def iw_bound(self, images, eps, labels=None):
+    def iw_bound(self, images, eps, labels=None, posterior=None):
         """(L_k per image, log p(x|z_i) [n, k]): the importance-weighted bound of k samples z_i = mean +
         exp(log_var / 2) * eps_i (eps [n, k, d]) of q(z|x) (likelihood.importance_weighted_bound), log p(x|z_i) from
-        the decoder's logits, so it is finite for any."""
-        mean, log_var = self.posterior(images, labels)
+        the decoder's logits, so it is finite for any. posterior: q(z|x)'s (mean, log_var) if already computed."""
+        mean, log_var = posterior if posterior is not None else self.posterior(images, labels)
         shape, k = tf.shape(mean), tf.shape(eps)[1]
         z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * eps
         repeated = None if labels is None else tf.repeat(labels, k)
@@ -183,7 +183,7 @@ class VAE(GaussianPrior, ZooModel):
         mean, log_var = self.posterior(images, labels)
         shape = tf.shape(mean)
         eps = replica_noise(tf.stack([shape[0], self.config.importance_samples, shape[1]]), self.noise_seed(training))
-        bound, log_px_z = self.iw_bound(images, eps, labels)
+        bound, log_px_z = self.iw_bound(images, eps, labels, posterior=(mean, log_var))
         return -tf.reduce_mean(bound), -tf.reduce_mean(log_px_z), tf.reduce_mean(kl_to_prior(mean, log_var))
 
     def default_optimizer(self, total_steps=None):
