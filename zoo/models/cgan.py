@@ -84,12 +84,7 @@ class ConditionalDCGAN(DCGAN):
 
     def discriminate(self, images, training=False, labels=None):
         """(D's logits of images of these classes, the auxiliary head's class logits or None)."""
-        features = images
-        for layer in self.discriminator.layers[:-self.OUTPUT_LAYERS]:
-            features = layer(features, training=training)
-        logits = features
-        for layer in self.discriminator.layers[-self.OUTPUT_LAYERS:]:
-            logits = layer(logits, training=training)
+        features, logits = self.features_and_logits(images, training)
         pooled = tf.cast(tf.reduce_sum(features, axis=[1, 2]), tf.float32)  # phi(x), summed over space
         if self.config.conditioning == "projection":
             projection = tf.reduce_sum(self.class_embedding(labels) * pooled, axis=-1, keepdims=True)

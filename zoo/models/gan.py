@@ -261,13 +261,18 @@ class GAN(GaussianPrior, ZooModel):
         """D's logits, and with a categorical code Q's logits of it, from one pass through D's shared layers."""
         if self.recognizer is None:
             return self.discriminator(images, training=training), None
+        features, logits = self.features_and_logits(images, training)
+        return logits, self.recognizer(features, training=training)
+
+    def features_and_logits(self, images, training=False):
+        """(D's last hidden features, its logits): one pass through D, keeping the features its heads read."""
         features = images
         for layer in self.discriminator.layers[:-self.OUTPUT_LAYERS]:
             features = layer(features, training=training)
         logits = features
         for layer in self.discriminator.layers[-self.OUTPUT_LAYERS:]:
             logits = layer(logits, training=training)
-        return logits, self.recognizer(features, training=training)
+        return features, logits
 
     def with_code(self, z):
         """z with its last `categories` coordinates replaced by the one-hot of their argmax: a uniform category
