@@ -59,10 +59,15 @@ def sample_cells(s):
                        _fmt(s.get("recall"), 3), _fmt(s["nearest_train_distance"]), _hist(s["class_histogram"])])
 
 
+def export_name(path):
+    """An export's name on the leaderboard: run/version, the last two parts of its path."""
+    return os.path.join(*path.rstrip("/").split(os.sep)[-2:])
+
+
 def format_tables(rows, ceiling):
     """Markdown tables: samples, reconstructions, inpainting, likelihood; the real-data row first."""
     lines = []
-    name = lambda row: os.path.join(*row["export"].rstrip("/").split(os.sep)[-2:])  # noqa: E731
+    name = lambda row: export_name(row["export"])  # noqa: E731
 
     lines += ["### Samples", "",
               "| export | kind | config | train s | classifier score ↑ | Fréchet distance ↓ | KID ↓ | precision ↑ | "
@@ -157,11 +162,11 @@ def shipped_table(rows, cards=CARDS):
     for name in names:
         with open(os.path.join(cards, f"{name}.json")) as f:
             card = json.load(f)
-        run = card["training"]["source_export"].rstrip("/").split("/")[-2]
-        same = [row for row in rows if row["export"].rstrip("/").split("/")[-2] == run
+        run = os.path.dirname(export_name(card["training"]["source_export"]))
+        same = [row for row in rows if os.path.dirname(export_name(row["export"])) == run
                 and all(card["config"].get(k) == v for k, v in json.loads(json.dumps(row["config"])).items())]
         row = same[-1] if same else {}
-        where = "/".join(row["export"].rstrip("/").split("/")[-2:]) if row else "(not on the leaderboard)"
+        where = export_name(row["export"]) if row else "(not on the leaderboard)"
         nll = _shipped_and_row(card.get("figures", {}), row, "likelihood", lambda li: f"{li['nll_nats']:.2f}")
         samples = _shipped_and_row(card.get("figures", {}), row, "samples",
                                    lambda s: f"{s['classifier_score']:.2f} / {s['frechet_distance']:.2f}")

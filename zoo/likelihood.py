@@ -92,7 +92,7 @@ def vae_likelihood(export, reference):
     k, images = reference.config.iw_samples, reference.binarized
     subset = reference.config.conv_vae_images if export.card.get("kind") in ("conv_vae", "conv_cvae") else 0
     subset = subset if 0 < subset < len(images) else 0
-    conditional = export.card.get("kind") in ("cvae", "conv_cvae")  # log p(x|y), each image under its own class
+    conditional = export.conditional  # log p(x|y), each image under its own class
     labels = reference.test_labels[:subset or len(images)] if conditional else None
     log_px = importance_weighted_log_likelihood(*export_verbs(export), images[:subset or len(images)], k,
                                                 reference.config.seed, labels=labels)
