@@ -130,3 +130,25 @@ def test_results_md_marks_the_rows_the_registry_retrains_with_the_shipped_figure
     assert by_name["vae_iwae"][2] == "85.14 (85.14)"
     with open(os.path.join(root, "RESULTS.md")) as f:
         assert "\n".join(table) in f.read(), "RESULTS.md: rerun python -m zoo.evaluate --all --update"
+
+
+def test_pack_makes_an_entry_from_an_export_and_float16_halves_the_file(tmp_path, monkeypatch):
+    from zoo.models.gan import GAN, GANConfig
+
+    monkeypatch.setattr(pretrained, "WEIGHTS", str(tmp_path / "weights"))
+    model = GAN(GANConfig(generator_hidden=(64,), discriminator_hidden=(32,)), seed=3)
+    source = model.export(str(tmp_path / "exports" / "gan_tiny" / "1"), verbose=False)
+    sizes = {}
+    for name, half in (("tiny32", False), ("tiny16", True)):
+        digest = pretrained.pack(source, name, "python -m zoo.train gan", commit="0" * 40, float16=half)
+        monkeypatch.setitem(pretrained.REGISTRY, name, digest)
+        card = pretrained.card(name)
+        assert card["file"]["dtype"] == ("float16" if half else "float32") and card["seed"] == 3
+        with np.load(pretrained.weights_path(name)) as arrays:
+            assert {arrays[k].dtype for k in arrays.files} == {np.dtype(np.float16 if half else np.float32)}
+        sizes[name] = card["file"]["bytes"]
+        loaded = pretrained.load(name)
+        assert all(v.dtype == "float32" for v in loaded.serving_weights())
+        np.testing.assert_allclose(loaded.generate(np.arange(4, dtype=np.int32)),
+                                   model.generate(np.arange(4, dtype=np.int32)), atol=0 if not half else 5e-3)
+    assert sizes["tiny16"] < 0.6 * sizes["tiny32"]

@@ -128,8 +128,9 @@ def load(name):
     config = model_class.Config(**{k: tuple(v) if isinstance(v, builtins.list) else v
                                    for k, v in about["config"].items() if k in fields})
     model = model_class(config, seed=about.get("seed", 0), name=name)
-    with np.load(path, allow_pickle=False) as arrays:
-        model.load_serving_weights([arrays[key] for key in sorted(arrays.files)])
+    with np.load(path, allow_pickle=False) as arrays:  # float16 files (see pack) compute in float32
+        model.load_serving_weights([arrays[key].astype(np.float32) if arrays[key].dtype == np.float16
+                                    else arrays[key] for key in sorted(arrays.files)])
     return model
 
 
@@ -301,9 +302,11 @@ def machine():
     return f"{os.cpu_count()} cores of an {model}"
 
 
-def pack(source, name, command, commit=None, description=""):
+def pack(source, name, command, commit=None, description="", float16=False):
     """Make the entry NAME from the export `source`: its serving weights to zoo/weights/NAME.npz, and a card with
-    the training facts of the export's own card. Prints the SHA-256 to put in REGISTRY; `measure` adds figures."""
+    the training facts of the export's own card. Prints the SHA-256 to put in REGISTRY; `measure` adds figures.
+    float16 stores the float arrays at half the size (loaded back as float32): for a GAN's generator, whose samples
+    it does not change measurably; the card's figures are measured on the stored file either way."""
     import numpy as np
 
     from zoo import export as exports
@@ -313,6 +316,8 @@ def pack(source, name, command, commit=None, description=""):
     os.makedirs(WEIGHTS, exist_ok=True)
     path = os.path.join(WEIGHTS, f"{name}.npz")
     arrays = [np.asarray(v) for v in model.serving_weights()]
+    if float16:
+        arrays = [a.astype(np.float16) if a.dtype == np.float32 else a for a in arrays]
     np.savez_compressed(path, **{f"w{i:03d}": a for i, a in enumerate(arrays)})
     about = {
         "name": name,
@@ -329,7 +334,8 @@ def pack(source, name, command, commit=None, description=""):
                      "tensorflow_version": recorded.get("tensorflow_version"),
                      "keras_version": recorded.get("keras_version"), "trained_until": recorded.get("exported_at")},
         "file": {"name": os.path.basename(path), "bytes": os.path.getsize(path), "sha256": sha256(path),
-                 "parameters": int(sum(a.size for a in arrays)), "arrays": len(arrays)},
+                 "parameters": int(sum(a.size for a in arrays)), "arrays": len(arrays),
+                 "dtype": "float16" if float16 else "float32"},
     }
     write_card(name, about)
     return about["file"]["sha256"]
@@ -438,6 +444,8 @@ def main(argv=None):
     make.add_argument("--command", required=True, help="the command that trained it")
     make.add_argument("--commit", help="the commit that trained it")
     make.add_argument("--description", default="")
+    make.add_argument("--float16", action="store_true", help="store the weights as float16, half the size (a GAN's "
+                      "generator)")
     remeasure = cli.subparser(verbs, "measure", help="(maintainers) measure NAME's figures into its card")
     remeasure.add_argument("name")
     args = parser.parse_args(argv)
@@ -470,8 +478,8 @@ def main(argv=None):
             if any(results.values()):
                 parser.exit(1, f"{parser.prog}: {sum(map(bool, results.values()))} entr(ies) failed\n")
         elif args.verb == "pack":
-            print(f"{args.name}: SHA-256 {pack(args.source, args.name, args.command, args.commit, args.description)}"
-                  " (put it in zoo.pretrained.REGISTRY)")
+            digest = pack(args.source, args.name, args.command, args.commit, args.description, args.float16)
+            print(f"{args.name}: SHA-256 {digest} (put it in zoo.pretrained.REGISTRY)")
         elif args.verb == "measure":
             print(json.dumps(measure(args.name).get("figures", {}), indent=2))
     except PretrainedError as error:
