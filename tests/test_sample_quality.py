@@ -40,7 +40,7 @@ class FakeFigures:
         self.distances = list(distances)
         self.calls = 0
 
-    def __call__(self, samples):
+    def __call__(self, samples, labels=None):
         self.calls += 1
         return {"val_frechet_distance": self.distances[self.calls - 1], "val_classifier_score": 1.0, "val_kid": 0.0}
 
@@ -130,7 +130,7 @@ def test_quality_is_logged_by_the_real_callback_and_keep_best_needs_sampling(tmp
     # Every other epoch, and the last: the epochs in between have no figures.
     quality = callbacks.SampleQuality(np.zeros((4, 28, 28, 1), np.float32), every=2)
     quality.set_params({"epochs": 3})
-    quality.figures = lambda samples: {"val_frechet_distance": 1.0}
+    quality.figures = lambda samples, labels: {"val_frechet_distance": 1.0}
     quality.set_model(type("FakeModel", (), {"sample": lambda self, n, seed: None})())
     measured = []
     for epoch in range(3):
@@ -138,3 +138,27 @@ def test_quality_is_logged_by_the_real_callback_and_keep_best_needs_sampling(tmp
         quality.on_epoch_end(epoch, logs)
         measured.append("val_frechet_distance" in logs)
     assert measured == [False, True, True]
+
+
+def test_a_conditional_models_samples_are_judged_for_the_class_asked_too(mnist_arrays):
+    _, _, test_images, test_labels, _ = mnist_arrays
+    images = data.as_images(test_images[:2000])
+    in_turn = np.concatenate([np.flatnonzero(test_labels[:2000] == c)[:20] for c in range(10)]).reshape(10, 20).T
+    in_turn = in_turn.reshape(-1)  # classes 0, 1, ..., 9 in turn, as sample() without a label draws them
+
+    class Conditional:
+        CONDITIONAL, num_classes = True, 10
+
+        def __init__(self, order):
+            self.order = order
+
+        def sample(self, n, seed):
+            return images[self.order[:n]]
+
+    quality = callbacks.SampleQuality(images[1000:1500], num_samples=200, judge=classifier.load_classifier())
+    quality.set_params({"epochs": 1})
+    for order, expected in ((in_turn, (0.95, 1.0)), (np.roll(in_turn, 1), (0.0, 0.1))):  # the class asked, or not
+        quality.set_model(Conditional(order))
+        logs = {}
+        quality.on_epoch_end(0, logs)
+        assert expected[0] <= logs["val_label_accuracy"] <= expected[1]

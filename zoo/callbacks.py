@@ -59,6 +59,8 @@ class SampleQuality(keras.callbacks.Callback):
         val_classifier_score   exp E KL(p(y|x) || p(y)) (10: confident and evenly spread over the digits)
         val_kid                kernel distance (KID) of the same features, the mean over 4 subsets of 1,000 (the
                                evaluator takes 100: most of the cost is here)
+        val_label_accuracy     a conditional model's (its samples are of classes 0, 1, ..., 9 in turn): how often the
+                               classifier names the class asked for
         quality_seconds        what this cost, to compare with the epoch's time
 
     With fewer samples the Fréchet distance is biased upward (2,000 samples read a few units above 10,000 of the same
@@ -79,21 +81,27 @@ class SampleQuality(keras.callbacks.Callback):
         if self.reference_features is None:
             self.reference_features = self.judge(self.reference_images)[1]
 
-    def figures(self, samples):
-        """The figures of `samples` ([n, 28, 28, 1] in [0, 1]) against the reference images."""
+    def figures(self, samples, labels=None):
+        """The figures of `samples` ([n, 28, 28, 1] in [0, 1]) against the reference images; with the classes they
+        were asked to be (labels), their label accuracy too."""
         if self.reference_features is None:
             self.on_train_begin()
         probabilities, features = self.judge(np.asarray(samples, np.float32))
         kid = kernel_distance(features, self.reference_features, subsets=self.kid_subsets, seed=self.seed)
-        return {"val_frechet_distance": frechet_distance(features, self.reference_features),
-                "val_classifier_score": classifier_score(probabilities), "val_kid": kid["kid"]}
+        figures = {"val_frechet_distance": frechet_distance(features, self.reference_features),
+                   "val_classifier_score": classifier_score(probabilities), "val_kid": kid["kid"]}
+        if labels is not None:
+            figures["val_label_accuracy"] = float(np.mean(probabilities.argmax(1) == labels))
+        return figures
 
     def on_epoch_end(self, epoch, logs=None):
         last = epoch + 1 == self.params.get("epochs")
         if logs is None or ((epoch + 1) % self.every and not last):
             return
         started = time.perf_counter()
-        logs.update(self.figures(self.model.sample(self.num_samples, self.seed)))
+        labels = np.arange(self.num_samples) % self.model.num_classes if getattr(self.model, "CONDITIONAL", False) \
+            else None  # sample() without a label: classes 0, 1, ..., 9 in turn
+        logs.update(self.figures(self.model.sample(self.num_samples, self.seed), labels))
         logs["quality_seconds"] = time.perf_counter() - started
 
 
