@@ -43,6 +43,22 @@ def test_figures_measured_again_are_held_to_the_card_within_the_tolerance():
     assert problems[1].startswith("reconstruction error")
 
 
+def test_a_conditional_entrys_label_accuracy_and_test_error_are_held_to_the_card_and_headlined():
+    recorded = {"samples": {"classifier_score": 9.5, "frechet_distance": 3.0, "label_accuracy": 0.99},
+                "classification": {"test_error": 0.015},
+                "likelihood": {"nll_nats": 81.6, "standard_error": 0.2, "method": "importance-weighted bound of "
+                               "log p(x|y), k=5000"}}
+    assert pretrained.compare(recorded, recorded) == []
+    moved = json.loads(json.dumps(recorded))
+    moved["samples"]["label_accuracy"] = 0.95
+    moved["classification"]["test_error"] = 0.03  # within 0.02
+    assert pretrained.compare(moved, recorded) == ["label accuracy 0.950, card 0.990"]
+    moved["classification"]["test_error"] = 0.05
+    assert pretrained.compare(moved, recorded)[1] == "test error 0.0500, card 0.0150"
+    assert pretrained.headline({"figures": recorded}) == ("test -log p(x|y) 81.60 nats; score 9.50, FD 3.00; label "
+                                                          "accuracy 99.0%; test error 1.50%")
+
+
 def test_the_registry_table_of_the_docs_is_the_cards():
     with open(os.path.join(os.path.dirname(__file__), "..", "docs", "pretrained.md")) as f:
         docs = f.read()

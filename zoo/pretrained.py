@@ -41,7 +41,8 @@ from zoo import cli
 
 WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 
-# name -> SHA-256 of zoo/weights/NAME.npz. The order is the registry's: the likelihood models, then the samplers.
+# name -> SHA-256 of zoo/weights/NAME.npz. The order is the registry's: the likelihood models, then the samplers,
+# then the class-conditional models.
 REGISTRY = {
     "rbm_centered": "99a62215b4a171feaf8142934d063fdca514b426bf38ba34a9b10ab108f01416",
     "rbm_tempering": "c2c3ec2d91e8618b88c8163e73e5114f8faf79b4c2b6216cc596e81d1f872548",
@@ -52,13 +53,14 @@ REGISTRY = {
     "gan_mlp": "b9343c86f18c5d7d288791d3c3bf8cabe7d45e56d0193000753460246c163036",
     "dcgan": "f2158291635a88a7735761705a96450fa37c978b6c95d1778134e01d54bd04b7",
     "dae": "92fcd496bccd88fb863f54c50f20e4441776402d5f819285f533b44d85ca5aef",
+    "cvae": "907a42177d62bd004d35b0bd86329243d38ca51e9ae85e3cb61351a960f40106",
 }
 
 # How far a figure measured again may be from its card before `verify` fails: on the machine that made the card
 # the figures are equal (same seeds); elsewhere float round-off sends sampling chains along other paths, and the
 # figures move by their sampling noise (measured: see docs/pretrained.md).
 TOLERANCE = {"classifier_score": 0.15, "frechet_distance_relative": 0.15, "frechet_distance": 1.0,
-             "nll_standard_errors": 1.0, "nll_nats": 1.0}
+             "nll_standard_errors": 1.0, "nll_nats": 1.0, "label_accuracy": 0.02, "test_error": 0.02}
 
 
 class PretrainedError(ValueError):
@@ -200,19 +202,23 @@ def check_settings(kind):
 
 def check_figures(path, kind, reference=None):
     """The quick check's figures of the export at path: sample figures of 1,000 samples (seed 0) and the
-    likelihood estimate of the first 200 test images, as zoo.evaluate computes them."""
+    likelihood estimate of the first 200 test images (and a classifier's test error on them), as zoo.evaluate computes
+    them."""
     import numpy as np
 
-    from zoo.evaluate import Reference, image_set_figures
+    from zoo.evaluate import Reference, classification_figures, sample_figures
     from zoo.export import Export
     from zoo.likelihood import LIKELIHOODS
 
     exported = Export(path)
     reference = reference or Reference.build(check_settings(kind))
     figures = {}
-    if exported.has("sample"):
-        samples = image_set_figures(exported.samples(CHECK_SAMPLES, 0), reference)
-        figures["samples"] = {k: samples[k] for k in ("classifier_score", "frechet_distance")}
+    if exported.has("sample"):  # a conditional export's: 100 of each class, and their label accuracy
+        samples = sample_figures(exported, reference)
+        figures["samples"] = {k: samples[k] for k in ("classifier_score", "frechet_distance", "label_accuracy")
+                              if k in samples}
+    if exported.has("classify"):
+        figures["classification"] = classification_figures(exported, reference)
     if kind in LIKELIHOODS:
         likelihood = LIKELIHOODS[kind](exported, reference)
         figures["likelihood"] = {k: likelihood[k] for k in ("nll_nats", "standard_error")}
@@ -232,6 +238,13 @@ def compare(measured, recorded):
         allowed = TOLERANCE["frechet_distance"] + TOLERANCE["frechet_distance_relative"] * want["frechet_distance"]
         if abs(got["frechet_distance"] - want["frechet_distance"]) > allowed:
             problems.append(f"Fréchet distance {got['frechet_distance']:.2f}, card {want['frechet_distance']:.2f}")
+        if "label_accuracy" in want and abs(got["label_accuracy"] - want["label_accuracy"]) > TOLERANCE[
+                "label_accuracy"]:
+            problems.append(f"label accuracy {got['label_accuracy']:.3f}, card {want['label_accuracy']:.3f}")
+    if "classification" in recorded:
+        got, want = measured["classification"]["test_error"], recorded["classification"]["test_error"]
+        if abs(got - want) > TOLERANCE["test_error"]:
+            problems.append(f"test error {got:.4f}, card {want:.4f}")
     if "likelihood" in recorded:
         got, want = measured["likelihood"], recorded["likelihood"]
         allowed = TOLERANCE["nll_nats"] + TOLERANCE["nll_standard_errors"] * want["standard_error"]
@@ -353,7 +366,8 @@ def leaderboard_figures(path, log=print):
 
     started = time.time()
     row = evaluate_export(path, Reference.build(EvalConfig()), log=log)
-    figures = {k: row[k] for k in ("samples", "reconstruction", "inpainting", "likelihood") if "missing" not in row[k]}
+    figures = {k: row[k] for k in ("samples", "reconstruction", "inpainting", "likelihood", "classification")
+               if "missing" not in row[k]}
     figures["evaluation_seconds"] = round(time.time() - started)
     return figures
 
@@ -386,15 +400,22 @@ def measure(name, log=print):
 
 
 def headline(about):
-    """A card's headline figures, as one short phrase: test NLL, then samples (or reconstruction)."""
+    """A card's headline figures, as one short phrase: test NLL, then samples (or reconstruction), then a
+    conditional model's label accuracy and test error."""
     figures, parts = about.get("figures", {}), []
     if "likelihood" in figures:
         likelihood = figures["likelihood"]
         images = likelihood.get("images", 10000)
-        parts.append(f"test NLL {likelihood['nll_nats']:.2f} nats" + (f" (first {images:,})" if images < 10000 else ""))
+        what = "-log p(x|y)" if "p(x|y)" in likelihood.get("method", "") else "NLL"  # a conditional model's
+        parts.append(f"test {what} {likelihood['nll_nats']:.2f} nats" + (f" (first {images:,})" if images < 10000
+                                                                          else ""))
     if "samples" in figures:
         samples = figures["samples"]
         parts.append(f"score {samples['classifier_score']:.2f}, FD {samples['frechet_distance']:.2f}")
+        if "label_accuracy" in samples:
+            parts.append(f"label accuracy {samples['label_accuracy']:.1%}")
+    if "classification" in figures:
+        parts.append(f"test error {figures['classification']['test_error']:.2%}")
     if "reconstruction" in figures and not parts:
         parts.append(f"reconstruction MSE {figures['reconstruction']['mse']:.4f}")
     return "; ".join(parts)
