@@ -54,6 +54,7 @@ REGISTRY = {
     "dcgan": "f2158291635a88a7735761705a96450fa37c978b6c95d1778134e01d54bd04b7",
     "dae": "92fcd496bccd88fb863f54c50f20e4441776402d5f819285f533b44d85ca5aef",
     "cvae": "907a42177d62bd004d35b0bd86329243d38ca51e9ae85e3cb61351a960f40106",
+    "cdcgan": "b2ddda944b4cb98b263ead7cb78ddfe873bc6b0bcaa410993c148928b35cfc2f",
 }
 
 # How far a figure measured again may be from its card before `verify` fails: on the machine that made the card
