@@ -284,13 +284,15 @@ def verify(names=None, log=print):
 
 def contract_problems(path, about):
     """What is wrong with a pretrained export as serving sees it: loaded in a fresh Python with TensorFlow alone
-    (no zoo on the path), it must have the card's signatures and `sample` (if any) must give [n, 28, 28, 1] in
-    [0, 1]."""
+    (no zoo on the path), it must have the card's signatures and `sample` (if any; of a class, for a conditional
+    export) must give [n, 28, 28, 1] in [0, 1]."""
     code = ("import sys, tensorflow as tf\n"
             "m = tf.saved_model.load(sys.argv[1])\n"
             "print(' '.join(sorted(m.signatures)))\n"
             "if 'sample' in m.signatures:\n"
-            "    x = m.signatures['sample'](num_samples=tf.constant(3), seed=tf.constant(0))['images'].numpy()\n"
+            "    sample = m.signatures['sample']\n"
+            "    label = {'label': tf.constant(7)} if 'label' in sample.structured_input_signature[1] else {}\n"
+            "    x = sample(num_samples=tf.constant(3), seed=tf.constant(0), **label)['images'].numpy()\n"
             "    assert x.shape == (3, 28, 28, 1) and x.min() >= 0 and x.max() <= 1, x.shape\n")
     done = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, cwd="/",
                           env={**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
