@@ -168,7 +168,8 @@ def samples_picture(out="pretrained.png", names=None, count=8, seed=0):
     for name in names or list():
         model = load(name)
         if "sample" in model.SIGNATURES:
-            images, what = np.asarray(model.generate(np.arange(seed, seed + count, dtype=np.int32))), "samples"
+            images = np.asarray(model.generate(np.arange(seed, seed + count, dtype=np.int32)))
+            what = "samples of the digits 0, 1, 2, ... asked in turn" if model.CONDITIONAL else "samples"
         else:
             test = data.as_images(data.load_arrays()[2][:count])
             images, what = np.asarray(model.reconstruct(test)), "reconstructions of test digits"
