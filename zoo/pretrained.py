@@ -55,6 +55,7 @@ REGISTRY = {
     "dae": "92fcd496bccd88fb863f54c50f20e4441776402d5f819285f533b44d85ca5aef",
     "cvae": "907a42177d62bd004d35b0bd86329243d38ca51e9ae85e3cb61351a960f40106",
     "cdcgan": "b2ddda944b4cb98b263ead7cb78ddfe873bc6b0bcaa410993c148928b35cfc2f",
+    "dbn_hinton2006_labels": "b543483454ab9b4ba5bbd69e7db42c08bb601aab077afbbdec2b91190025de28",
 }
 
 # How far a figure measured again may be from its card before `verify` fails: on the machine that made the card
@@ -223,7 +224,8 @@ def check_figures(path, kind, reference=None):
         figures["classification"] = classification_figures(exported, reference)
     if kind in LIKELIHOODS:
         likelihood = LIKELIHOODS[kind](exported, reference)
-        figures["likelihood"] = {k: likelihood[k] for k in ("nll_nats", "standard_error")}
+        if "missing" not in likelihood:  # e.g. a DBN with label units: no estimator for its kind of top RBM
+            figures["likelihood"] = {k: likelihood[k] for k in ("nll_nats", "standard_error")}
     if exported.has("reconstruct"):
         figures["reconstruction_mse"] = float(np.mean(np.square(
             exported.images("reconstruct", reference.test_images) - reference.test_images)))
