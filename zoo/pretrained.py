@@ -133,8 +133,8 @@ def load(name):
                                    for k, v in about["config"].items() if k in fields})
     model = model_class(config, seed=about.get("seed", 0), name=name)
     with np.load(path, allow_pickle=False) as arrays:  # float16 files (see pack) compute in float32
-        model.load_serving_weights([arrays[key].astype(np.float32) if arrays[key].dtype == np.float16
-                                    else arrays[key] for key in sorted(arrays.files)])
+        stored = [arrays[key] for key in sorted(arrays.files)]  # each access reads and decompresses the array
+        model.load_serving_weights([a.astype(np.float32) if a.dtype == np.float16 else a for a in stored])
     return model
 
 
