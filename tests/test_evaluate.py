@@ -285,3 +285,18 @@ def test_update_keeps_the_rows_of_exports_not_on_this_machine(tmp_path):
     rows = leaderboard.with_absent_exports([{"export": str(present)}], earlier)
     # The evaluated row of an export on disk wins; the recorded row of an export that is gone is kept.
     assert rows == sorted([{"export": "gone/exports/b/1"}, {"export": str(present)}], key=lambda r: r["export"])
+
+
+def test_update_brings_an_old_dbn_row_up_to_date_but_leaves_a_labelled_dbn_row_alone(reference, monkeypatch):
+    """An unlabelled DBN row recorded before the bound existed gets it; a DBN with labels has no bound to add."""
+    added = []
+    monkeypatch.setitem(evaluate.LIKELIHOODS, "dbn", lambda export_, reference_: added.append(1) or {
+        "variational_bound": 1.0})
+    monkeypatch.setattr(evaluate, "Export", lambda path: path)
+    missing = {"missing": "a DBN with label units: no bound"}
+    labelled = {"export": "e/l/1", "kind": "dbn", "config": {"labels": True}, "likelihood": dict(missing)}
+    old = {"export": "e/o/1", "kind": "dbn", "config": {"labels": False}, "likelihood": {"missing": "no estimator"}}
+    earlier = {"e/l/1": labelled, "e/o/1": old}
+    assert evaluate.evaluated_row("e/l/1", reference, earlier)["likelihood"] == missing and added == []
+    assert evaluate.evaluated_row("e/o/1", reference, earlier)["likelihood"] == {"variational_bound": 1.0}
+    assert added == [1]

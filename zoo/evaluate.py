@@ -382,7 +382,7 @@ def evaluated_row(path, reference, earlier):
     if row["kind"] == "rbm" and reference.config.raise_images and "raise" not in row["likelihood"]:
         print(f"Adding RAISE to {path}", flush=True)  # a row made before the estimate existed
         row["likelihood"] = LIKELIHOODS["rbm"](Export(path), reference)
-    if row["kind"] == "dbn" and "variational_bound" not in row["likelihood"]:
+    if row["kind"] == "dbn" and not row["config"].get("labels") and "variational_bound" not in row["likelihood"]:
         print(f"Adding the importance-weighted bound to {path}", flush=True)  # made before it existed
         row["likelihood"] = LIKELIHOODS["dbn"](Export(path), reference)
     return row
