@@ -382,3 +382,6 @@ def test_a_dbn_with_labels_learns_to_classify_and_to_draw_the_digit_asked(tmp_pa
         model.sample(2, 0, method="annealed")
     card = export.read_card(result.export_path)
     assert card["data"]["labels"] is True and "classify" in card["signatures"]
+    # No likelihood bound for label units, and the leaderboard's update reads the same decision from the card.
+    reason = likelihood.dbn_without_bound(card["config"])
+    assert reason and likelihood.dbn_likelihood(export.Export(result.export_path), None) == {"missing": reason}

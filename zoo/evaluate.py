@@ -38,7 +38,7 @@ from zoo.leaderboard import (FEATURES_NOTE, earlier_results, format_tables, samp
                              write_results)
 from zoo.metrics import (FRACTIONS, binary_cross_entropy, classifier_score, frechet_distance, inpainting_scores,
                          kernel_distance, nearest_distances, precision_recall, random_masks)
-from zoo.likelihood import LIKELIHOODS
+from zoo.likelihood import LIKELIHOODS, dbn_without_bound
 
 
 
@@ -382,7 +382,7 @@ def evaluated_row(path, reference, earlier):
     if row["kind"] == "rbm" and reference.config.raise_images and "raise" not in row["likelihood"]:
         print(f"Adding RAISE to {path}", flush=True)  # a row made before the estimate existed
         row["likelihood"] = LIKELIHOODS["rbm"](Export(path), reference)
-    if row["kind"] == "dbn" and not row["config"].get("labels") and "variational_bound" not in row["likelihood"]:
+    if row["kind"] == "dbn" and not dbn_without_bound(row["config"]) and "variational_bound" not in row["likelihood"]:
         print(f"Adding the importance-weighted bound to {path}", flush=True)  # made before it existed
         row["likelihood"] = LIKELIHOODS["dbn"](Export(path), reference)
     return row

@@ -390,13 +390,21 @@ def dbn_log_likelihood_bound(parameters, test_images, train_images, temperatures
         "log_z_by_base": estimates}
 
 
+def dbn_without_bound(config):
+    """Why a DBN of this training config has no likelihood bound, or None when it has one."""
+    if config.get("labels"):
+        return ("a DBN with label units: the bound's AIS runs over Bernoulli units only, and the top RBM's labels "
+                "are one softmax group")
+    return None
+
+
 def dbn_likelihood(export, reference):
     """The importance-weighted bound (as for the VAEs), with the variational bound of the same draws beside it."""
     if "parameters" not in export.signatures:
         return {"missing": "the export has no `parameters` signature, which the bound needs"}
-    if export.card.get("config", {}).get("labels"):
-        return {"missing": "a DBN with label units: the bound's AIS runs over Bernoulli units only, and the top "
-                           "RBM's labels are one softmax group"}
+    reason = dbn_without_bound(export.card.get("config", {}))
+    if reason:
+        return {"missing": reason}
     parameters = {k: v.numpy() for k, v in export.signatures["parameters"]().items()}
     config = reference.config
     k = config.dbn_samples
