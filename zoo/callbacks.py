@@ -19,6 +19,7 @@ import tensorflow as tf
 from zoo import classifier as classifier_module
 from zoo.figures import image_grid
 from zoo.metrics import classifier_score, frechet_distance, kernel_distance
+from zoo.models.base import cycled_labels
 from zoo.runs import Checkpoint, TrainingDiverged
 
 
@@ -99,8 +100,8 @@ class SampleQuality(keras.callbacks.Callback):
         if logs is None or ((epoch + 1) % self.every and not last):
             return
         started = time.perf_counter()
-        labels = np.arange(self.num_samples) % self.model.num_classes if getattr(self.model, "CONDITIONAL", False) \
-            else None  # sample() without a label: classes 0, 1, ..., 9 in turn
+        conditional = getattr(self.model, "CONDITIONAL", False)  # its sample() without a label cycles the classes
+        labels = np.asarray(cycled_labels(self.num_samples, self.model.num_classes)) if conditional else None
         logs.update(self.figures(self.model.sample(self.num_samples, self.seed), labels))
         logs["quality_seconds"] = time.perf_counter() - started
 
