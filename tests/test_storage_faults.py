@@ -80,3 +80,17 @@ def test_a_data_error_leaves_no_run_folder_that_would_refuse_the_next_command(tm
     assert not (tmp_path / "logs").exists()
     done = run_zoo("zoo.train", "vae", "--epochs", "1", "--limit", "100", "--hidden", "8", *folders(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_simulated_full_disk_fills_at_the_nth_write_named_and_stays_full(monkeypatch):
+    monkeypatch.setattr(runs, "_fault_hits", {})
+    monkeypatch.setenv("ZOO_DISK_FULL", "history@2")
+    runs.disk_fault("checkpoint")  # another point: no effect, and not counted
+    runs.disk_fault("history")
+    for _ in range(2):
+        with pytest.raises(OSError) as raised:
+            runs.disk_fault("history")
+        assert raised.value.errno == errno.ENOSPC
+    monkeypatch.setenv("ZOO_DISK_FULL", "histroy")
+    with pytest.raises(ValueError, match="ZOO_DISK_FULL=histroy: unknown point 'histroy'; the points are checkpoint"):
+        runs.disk_fault("history")

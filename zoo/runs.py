@@ -59,34 +59,34 @@ RESUME_SETTINGS = ("epochs", "export", "export_dir", "mixed_precision", "keep", 
 _fault_hits = {}
 
 
+def _hits(variable, points, point):
+    """(times reached, N) for `point` when the environment variable (NAME or NAME@N) names it, else (0, 0)."""
+    wanted = os.environ.get(variable)
+    if not wanted:
+        return 0, 0
+    name, _, count = wanted.partition("@")
+    if name not in points:
+        raise ValueError(f"{variable}={wanted}: unknown point {name!r}; the points are {', '.join(points)}")
+    if name != point:
+        return 0, 0
+    _fault_hits[variable, point] = _fault_hits.get((variable, point), 0) + 1
+    return _fault_hits[variable, point], int(count or 1)
+
+
 def fault(point):
     """SIGKILL this process (no cleanup, no flush but ours) if ZOO_FAULT names `point` and this is its N-th hit."""
-    wanted = os.environ.get("ZOO_FAULT")
-    if not wanted:
-        return
-    name, _, count = wanted.partition("@")
-    if name not in FAULT_POINTS:
-        raise ValueError(f"ZOO_FAULT={wanted}: unknown point {name!r}; the points are {', '.join(FAULT_POINTS)}")
-    if name == point:
-        _fault_hits[point] = _fault_hits.get(point, 0) + 1
-        if _fault_hits[point] == int(count or 1):
-            print(f"ZOO_FAULT: killing the process at {point} (hit {_fault_hits[point]})", flush=True)
-            sys.stderr.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
+    hits, wanted = _hits("ZOO_FAULT", FAULT_POINTS, point)
+    if hits and hits == wanted:
+        print(f"ZOO_FAULT: killing the process at {point} (hit {hits})", flush=True)
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def disk_fault(point):
-    """Raise OSError(ENOSPC) if ZOO_DISK_FULL names `point` and this is its N-th hit: a full disk, simulated."""
-    wanted = os.environ.get("ZOO_DISK_FULL")
-    if not wanted:
-        return
-    name, _, count = wanted.partition("@")
-    if name not in DISK_POINTS:
-        raise ValueError(f"ZOO_DISK_FULL={wanted}: unknown point {name!r}; the points are {', '.join(DISK_POINTS)}")
-    if name == point:
-        _fault_hits["disk:" + point] = _fault_hits.get("disk:" + point, 0) + 1
-        if _fault_hits["disk:" + point] >= int(count or 1):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), point)
+    """Raise OSError(ENOSPC) if ZOO_DISK_FULL names `point` from its N-th hit on: a full disk stays full."""
+    hits, wanted = _hits("ZOO_DISK_FULL", DISK_POINTS, point)
+    if hits and hits >= wanted:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), point)
 
 
 class TrainingDiverged(RuntimeError):
