@@ -55,7 +55,8 @@ FAULT_POINTS = (
 )
 DISK_POINTS = ("checkpoint", "history", "run-record", "export")  # the writes that ZOO_DISK_FULL can fail
 # Settings that must match to resume a run (the model, config and data decide which run folder it is).
-RESUME_SETTINGS = ("epochs", "export", "export_dir", "mixed_precision", "keep", "quality_every", "quality_samples")
+RESUME_SETTINGS = ("epochs", "export", "export_dir", "mixed_precision", "keep", "quality_every", "quality_samples",
+                   "init_from")
 _fault_hits = {}
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo import callbacks, cli, data, export, runs
+from zoo import callbacks, cli, data, export, pretrained, runs
 from zoo.models import MODELS
 from zoo.models.base import check_finite, global_dtype_policy
 
@@ -59,6 +59,9 @@ class TrainConfig:
         "help": "measure sample quality (val_frechet_distance, val_classifier_score, val_kid) every N epochs; 0: "
                 "never", "default": "1 with --keep best"})
     quality_samples: int = field(default=2000, metadata={"help": "samples per sample-quality measurement"})
+    init_from: str | None = field(default=None, metadata={
+        "help": "fine-tune: start from the weights of this pretrained entry (python -m zoo.pretrained list) instead "
+                "of a fresh initialisation; same model, same architecture; the optimizer starts afresh"})
 
     def __post_init__(self):
         if self.epochs <= 0:
@@ -106,6 +109,16 @@ def check_train_config(model_name, train_config):
     if train_config.mixed_precision and not model_class.MIXED_PRECISION:
         raise ValueError(f"{model_name} does not train in mixed precision; drop --mixed-precision (models that do: "
                          f"{', '.join(n for n, c in MODELS.items() if c.MIXED_PRECISION)})")
+    if train_config.init_from is not None:
+        kind = pretrained.card(pretrained.check_name(train_config.init_from))["kind"]
+        if kind != model_name:
+            own = [n for n in pretrained.list() if pretrained.card(n)["kind"] == model_name]
+            raise ValueError(f"--init-from {train_config.init_from} is a pretrained {kind}, not a {model_name}; give "
+                             f"an entry of this model ({', '.join(own) or 'it has none'})")
+        if hasattr(model_class, "pretrain"):
+            raise ValueError(f"--init-from does not apply to {model_name}: it is trained layer by layer, and its "
+                             "greedy stages would start afresh; fine-tune a pretrained layer-wise model from your "
+                             "own script (zoo.pretrained.load, then compile and fit)")
 
 
 @dataclass
@@ -169,6 +182,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     keras.utils.set_random_seed(train_config.seed)
     strategy = strategy or make_strategy(train_config.strategy)
     pipelines = data.datasets(data_config)  # before the run folder: a missing data file leaves nothing behind
+    initial_weights = pretrained_weights(model_class, model_config, train_config.init_from)  # and a misfit entry
     splits = pipelines.splits
     # Under MultiWorkerMirroredStrategy every worker runs this function, and saving takes every worker (reading
     # a metric's variable is a collective op). Only the chief writes the run folder and the exports; the others
@@ -196,6 +210,8 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         epochs = model_config.fine_tune_epochs if layer_wise else train_config.epochs
         verbose = verbose if verbose is not None else cli.progress_verbosity()
         model = build_model(model_class, model_config, train_config, strategy, pipelines.steps_per_epoch, epochs)
+        if initial_weights is not None:  # a resumed run's checkpoint replaces them in fit_from_checkpoint
+            model.load_serving_weights(initial_weights)
         facts = run_facts(model_name, model_config, data_config, splits, train_config, run_dir, record["run_id"])
 
         devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
@@ -259,6 +275,7 @@ def run_facts(model_name, model_config, data_config, splits, train_config, run_d
         "epochs": train_config.epochs,
         "tensorboard_run": run_dir,
         "run_id": run_id,  # how a resumed run finds the export it made before a crash
+        **({"init_from": init_record(train_config.init_from)} if train_config.init_from else {}),
     }
 
 
@@ -338,6 +355,33 @@ def keep_epoch(model, checkpoint, history, keep):
     print(f"Keeping epoch {best} of {epochs}: {QUALITY_METRIC} {figures[QUALITY_METRIC]:.2f} (--keep best)",
           flush=True)
     return {"rule": "best", "metric": QUALITY_METRIC, "epoch": best, "of_epochs": epochs, "figures": figures}
+
+
+def pretrained_weights(model_class, model_config, entry):
+    """The weights of pretrained `entry` (NumPy, in serving_weights() order) once they fit a model of model_config:
+    a PretrainedError naming the difference otherwise. None without an entry."""
+    if entry is None:
+        return None
+    probe = model_class(model_config)
+    probe.build_for_images()
+    if len(probe.serving_weights()) != len(probe.weights):
+        raise pretrained.PretrainedError(
+            f"--init-from {entry}: a pretrained {type(probe).__name__} ships only the weights it serves with (its "
+            "averaged generator), not the rest of what training needs; train from scratch")
+    arrays = [v.numpy() for v in pretrained.load(entry).serving_weights()]
+    try:
+        probe.load_serving_weights(arrays)
+    except ValueError:
+        raise pretrained.PretrainedError(
+            f"--init-from {entry}: its architecture differs from this run's; give the entry's architecture flags "
+            f"(its config: {pretrained.card(entry)['config']})") from None
+    return arrays
+
+
+def init_record(entry):
+    """What a fine-tuned export's card says of its start: the entry, its weights' hash and the recipe behind them."""
+    return {"entry": entry, "sha256": pretrained.REGISTRY[entry],
+            "command": pretrained.card(entry).get("training", {}).get("command")}
 
 
 def build_model(model_class, model_config, train_config, strategy, steps_per_epoch, epochs):
@@ -485,8 +529,8 @@ def main(argv=None):
         cli.fail(command, error)
     try:
         train(args.model, model_config, data_config, train_config)
-    except (data.DataError, runs.StorageError, runs.RunLocked, runs.RunMismatch) as error:
-        cli.fail(command, error)  # the data, the disk or another run: say what and how to fix it
+    except (data.DataError, runs.StorageError, runs.RunLocked, runs.RunMismatch, pretrained.PretrainedError) as error:
+        cli.fail(command, error)  # the data, the disk, another run or --init-from: say what and how to fix it
     except runs.TrainingDiverged as error:
         cli.fail(command, error, status=1)
     except (Interrupted, KeyboardInterrupt) as interrupted:  # Ctrl-C: one line, not a traceback
