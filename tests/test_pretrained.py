@@ -2,6 +2,7 @@
 work, exports the serving contract, and a missing, truncated or changed file or an unknown name is one clear error.
 (The figures of every entry against its card: `python -m zoo.pretrained verify`, a CI step of its own.)"""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -9,8 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import run_python, run_zoo
-from zoo import pretrained
+from conftest import run_python, run_zoo, tiny_data
+from zoo import pretrained, train
+from zoo.models.vae import VAEConfig
 
 
 def test_every_entry_has_its_files_its_hash_and_a_card_and_the_registry_stays_under_60_mb():
@@ -168,3 +170,36 @@ def test_pack_makes_an_entry_from_an_export_and_float16_halves_the_file(tmp_path
         np.testing.assert_allclose(loaded.generate(np.arange(4, dtype=np.int32)),
                                    model.generate(np.arange(4, dtype=np.int32)), atol=0 if not half else 5e-3)
     assert sizes["tiny16"] < 0.6 * sizes["tiny32"]
+
+
+def test_training_can_start_from_an_entry_and_its_card_says_so(tmp_path):
+    """--init-from: a run of the entry's model and architecture starts at its weights (so its first epoch is already
+    the entry's quality, where a fresh start is far off), and the export's card names the entry and its hash."""
+    config = VAEConfig(**{k: tuple(v) if isinstance(v, list) else v
+                          for k, v in pretrained.card("vae_2d")["config"].items()})
+    config = dataclasses.replace(config, learning_rate=1e-6)  # one epoch barely moves the weights
+    results = {}
+    for start in ("vae_2d", None):
+        settings = train.TrainConfig(epochs=1, init_from=start, logdir=str(tmp_path / "logs"), run=str(start),
+                                     export_dir=str(tmp_path / "exports"), export=start is not None)
+        results[start] = train.train("vae", config, tiny_data(), settings, verbose=0)
+    fine_tuned, fresh = (results[k].history["val_loss"][-1] for k in ("vae_2d", None))
+    assert fine_tuned < 170 < fresh  # about 154 and 544
+    shipped = [v.numpy() for v in pretrained.load("vae_2d").serving_weights()]
+    assert all(np.allclose(v.numpy(), a, atol=1e-3) for v, a in zip(results["vae_2d"].model.serving_weights(), shipped))
+    card = json.loads((tmp_path / "exports" / "vae" / "1" / "assets" / "model_card.json").read_text())
+    assert card["init_from"]["entry"] == "vae_2d" and card["init_from"]["sha256"] == pretrained.REGISTRY["vae_2d"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["vae", "--init-from", "no_such_entry"], "no pretrained model 'no_such_entry'; the registry has"),
+    (["vae", "--init-from", "cvae"], "--init-from cvae is a pretrained cvae, not a vae; give an entry of this model"),
+    (["vae", "--init-from", "vae_2d", "--hidden", "16"], "its architecture differs from this run's"),
+    (["gan", "--init-from", "gan_mlp"], "ships only the weights it serves with"),
+    (["dbn", "--init-from", "dbn_hinton2006"], "--init-from does not apply to dbn"),
+])
+def test_an_entry_that_does_not_fit_the_run_is_a_clear_error_and_leaves_no_run_folder(argv, message, tmp_path):
+    done = run_zoo("zoo.train", *argv, "--epochs", "1", "--limit", "200", "--validation-size", "100",
+                   "--logdir", str(tmp_path / "logs"), "--export-dir", str(tmp_path / "exports"))
+    assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").rglob("run.json"))
