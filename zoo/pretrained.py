@@ -349,6 +349,7 @@ def pack(source, name, command, commit=None, description="", float16=False):
         "train_seconds": recorded.get("train_seconds"),
         "signatures": recorded.get("signatures", builtins.list(model.SIGNATURES)),
         "training": {"command": command, "commit": commit or recorded.get("commit"), "source_export": source,
+                     "init_from": recorded.get("init_from"),
                      "kept": recorded.get("kept"), "machine": machine(),
                      "tensorflow_version": recorded.get("tensorflow_version"),
                      "keras_version": recorded.get("keras_version"), "trained_until": recorded.get("exported_at")},

@@ -60,8 +60,9 @@ class TrainConfig:
                 "never", "default": "1 with --keep best"})
     quality_samples: int = field(default=2000, metadata={"help": "samples per sample-quality measurement"})
     init_from: str | None = field(default=None, metadata={
-        "help": "fine-tune: start from the weights of this pretrained entry (python -m zoo.pretrained list) instead "
-                "of a fresh initialisation; same model, same architecture; the optimizer starts afresh"})
+        "help": "fine-tune: start from the weights of this export folder or pretrained entry (python -m "
+                "zoo.pretrained list) instead of a fresh initialisation; same model and architecture; the optimizer "
+                "starts afresh", "default": "a fresh initialisation"})
 
     def __post_init__(self):
         if self.epochs <= 0:
@@ -110,15 +111,15 @@ def check_train_config(model_name, train_config):
         raise ValueError(f"{model_name} does not train in mixed precision; drop --mixed-precision (models that do: "
                          f"{', '.join(n for n, c in MODELS.items() if c.MIXED_PRECISION)})")
     if train_config.init_from is not None:
-        kind = pretrained.card(pretrained.check_name(train_config.init_from))["kind"]
+        kind = start_point(train_config.init_from)["kind"]
         if kind != model_name:
             own = [n for n in pretrained.list() if pretrained.card(n)["kind"] == model_name]
-            raise ValueError(f"--init-from {train_config.init_from} is a pretrained {kind}, not a {model_name}; give "
-                             f"an entry of this model ({', '.join(own) or 'it has none'})")
+            raise ValueError(f"--init-from {train_config.init_from} is a {kind}, not a {model_name}; give an export "
+                             f"or a pretrained entry of this model (entries: {', '.join(own) or 'none'})")
         if hasattr(model_class, "pretrain"):
             raise ValueError(f"--init-from does not apply to {model_name}: it is trained layer by layer, and its "
-                             "greedy stages would start afresh; fine-tune a pretrained layer-wise model from your "
-                             "own script (zoo.pretrained.load, then compile and fit)")
+                             "greedy stages would start afresh; fine-tune a layer-wise model from your own script "
+                             "(zoo.pretrained.load or zoo.export.load_model, then compile and fit)")
 
 
 @dataclass
@@ -182,7 +183,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     keras.utils.set_random_seed(train_config.seed)
     strategy = strategy or make_strategy(train_config.strategy)
     pipelines = data.datasets(data_config)  # before the run folder: a missing data file leaves nothing behind
-    initial_weights = pretrained_weights(model_class, model_config, train_config.init_from)  # and a misfit entry
+    start_weights = initial_weights(model_class, model_config, train_config.init_from)  # nor a misfit --init-from
     splits = pipelines.splits
     # Under MultiWorkerMirroredStrategy every worker runs this function, and saving takes every worker (reading
     # a metric's variable is a collective op). Only the chief writes the run folder and the exports; the others
@@ -210,8 +211,8 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         epochs = model_config.fine_tune_epochs if layer_wise else train_config.epochs
         verbose = verbose if verbose is not None else cli.progress_verbosity()
         model = build_model(model_class, model_config, train_config, strategy, pipelines.steps_per_epoch, epochs)
-        if initial_weights is not None:  # a resumed run's checkpoint replaces them in fit_from_checkpoint
-            model.load_serving_weights(initial_weights)
+        if start_weights is not None:  # a resumed run's checkpoint replaces them in fit_from_checkpoint
+            model.load_serving_weights(start_weights)
         facts = run_facts(model_name, model_config, data_config, splits, train_config, run_dir, record["run_id"])
 
         devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
@@ -275,7 +276,7 @@ def run_facts(model_name, model_config, data_config, splits, train_config, run_d
         "epochs": train_config.epochs,
         "tensorboard_run": run_dir,
         "run_id": run_id,  # how a resumed run finds the export it made before a crash
-        **({"init_from": init_record(train_config.init_from)} if train_config.init_from else {}),
+        **({"init_from": start_point(train_config.init_from)["record"]} if train_config.init_from else {}),
     }
 
 
@@ -357,31 +358,45 @@ def keep_epoch(model, checkpoint, history, keep):
     return {"rule": "best", "metric": QUALITY_METRIC, "epoch": best, "of_epochs": epochs, "figures": figures}
 
 
-def pretrained_weights(model_class, model_config, entry):
-    """The weights of pretrained `entry` (NumPy, in serving_weights() order) once they fit a model of model_config:
-    a PretrainedError naming the difference otherwise. None without an entry."""
-    if entry is None:
+def start_point(source):
+    """What --init-from names: an export folder (exports/<name>/<version>) or a pretrained entry's name. A dict of
+    its kind, its config, its model's loader and what the new run's card records of it; a PretrainedError if it is
+    neither."""
+    if os.path.isdir(source):
+        try:
+            recorded = export.read_card(source)
+        except (OSError, ValueError):
+            raise pretrained.PretrainedError(f"--init-from {source} is a folder but not an export (no readable "
+                                             f"{export.CARD}); give exports/<name>/<version>") from None
+        return {"kind": recorded["kind"], "config": recorded["config"],
+                "load": lambda: export.load_model(source, compile=False),
+                "record": {"export": source, "run_id": recorded.get("run_id"), "steps": recorded.get("steps")}}
+    about = pretrained.card(pretrained.check_name(source))
+    return {"kind": about["kind"], "config": about["config"], "load": lambda: pretrained.load(source),
+            "record": {"entry": source, "sha256": pretrained.REGISTRY[source],
+                       "command": about.get("training", {}).get("command")}}
+
+
+def initial_weights(model_class, model_config, source):
+    """The weights a run of --init-from `source` starts at (NumPy, in serving_weights() order), once they fit a
+    model of model_config: a PretrainedError naming the difference otherwise. None without a source."""
+    if source is None:
         return None
+    start = start_point(source)
     probe = model_class(model_config)
     probe.build_for_images()
     if len(probe.serving_weights()) != len(probe.weights):
         raise pretrained.PretrainedError(
-            f"--init-from {entry}: a pretrained {type(probe).__name__} ships only the weights it serves with (its "
-            "averaged generator), not the rest of what training needs; train from scratch")
-    arrays = [v.numpy() for v in pretrained.load(entry).serving_weights()]
+            f"--init-from {source}: a {type(probe).__name__} serves from part of its weights (its averaged "
+            "generator), and a run needs all of them; train from scratch")
+    arrays = [v.numpy() for v in start["load"]().serving_weights()]
     try:
         probe.load_serving_weights(arrays)
     except ValueError:
         raise pretrained.PretrainedError(
-            f"--init-from {entry}: its architecture differs from this run's; give the entry's architecture flags "
-            f"(its config: {pretrained.card(entry)['config']})") from None
+            f"--init-from {source}: its architecture differs from this run's; give its architecture flags "
+            f"(its config: {start['config']})") from None
     return arrays
-
-
-def init_record(entry):
-    """What a fine-tuned export's card says of its start: the entry, its weights' hash and the recipe behind them."""
-    return {"entry": entry, "sha256": pretrained.REGISTRY[entry],
-            "command": pretrained.card(entry).get("training", {}).get("command")}
 
 
 def build_model(model_class, model_config, train_config, strategy, steps_per_epoch, epochs):
