@@ -62,7 +62,8 @@ class TrainConfig:
     init_from: str | None = field(default=None, metadata={
         "help": "fine-tune: start from the weights of this export folder or pretrained entry (python -m "
                 "zoo.pretrained list) instead of a fresh initialisation; same model and architecture; the optimizer "
-                "starts afresh", "default": "a fresh initialisation"})
+                "starts afresh; a DBN or DAE skips its greedy stages and runs its fine-tuning",
+        "default": "a fresh initialisation"})
 
     def __post_init__(self):
         if self.epochs <= 0:
@@ -116,10 +117,6 @@ def check_train_config(model_name, train_config):
             own = [n for n in pretrained.list() if pretrained.card(n)["kind"] == model_name]
             raise ValueError(f"--init-from {train_config.init_from} is a {kind}, not a {model_name}; give an export "
                              f"or a pretrained entry of this model (entries: {', '.join(own) or 'none'})")
-        if hasattr(model_class, "pretrain"):
-            raise ValueError(f"--init-from does not apply to {model_name}: it is trained layer by layer, and its "
-                             "greedy stages would start afresh; fine-tune a layer-wise model from your own script "
-                             "(zoo.pretrained.load or zoo.export.load_model, then compile and fit)")
 
 
 @dataclass
@@ -169,12 +166,13 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
 
     The phases: load the data and check that the output folders can be written; find the run folder (a new one,
     or the unfinished run of the same command, to resume) and lock it; build the model; for layer-wise models (DBN,
-    DAE) fit each layer on its own, then export the greedy model; fit (from the last checkpoint); export; mark the
-    run finished; delete its checkpoints."""
+    DAE) fit each layer on its own, then export the greedy model (skipped when --init-from gives trained weights);
+    fit (from the last checkpoint); export; mark the run finished; delete its checkpoints."""
     train_config = train_config or TrainConfig()
     model_class = MODELS[model_name]
     check_train_config(model_name, train_config)
     model_config = model_config or model_class.Config()
+    layer_wise = hasattr(model_class, "pretrain")  # DBN, DAE: greedy stages, then fine-tuning
     # Labels are the model's to ask for: a conditional model trains on (image, label) pairs, the others on images.
     data_config = dataclasses.replace(data_config or data_config_for(model_name, model_config),
                                       seed=train_config.seed,
@@ -207,7 +205,6 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         record = {"identity": identity, "train": settings,
                   "run_id": recorded["run_id"] if recorded and recorded.get("run_id") else runs.new_run_id()}
         runs.write_json(os.path.join(own_dir, "run.json"), record, point="run-record")
-        layer_wise = hasattr(model_class, "pretrain")
         epochs = model_config.fine_tune_epochs if layer_wise else train_config.epochs
         verbose = verbose if verbose is not None else cli.progress_verbosity()
         model = build_model(model_class, model_config, train_config, strategy, pipelines.steps_per_epoch, epochs)
@@ -221,7 +218,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
 
         started = time.time()
         greedy_path, stage_metrics = None, {}
-        if layer_wise:
+        if layer_wise and start_weights is None:  # started from trained weights, it fine-tunes them only
             def fit_stage(stage, stage_model, transform):
                 stage_metrics[stage] = fit_layer(stage_model, transform, os.path.join(own_dir, stage), data_config,
                                                  train_config.epochs, strategy, verbose,
@@ -379,10 +376,15 @@ def start_point(source):
 
 def initial_weights(model_class, model_config, source):
     """The weights a run of --init-from `source` starts at (NumPy, in serving_weights() order), once they fit a
-    model of model_config: a PretrainedError naming the difference otherwise. None without a source."""
+    model of model_config: a PretrainedError naming the difference otherwise. None without a source. A layer-wise
+    model (DBN, DAE) started this way skips its greedy stages: its run is the fine-tuning of these weights."""
     if source is None:
         return None
     start = start_point(source)
+    if hasattr(model_class, "pretrain") and model_config.fine_tune_epochs == 0:
+        raise pretrained.PretrainedError(
+            f"--init-from {source}: a {model_class.KIND} started from trained weights skips its greedy stages, so "
+            "the run is its fine-tuning alone; give --fine-tune-epochs N > 0")
     probe = model_class(model_config)
     probe.build_for_images()
     if len(probe.serving_weights()) != len(probe.weights):
