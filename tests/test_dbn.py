@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import os
 
 import keras
 import numpy as np
@@ -122,6 +123,23 @@ def test_training_exports_the_greedy_and_the_fine_tuned_dbn(trained):
     assert set(greedy["layers"]) == {"layer1", "layer2"}
     assert {"reconstruction_mse", "wake_error", "sleep_error", "top_reconstruction_mse"} <= set(tuned["final_metrics"])
     assert len(result.history["wake_error"]) == 2
+
+
+def test_a_run_started_from_an_export_skips_the_greedy_stages_and_fine_tunes_its_weights(trained, tmp_path):
+    """--init-from for a layer-wise model: the run starts at the export's weights and is its up-down fine-tuning
+    alone (no layer stages, no greedy export), and the card names its start."""
+    start = trained[0].greedy_export_path
+    config = dataclasses.replace(TINY, fine_tune_epochs=1, fine_tune_learning_rate=1e-9)  # the weights barely move
+    result = train.train("dbn", config, tiny_data(binarize="dynamic"),
+                         train.TrainConfig(epochs=2, init_from=start, logdir=str(tmp_path / "logs"),
+                                           export_dir=str(tmp_path / "exports")), verbose=0)
+    assert result.greedy_export_path is None and result.export_path.endswith("dbn_finetuned/1")
+    assert len(result.history["wake_error"]) == 1 and not os.path.exists(os.path.join(result.run_dir, "layer1"))
+    card = export.read_card(result.export_path)
+    assert card["init_from"]["export"] == start and "layers" not in card
+    greedy = export.load_model(start, compile=False)
+    assert all(np.allclose(mine.numpy(), theirs.numpy(), atol=1e-5)
+               for mine, theirs in zip(result.model.serving_weights(), greedy.serving_weights()))
 
 
 def test_verbs_shapes_ranges_and_seeds(trained, images):

@@ -201,7 +201,7 @@ def test_training_can_start_from_an_entry_or_an_export_and_its_card_says_so(tmp_
     (["vae", "--init-from", "/"], "--init-from / is a folder but not an export"),
     (["vae", "--init-from", "vae_2d", "--hidden", "16"], "its architecture differs from this run's"),
     (["gan", "--init-from", "gan_mlp"], "serves from part of its weights"),
-    (["dbn", "--init-from", "dbn_hinton2006"], "--init-from does not apply to dbn"),
+    (["dbn", "--init-from", "dbn_hinton2006", "--fine-tune-epochs", "0"], "so the run is its fine-tuning alone"),
 ])
 def test_an_entry_that_does_not_fit_the_run_is_a_clear_error_and_leaves_no_run_folder(argv, message, tmp_path):
     done = run_zoo("zoo.train", *argv, "--epochs", "1", "--limit", "200", "--validation-size", "100",
