@@ -172,7 +172,6 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
     model_class = MODELS[model_name]
     check_train_config(model_name, train_config)
     model_config = model_config or model_class.Config()
-    layer_wise = hasattr(model_class, "pretrain")  # DBN, DAE: greedy stages, then fine-tuning
     # Labels are the model's to ask for: a conditional model trains on (image, label) pairs, the others on images.
     data_config = dataclasses.replace(data_config or data_config_for(model_name, model_config),
                                       seed=train_config.seed,
@@ -205,6 +204,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         record = {"identity": identity, "train": settings,
                   "run_id": recorded["run_id"] if recorded and recorded.get("run_id") else runs.new_run_id()}
         runs.write_json(os.path.join(own_dir, "run.json"), record, point="run-record")
+        layer_wise = hasattr(model_class, "pretrain")
         epochs = model_config.fine_tune_epochs if layer_wise else train_config.epochs
         verbose = verbose if verbose is not None else cli.progress_verbosity()
         model = build_model(model_class, model_config, train_config, strategy, pipelines.steps_per_epoch, epochs)
@@ -216,6 +216,9 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         print(f"Training {model_name} on {len(splits.train)} {data_config.dataset} images ({splits.source}) on "
               f"{devices}, {strategy.num_replicas_in_sync} replica(s); TensorBoard run {run_dir}", flush=True)
 
+        if start_weights is not None:
+            print(f"Starting from the weights of {train_config.init_from}"
+                  + (" (no greedy stages: fine-tuning only)" if layer_wise else ""), flush=True)
         started = time.time()
         greedy_path, stage_metrics = None, {}
         if layer_wise and start_weights is None:  # started from trained weights, it fine-tunes them only
