@@ -210,7 +210,8 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         model = build_model(model_class, model_config, train_config, strategy, pipelines.steps_per_epoch, epochs)
         if start_weights is not None:  # a resumed run's checkpoint replaces them in fit_from_checkpoint
             model.load_serving_weights(start_weights)
-        facts = run_facts(model_name, model_config, data_config, splits, train_config, run_dir, record["run_id"])
+        facts = run_facts(model_name, model_config, data_config, splits, train_config, run_dir, record["run_id"],
+                          greedy_epochs=0 if layer_wise and start_weights is not None else None)
 
         devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
         print(f"Training {model_name} on {len(splits.train)} {data_config.dataset} images ({splits.source}) on "
@@ -265,15 +266,17 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         return Result(model, history, run_dir, export_path or greedy_path, greedy_path)
 
 
-def run_facts(model_name, model_config, data_config, splits, train_config, run_dir, run_id):
-    """What every export of a run says of it: the model, its config, the data, the seed and where its logs are."""
+def run_facts(model_name, model_config, data_config, splits, train_config, run_dir, run_id, greedy_epochs=None):
+    """What every export of a run says of it: the model, its config, the data, the seed and where its logs are.
+    `epochs` is the run's (a layer-wise model's: of each greedy stage; greedy_epochs overrides it, 0 when a run
+    started from trained weights skipped those stages)."""
     return {
         "kind": model_name,
         "config": dataclasses.asdict(model_config),
         "data": dict(dataclasses.asdict(data_config), source_used=splits.source, train_images=len(splits.train)),
         "seed": train_config.seed,
         "mixed_precision": train_config.mixed_precision,
-        "epochs": train_config.epochs,
+        "epochs": train_config.epochs if greedy_epochs is None else greedy_epochs,
         "tensorboard_run": run_dir,
         "run_id": run_id,  # how a resumed run finds the export it made before a crash
         **({"init_from": start_point(train_config.init_from)["record"]} if train_config.init_from else {}),
