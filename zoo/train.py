@@ -205,13 +205,14 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
                   "run_id": recorded["run_id"] if recorded and recorded.get("run_id") else runs.new_run_id()}
         runs.write_json(os.path.join(own_dir, "run.json"), record, point="run-record")
         layer_wise = hasattr(model_class, "pretrain")
+        greedy = layer_wise and start_weights is None  # started from trained weights, it fine-tunes them only
         epochs = model_config.fine_tune_epochs if layer_wise else train_config.epochs
         verbose = verbose if verbose is not None else cli.progress_verbosity()
         model = build_model(model_class, model_config, train_config, strategy, pipelines.steps_per_epoch, epochs)
         if start_weights is not None:  # a resumed run's checkpoint replaces them in fit_from_checkpoint
             model.load_serving_weights(start_weights)
         facts = run_facts(model_name, model_config, data_config, splits, train_config, run_dir, record["run_id"],
-                          greedy_epochs=0 if layer_wise and start_weights is not None else None)
+                          epochs=0 if layer_wise and not greedy else train_config.epochs)
 
         devices = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
         print(f"Training {model_name} on {len(splits.train)} {data_config.dataset} images ({splits.source}) on "
@@ -222,7 +223,7 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
                   + (" (no greedy stages: fine-tuning only)" if layer_wise else ""), flush=True)
         started = time.time()
         greedy_path, stage_metrics = None, {}
-        if layer_wise and start_weights is None:  # started from trained weights, it fine-tunes them only
+        if greedy:
             def fit_stage(stage, stage_model, transform):
                 stage_metrics[stage] = fit_layer(stage_model, transform, os.path.join(own_dir, stage), data_config,
                                                  train_config.epochs, strategy, verbose,
@@ -266,17 +267,16 @@ def train(model_name, model_config=None, data_config=None, train_config=None, ex
         return Result(model, history, run_dir, export_path or greedy_path, greedy_path)
 
 
-def run_facts(model_name, model_config, data_config, splits, train_config, run_dir, run_id, greedy_epochs=None):
+def run_facts(model_name, model_config, data_config, splits, train_config, run_dir, run_id, epochs):
     """What every export of a run says of it: the model, its config, the data, the seed and where its logs are.
-    `epochs` is the run's (a layer-wise model's: of each greedy stage; greedy_epochs overrides it, 0 when a run
-    started from trained weights skipped those stages)."""
+    `epochs`: the run's (a layer-wise model's: of each greedy stage, 0 when it skipped them)."""
     return {
         "kind": model_name,
         "config": dataclasses.asdict(model_config),
         "data": dict(dataclasses.asdict(data_config), source_used=splits.source, train_images=len(splits.train)),
         "seed": train_config.seed,
         "mixed_precision": train_config.mixed_precision,
-        "epochs": train_config.epochs if greedy_epochs is None else greedy_epochs,
+        "epochs": epochs,
         "tensorboard_run": run_dir,
         "run_id": run_id,  # how a resumed run finds the export it made before a crash
         **({"init_from": start_point(train_config.init_from)["record"]} if train_config.init_from else {}),
