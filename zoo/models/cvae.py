@@ -155,11 +155,12 @@ class ConditionalVAE(VAE):
             labels = tf.argmax(self.classify(images), axis=-1, output_type=tf.int32)
         return self.decode(self.encode(images, labels)["latent"], labels)
 
-    def log_likelihood(self, images, labels, k=5000, seed=0):
+    def log_likelihood(self, images, labels, k=5000, seed=0, refine_steps=0):
         """Importance-weighted estimate of log p(x|y) per binary image, in nats: likelihood.py's estimator, each
-        image under its own class."""
+        image under its own class (refine_steps: q(z|x, y) fitted to each image first, as the VAE's)."""
         return likelihood.importance_weighted_log_likelihood(self.encode, self.decode, np.asarray(images), k, seed,
-                                                             labels=np.asarray(labels, np.int32))
+                                                             labels=np.asarray(labels, np.int32),
+                                                             refine_steps=refine_steps)
 
 
 @keras.saving.register_keras_serializable(package="zoo")

@@ -219,10 +219,12 @@ class VAE(GaussianPrior, ZooModel):
         """Bernoulli means p(x=1|z) as images."""
         return tf.reshape(tf.sigmoid(self.decoder_logits(check_latent(latent, self.latent_dim))), (-1, 28, 28, 1))
 
-    def log_likelihood(self, images, k=5000, seed=0):
+    def log_likelihood(self, images, k=5000, seed=0, refine_steps=0):
         """Importance-weighted estimate of log p(x) per binary image (Burda et al. 2015), in nats; a lower bound
-        that tightens with k. The same code as zoo.evaluate's on exports."""
-        return likelihood.importance_weighted_log_likelihood(self.encode, self.decode, np.asarray(images), k, seed)
+        that tightens with k, and with refine_steps, q(z|x) fitted to each image first (likelihood.refined_posterior).
+        The same code as zoo.evaluate's on exports."""
+        return likelihood.importance_weighted_log_likelihood(self.encode, self.decode, np.asarray(images), k, seed,
+                                                             refine_steps=refine_steps)
 
     def complete(self, images, observed, seed):
         """E[x_missing | x_observed] under the model, by self-normalised importance sampling.
