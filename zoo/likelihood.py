@@ -54,7 +54,7 @@ def importance_weighted_log_likelihood(encode, decode, images, k, seed=0, rows_p
     an export's signatures (see export_verbs). x must be binary. With k = 1 this is a one-sample estimate of the
     ELBO; it tightens as k grows, towards log p(x). labels (a conditional VAE's): each image's class, given to both
     verbs as their second argument; the bound is then of log p(x|y). refine_steps > 0: q(z|x) is first fitted to
-    each image (refined_posterior), a tighter bound of the same model.
+    each image (posterior_refiner), a tighter bound of the same model.
     """
     if refine_steps < 0:
         raise ValueError(f"refine_steps must be 0 (the encoder's q) or positive, got {refine_steps}")
@@ -64,15 +64,16 @@ def importance_weighted_log_likelihood(encode, decode, images, k, seed=0, rows_p
         x = tf.constant(images[start:stop], tf.float32)
         return x, ([] if labels is None else [tf.constant(labels[start:stop], tf.int32)])
 
-    def proposal(start, stop):
-        x, y = inputs(start, stop)
+    def proposal(x, y):
         code = encode(x, *y)
         return code["latent"], code["log_var"]
 
     if refine_steps:  # fitted in blocks far larger than the estimate's calls, which k makes small
-        block = max(1, rows_per_call // REFINE_SAMPLES)
-        refined = [refined_posterior(decode, *inputs(start, start + block), *proposal(start, start + block),
-                                     refine_steps, seed) for start in range(0, len(images), block)]
+        block, refine = max(1, rows_per_call // REFINE_SAMPLES), posterior_refiner(decode, refine_steps, seed)
+        refined = []
+        for start in range(0, len(images), block):
+            x, y = inputs(start, start + block)
+            refined.append(refine(x, *proposal(x, y), *y))
         means, log_vars = (tf.concat(parts, axis=0) for parts in zip(*refined))
 
     @tf.function
@@ -89,7 +90,7 @@ def importance_weighted_log_likelihood(encode, decode, images, k, seed=0, rows_p
     for call, start in enumerate(range(0, len(images), per_call)):
         stop = start + per_call
         x, y = inputs(start, stop)
-        mean, log_var = (means[start:stop], log_vars[start:stop]) if refine_steps else proposal(start, stop)
+        mean, log_var = (means[start:stop], log_vars[start:stop]) if refine_steps else proposal(x, y)
         out.append(bound(x, mean, log_var, tf.constant([seed, call]), *y).numpy())
     return np.concatenate(out)
 
@@ -98,43 +99,46 @@ REFINE_SAMPLES = 50  # importance samples of each refinement step's bound
 REFINE_LEARNING_RATE = 0.01
 
 
-def refined_posterior(decode, x, y, mean, log_var, steps, seed):
-    """q(z|x)'s mean and log-variance fitted to each image: `steps` Adam steps on the image's own importance-weighted
-    bound of REFINE_SAMPLES samples, from the encoder's answer, the decoder fixed (q* of Cremer, Li and Duvenaud
-    2018). An encoder answers for every image at once and fits held-out images less well than its training images;
-    the fitted q closes that gap. The bound that q then gives is a lower bound of the same model's log p(x), only a
-    tighter one. Its noise is a stream of its own (negative second seeds), never the estimate's.
+def posterior_refiner(decode, steps, seed):
+    """refine(x, mean, log_var, *y) -> q(z|x)'s mean and log-variance fitted to each image: `steps` Adam steps on
+    the image's own importance-weighted bound of REFINE_SAMPLES samples, from the encoder's answer, the decoder fixed
+    (q* of Cremer, Li and Duvenaud 2018). An encoder answers for every image at once and fits held-out images less
+    well than its training images; the fitted q closes that gap. The bound that q then gives is a lower bound of the
+    same model's log p(x), only a tighter one. Its noise is a stream of its own (negative second seeds), never the
+    estimate's.
 
-    x [n, 28, 28, 1] binary; y: [] or [labels [n]] (a conditional VAE's); mean, log_var [n, d]. Returns the fitted
-    (mean, log_var)."""
-    n, d = mean.shape
-    targets = tf.reshape(x, [n, 1, -1])
-    condition = [tf.repeat(y[0], REFINE_SAMPLES)] if y else []
-
-    def negative_bound(params, step):
-        mean, log_var = tf.split(params, 2, axis=-1)
-        noise = tf.random.stateless_normal([n, REFINE_SAMPLES, d], tf.stack([seed, -1 - step]))
-        z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise
-        probabilities = tf.reshape(decode(tf.reshape(z, [-1, d]), *condition), [n, REFINE_SAMPLES, -1])
-        return -tf.reduce_sum(importance_weighted_bound(log_bernoulli_means(targets, probabilities), z, noise,
-                                                        log_var))
-
-    def adam_step(step, params, m, v):  # each image's bound depends on its own row alone: one Adam per image
-        with tf.GradientTape() as tape:
-            tape.watch(params)
-            loss = negative_bound(params, step)
-        gradient = tape.gradient(loss, params)
-        m, v = 0.9 * m + 0.1 * gradient, 0.999 * v + 0.001 * tf.square(gradient)
-        t = tf.cast(step + 1, tf.float32)
-        update = REFINE_LEARNING_RATE * (m / (1 - 0.9 ** t)) / (tf.sqrt(v / (1 - 0.999 ** t)) + 1e-7)
-        return step + 1, params - update, m, v
+    x [n, 28, 28, 1] binary; mean, log_var [n, d]; y: nothing, or a conditional VAE's labels [n]."""
 
     @tf.function
-    def fit(params):
-        zeros = tf.zeros_like(params)
-        return tf.while_loop(lambda step, *_: step < steps, adam_step, (tf.constant(0), params, zeros, zeros))[1]
+    def refine(x, mean, log_var, *y):
+        n, d = tf.shape(mean)[0], mean.shape[-1]
+        targets = tf.reshape(x, [n, 1, -1])
+        condition = [tf.repeat(y[0], REFINE_SAMPLES)] if y else []
 
-    return tuple(tf.split(fit(tf.concat([mean, log_var], axis=-1)), 2, axis=-1))
+        def negative_bound(params, step):
+            mean, log_var = tf.split(params, 2, axis=-1)
+            noise = tf.random.stateless_normal([n, REFINE_SAMPLES, d], tf.stack([seed, -1 - step]))
+            z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise
+            probabilities = tf.reshape(decode(tf.reshape(z, [-1, d]), *condition), [n, REFINE_SAMPLES, -1])
+            return -tf.reduce_sum(importance_weighted_bound(log_bernoulli_means(targets, probabilities), z, noise,
+                                                            log_var))
+
+        def adam_step(step, params, m, v):  # each image's bound depends on its own row alone: one Adam per image
+            with tf.GradientTape() as tape:
+                tape.watch(params)
+                loss = negative_bound(params, step)
+            gradient = tape.gradient(loss, params)
+            m, v = 0.9 * m + 0.1 * gradient, 0.999 * v + 0.001 * tf.square(gradient)
+            t = tf.cast(step + 1, tf.float32)
+            update = REFINE_LEARNING_RATE * (m / (1 - 0.9 ** t)) / (tf.sqrt(v / (1 - 0.999 ** t)) + 1e-7)
+            return step + 1, params - update, m, v
+
+        params = tf.concat([mean, log_var], axis=-1)
+        zeros = tf.zeros_like(params)
+        params = tf.while_loop(lambda step, *_: step < steps, adam_step, (tf.constant(0), params, zeros, zeros))[1]
+        return tuple(tf.split(params, 2, axis=-1))
+
+    return refine
 
 
 def export_verbs(export):

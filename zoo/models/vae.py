@@ -221,7 +221,7 @@ class VAE(GaussianPrior, ZooModel):
 
     def log_likelihood(self, images, k=5000, seed=0, refine_steps=0):
         """Importance-weighted estimate of log p(x) per binary image (Burda et al. 2015), in nats; a lower bound
-        that tightens with k, and with refine_steps, q(z|x) fitted to each image first (likelihood.refined_posterior).
+        that tightens with k, and with refine_steps, q(z|x) fitted to each image first (likelihood.posterior_refiner).
         The same code as zoo.evaluate's on exports."""
         return likelihood.importance_weighted_log_likelihood(self.encode, self.decode, np.asarray(images), k, seed,
                                                              refine_steps=refine_steps)
