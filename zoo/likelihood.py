@@ -78,13 +78,8 @@ def importance_weighted_log_likelihood(encode, decode, images, k, seed=0, rows_p
 
     @tf.function
     def bound(x, mean, log_var, call_seed, *y):
-        n, d = tf.shape(x)[0], tf.shape(mean)[1]
-        noise = tf.random.stateless_normal([n, k, d], call_seed)
-        z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise
-        condition = [tf.repeat(y[0], k)] if y else []
-        probabilities = tf.reshape(decode(tf.reshape(z, [-1, d]), *condition), [n, k, -1])
-        log_px_z = log_bernoulli_means(tf.reshape(x, [n, 1, -1]), probabilities)
-        return importance_weighted_bound(log_px_z, z, noise, log_var)
+        noise = tf.random.stateless_normal([tf.shape(x)[0], k, tf.shape(mean)[1]], call_seed)
+        return decoded_bound(decode, x, mean, log_var, noise, y)
 
     out = []
     for call, start in enumerate(range(0, len(images), per_call)):
@@ -93,6 +88,16 @@ def importance_weighted_log_likelihood(encode, decode, images, k, seed=0, rows_p
         mean, log_var = (means[start:stop], log_vars[start:stop]) if refine_steps else proposal(x, y)
         out.append(bound(x, mean, log_var, tf.constant([seed, call]), *y).numpy())
     return np.concatenate(out)
+
+
+def decoded_bound(decode, x, mean, log_var, noise, y):
+    """L_k per image [n] of binary x [n, ...] from decode's Bernoulli means at the k samples z_i = mean +
+    exp(log_var / 2) * noise_i of q(z|x) (noise [n, k, d]); y: [] or a conditional VAE's [labels [n]]."""
+    n, k, d = tf.shape(noise)[0], tf.shape(noise)[1], tf.shape(noise)[2]
+    z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise
+    condition = [tf.repeat(y[0], k)] if y else []
+    probabilities = tf.reshape(decode(tf.reshape(z, [-1, d]), *condition), [n, k, -1])
+    return importance_weighted_bound(log_bernoulli_means(tf.reshape(x, [n, 1, -1]), probabilities), z, noise, log_var)
 
 
 REFINE_SAMPLES = 50  # importance samples of each refinement step's bound
@@ -111,17 +116,11 @@ def posterior_refiner(decode, steps, seed):
 
     @tf.function
     def refine(x, mean, log_var, *y):
-        n, d = tf.shape(mean)[0], mean.shape[-1]
-        targets = tf.reshape(x, [n, 1, -1])
-        condition = [tf.repeat(y[0], REFINE_SAMPLES)] if y else []
-
         def negative_bound(params, step):
             mean, log_var = tf.split(params, 2, axis=-1)
-            noise = tf.random.stateless_normal([n, REFINE_SAMPLES, d], tf.stack([seed, -1 - step]))
-            z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * noise
-            probabilities = tf.reshape(decode(tf.reshape(z, [-1, d]), *condition), [n, REFINE_SAMPLES, -1])
-            return -tf.reduce_sum(importance_weighted_bound(log_bernoulli_means(targets, probabilities), z, noise,
-                                                            log_var))
+            noise = tf.random.stateless_normal([tf.shape(mean)[0], REFINE_SAMPLES, mean.shape[-1]],
+                                               tf.stack([seed, -1 - step]))
+            return -tf.reduce_sum(decoded_bound(decode, x, mean, log_var, noise, y))
 
         def adam_step(step, params, m, v):  # each image's bound depends on its own row alone: one Adam per image
             with tf.GradientTape() as tape:
